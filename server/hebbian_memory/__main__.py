@@ -1,0 +1,5 @@
+"""``python -m hebbian_memory``: the same as the ``hebbian-memory`` command."""
+
+from hebbian_memory.cli import main
+
+main()

@@ -1,0 +1,107 @@
+"""Command line: argument parsing and subcommands; the only place that starts transports."""
+
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+from typing import cast
+
+import click
+
+from hebbian_memory import __version__
+from hebbian_memory.config import Settings, load_settings
+from hebbian_memory.errors import HebbianMemoryError
+
+TRANSPORTS = ("stdio", "sse", "streamable-http")
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the database and indexes [env HEBBIAN_MEMORY_DATA_DIR; default: the user data dir].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A TOML file of settings over config/default.toml [env HEBBIAN_MEMORY_CONFIG].",
+)
+@click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.version_option(__version__, prog_name="hebbian-memory")
+@click.pass_context
+def main(ctx: click.Context, data_dir: Path | None, config_file: Path | None, log_level: str | None) -> None:
+    """hebbian-memory: long-term memory for MCP clients. With no command, serves MCP over stdio."""
+    try:
+        settings = load_settings(
+            config_file, overrides={"data_dir": data_dir and str(data_dir), "log_level": log_level}
+        )
+    except HebbianMemoryError as e:
+        raise click.ClickException(str(e)) from e
+    # stdout carries the protocol in stdio mode: every log line goes to stderr.
+    logging.basicConfig(
+        stream=sys.stderr, level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    ctx.obj = settings
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(serve)
+
+
+@main.command()
+@click.option("--transport", type=click.Choice(TRANSPORTS), default="stdio", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address for the HTTP transports.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@click.pass_context
+def serve(ctx: click.Context, transport: str, host: str, port: int) -> None:
+    """Serve MCP over stdio (default), SSE or streamable HTTP."""
+    from hebbian_memory.app import build_server  # imports mcp (about 1 s): only for commands that serve
+
+    settings = _settings(ctx)
+    if transport != "stdio" and not _is_loopback(host):
+        raise click.ClickException(
+            f"Refusing to serve memories on {host}: only loopback addresses (127.0.0.1, ::1, localhost) are allowed."
+        )
+    server = build_server(settings, transport=transport)
+    try:
+        match transport:
+            case "stdio":
+                server.run("stdio")
+            case "sse":
+                server.run("sse", host=host, port=port)
+            case _:
+                server.run("streamable-http", host=host, port=port)
+    except KeyboardInterrupt:
+        pass
+    except Exception as e:  # a damaged database, say, found when the lifespan opens it (inside task groups)
+        cause = _our_error(e)
+        if cause is None:
+            raise
+        raise click.ClickException(str(cause)) from e
+
+
+def _our_error(error: BaseException) -> HebbianMemoryError | None:
+    """The first HebbianMemoryError in ``error``, looking inside exception groups."""
+    if isinstance(error, HebbianMemoryError):
+        return error
+    if isinstance(error, BaseExceptionGroup):
+        inner_errors = cast(tuple[BaseException, ...], error.exceptions)  # pyright: ignore[reportUnknownMemberType]
+        for inner in inner_errors:
+            found = _our_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

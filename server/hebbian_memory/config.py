@@ -1,0 +1,210 @@
+"""Settings: the only module that reads environment variables or config files.
+
+Defaults live in ``config/default.toml`` (shipped in the wheel as ``hebbian_memory/default.toml``);
+a user TOML file, then ``HEBBIAN_MEMORY_*`` environment variables, then explicit overrides
+(command-line flags) are layered on top. Everything is read once, by :func:`load_settings`.
+"""
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from hebbian_memory.errors import ConfigError
+
+ENV_PREFIX = "HEBBIAN_MEMORY_"
+APP_NAME = "hebbian-memory"
+
+_PACKAGED_DEFAULTS = Path(__file__).with_name("default.toml")
+# In a source checkout or editable install the file sits at the repo root instead.
+_CHECKOUT_DEFAULTS = Path(__file__).resolve().parents[2] / "config" / "default.toml"
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_DTYPES = ("f32", "f16", "i8")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSettings:
+    name: str
+    threads: int
+    batch_size: int
+    cache_dir: str
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSettings:
+    max_content_chars: int
+    max_query_chars: int
+    max_tags: int
+    max_tag_chars: int
+    max_metadata_bytes: int
+    max_k: int
+    max_ids: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecallSettings:
+    default_k: int
+    candidates: int
+    dense_weight: float
+    exact_filter_limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSettings:
+    dtype: str
+    connectivity: int
+    expansion_add: int
+    expansion_search: int
+    save_every_changes: int
+    save_every_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class AssociateSettings:
+    default_strength: float
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path
+    log_level: str
+    model: ModelSettings
+    limits: LimitSettings
+    recall: RecallSettings
+    index: IndexSettings
+    associate: AssociateSettings
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return Path(self.model.cache_dir) if self.model.cache_dir else self.data_dir / "models"
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "model": ModelSettings,
+    "limits": LimitSettings,
+    "recall": RecallSettings,
+    "index": IndexSettings,
+    "associate": AssociateSettings,
+}
+_TOP_LEVEL = ("data_dir", "log_level")
+
+
+def default_config_path() -> Path:
+    """The defaults file: packaged in a wheel, at the repo root in a checkout."""
+    return _PACKAGED_DEFAULTS if _PACKAGED_DEFAULTS.exists() else _CHECKOUT_DEFAULTS
+
+
+def load_settings(
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build Settings from the defaults, a user file, the environment and explicit overrides.
+
+    ``overrides`` uses dotted keys (``"data_dir"``, ``"recall.default_k"``); None values are ignored.
+    """
+    environ = os.environ if env is None else env
+    raw = _read_toml(default_config_path())
+    if config_file is None and environ.get(ENV_PREFIX + "CONFIG"):
+        config_file = Path(environ[ENV_PREFIX + "CONFIG"])
+    if config_file is not None:
+        _merge(raw, _read_toml(config_file), source=str(config_file))
+    _apply_env(raw, environ)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(raw, dotted, value, source="command line")
+    return _build(raw)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as e:
+        raise ConfigError(f"Config file not found: {path}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"Config file {path} is not valid TOML: {e}") from e
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any], source: str) -> None:
+    for key, value in extra.items():
+        if key in SECTIONS:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: [{key}] must be a table")
+            for sub, sub_value in value.items():  # pyright: ignore[reportUnknownVariableType]
+                _set_dotted(base, f"{key}.{sub}", sub_value, source)
+        else:
+            _set_dotted(base, key, value, source)
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    section, _, key = dotted.rpartition(".")
+    table: dict[str, Any] = raw[section] if section else raw
+    if (section and section not in SECTIONS) or key not in table:
+        raise ConfigError(f"{source}: unknown setting {dotted!r}; see config/default.toml for the valid ones")
+    table[key] = _coerce(value, table[key], dotted, source)
+
+
+def _coerce(value: Any, default: Any, dotted: str, source: str) -> Any:
+    """Convert ``value`` to the type of the default (environment values arrive as strings)."""
+    target: type = type(default)  # pyright: ignore[reportUnknownVariableType, reportMissingTypeArgument] -- a TOML scalar's type
+    try:
+        if isinstance(value, str) and target is not str:
+            if target is bool:
+                return value.strip().lower() in ("1", "true", "yes", "on")
+            return target(value.strip())
+        if target is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if not isinstance(value, target):
+            raise TypeError
+        return value
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{source}: {dotted} must be a {target.__name__}, got {value!r}") from e
+
+
+def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
+    for key in _TOP_LEVEL:
+        name = ENV_PREFIX + key.upper()
+        if environ.get(name):
+            _set_dotted(raw, key, environ[name], source=name)
+    for section, table in raw.items():
+        if section not in SECTIONS:
+            continue
+        for key in table:
+            name = f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+            if name in environ:
+                _set_dotted(raw, f"{section}.{key}", environ[name], source=name)
+
+
+def _build(raw: dict[str, Any]) -> Settings:
+    sections = {name: cls(**raw[name]) for name, cls in SECTIONS.items()}
+    data_dir = Path(raw["data_dir"]).expanduser() if raw["data_dir"] else platformdirs.user_data_path(APP_NAME)
+    settings = Settings(data_dir=data_dir.absolute(), log_level=str(raw["log_level"]).upper(), **sections)
+    _validate(settings)
+    return settings
+
+
+def _validate(s: Settings) -> None:
+    problems: list[str] = []
+    if s.log_level not in _LOG_LEVELS:
+        problems.append(f"log_level must be one of {', '.join(_LOG_LEVELS)}")
+    if s.index.dtype not in _DTYPES:
+        problems.append(f"index.dtype must be one of {', '.join(_DTYPES)}")
+    if not 0.0 <= s.recall.dense_weight <= 1.0:
+        problems.append("recall.dense_weight must be between 0 and 1")
+    if not 0.0 < s.associate.default_strength <= 1.0:
+        problems.append("associate.default_strength must be in (0, 1]")
+    if not 1 <= s.recall.default_k <= s.limits.max_k:
+        problems.append("recall.default_k must be between 1 and limits.max_k")
+    for section in (s.limits, s.model, s.index):
+        for f in fields(section):
+            value = getattr(section, f.name)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                problems.append(f"{f.name} must not be negative")
+    if problems:
+        raise ConfigError("Invalid settings: " + "; ".join(problems))

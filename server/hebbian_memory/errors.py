@@ -1,0 +1,49 @@
+"""The exception tree. Every error the service raises on purpose is one of these.
+
+HebbianMemoryError                 base; ``str(err)`` is a message fit for the model or user
+├── InvalidInputError             an argument is wrong; the message says what to send instead
+├── MemoryNotFoundError           ids that name no stored memory (``missing`` lists them)
+├── ConfigError                   a setting, config file or environment variable is wrong
+├── ModelError                    the embedding model is missing, damaged or failed to load
+└── StorageError                  the database cannot be used
+    └── DatabaseDamagedError      the database file is unreadable; never reset or overwritten
+"""
+
+from collections.abc import Iterable
+
+
+class HebbianMemoryError(Exception):
+    """Base of every error hebbian-memory raises on purpose."""
+
+
+class InvalidInputError(HebbianMemoryError):
+    """An argument was rejected; nothing was changed."""
+
+
+class MemoryNotFoundError(HebbianMemoryError):
+    """Some ids name no stored memory; nothing was changed."""
+
+    def __init__(self, missing: Iterable[int]) -> None:
+        self.missing = sorted(set(missing))
+        shown = ", ".join(str(i) for i in self.missing[:20])
+        more = f" and {len(self.missing) - 20} more" if len(self.missing) > 20 else ""
+        super().__init__(
+            f"No memory with id {shown}{more}. Nothing was changed. "
+            "The ids may have been forgotten; use recall to find current ids."
+        )
+
+
+class ConfigError(HebbianMemoryError):
+    """A setting is invalid."""
+
+
+class ModelError(HebbianMemoryError):
+    """The embedding model could not be loaded or run."""
+
+
+class StorageError(HebbianMemoryError):
+    """The database could not be used."""
+
+
+class DatabaseDamagedError(StorageError):
+    """The database file exists but cannot be opened; it is left untouched."""

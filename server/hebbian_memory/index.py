@@ -1,0 +1,173 @@
+"""A usearch HNSW index keyed by memory id: a cache of the embeddings in the database.
+
+The file is written atomically with a sidecar (model, dimension, dtype, size and blake2b digest). On open
+the sidecar must match and the digest must be right, else the file is not even handed to usearch: the
+index is rebuilt from the database. A loaded index is then reconciled key by key with the database, so a
+crash between a database commit and an index save costs a few re-adds, never a wrong answer.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from hebbian_memory._native import usearch_index
+from hebbian_memory.config import IndexSettings
+from hebbian_memory.embedding import Vectors
+
+log = logging.getLogger(__name__)
+
+Ids = npt.NDArray[np.int64]
+OpenOutcome = Literal["loaded", "repaired", "rebuilt"]
+# Fetches the stored embeddings of the given ids, in the given order.
+VectorSource = Callable[[Sequence[int]], Vectors]
+
+
+@dataclass(frozen=True, slots=True)
+class _Sidecar:
+    model_id: str
+    dim: int
+    dtype: str
+    size: int
+    blake2b: str
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class VectorIndex:
+    """Cosine ANN search over memory embeddings; thread-safe."""
+
+    def __init__(self, path: Path, model_id: str, dim: int, settings: IndexSettings) -> None:
+        self._path = path
+        self._sidecar_path = path.with_suffix(path.suffix + ".json")
+        self._model_id = model_id
+        self._dim = dim
+        self._settings = settings
+        self._lock = threading.RLock()
+        self._index: Any = self._new()
+        self._unsaved = 0
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    @property
+    def unsaved_changes(self) -> int:
+        return self._unsaved
+
+    def _new(self) -> Any:
+        s = self._settings
+        return usearch_index().Index(
+            ndim=self._dim,
+            metric="cos",
+            dtype=s.dtype,
+            connectivity=s.connectivity,
+            expansion_add=s.expansion_add,
+            expansion_search=s.expansion_search,
+        )
+
+    def open(self, stored_ids: Ids, vectors_of: VectorSource) -> OpenOutcome:
+        """Load the saved index and reconcile it with ``stored_ids``; rebuild when it cannot be trusted."""
+        with self._lock:
+            loaded = self._load_trusted()
+            if loaded is None:
+                self._index = self._new()
+                self._add_from(stored_ids, vectors_of)
+                self._unsaved = max(len(stored_ids), 1)
+                return "rebuilt"
+            self._index = loaded
+            keys = self._keys()
+            extra = np.setdiff1d(keys, stored_ids, assume_unique=True)
+            missing = np.setdiff1d(stored_ids, keys, assume_unique=True)
+            if extra.size:
+                self._index.remove(extra)
+            self._add_from(missing, vectors_of)
+            if extra.size or missing.size:
+                log.info("vector index reconciled: %d added, %d removed", missing.size, extra.size)
+                self._unsaved += int(extra.size + missing.size)
+                return "repaired"
+            return "loaded"
+
+    def _load_trusted(self) -> Any | None:
+        expected = {"model_id": self._model_id, "dim": self._dim, "dtype": self._settings.dtype}
+        try:
+            sidecar = _Sidecar(**json.loads(self._sidecar_path.read_text()))
+            if any(getattr(sidecar, k) != v for k, v in expected.items()):
+                log.info("vector index was built for other settings; rebuilding")
+                return None
+            if self._path.stat().st_size != sidecar.size or _digest(self._path) != sidecar.blake2b:
+                log.warning("vector index file %s is damaged; rebuilding from the database", self._path)
+                return None
+            index = self._new()
+            index.load(str(self._path))
+            return index
+        except FileNotFoundError:
+            log.info("no vector index at %s yet; building it from the database", self._path)
+        except (OSError, ValueError, TypeError, RuntimeError) as e:  # usearch raises RuntimeError on bad files
+            log.warning("vector index %s unreadable (%s); rebuilding from the database", self._path, e)
+        return None
+
+    def _add_from(self, ids: Ids, vectors_of: VectorSource, batch: int = 10_000) -> None:
+        for start in range(0, len(ids), batch):
+            chunk = ids[start : start + batch]
+            self._index.add(chunk, vectors_of([int(i) for i in chunk]))
+
+    def _keys(self) -> Ids:
+        return np.sort(np.asarray(self._index.keys[:], dtype=np.int64))
+
+    def add(self, ids: Sequence[int], vectors: Vectors) -> None:
+        with self._lock:
+            self._index.add(np.asarray(ids, dtype=np.int64), vectors)
+            self._unsaved += len(ids)
+
+    def remove(self, ids: Sequence[int]) -> None:
+        with self._lock:
+            present = [i for i in ids if self._index.contains(i)]
+            if present:
+                self._index.remove(np.asarray(present, dtype=np.int64))
+                self._unsaved += len(present)
+
+    def search(self, vector: Vectors, limit: int) -> list[tuple[int, float]]:
+        """Nearest ``limit`` memories as (id, cosine similarity), best first."""
+        with self._lock:
+            if len(self._index) == 0 or limit <= 0:
+                return []
+            matches = self._index.search(vector, min(limit, len(self._index)))
+            return [(int(k), 1.0 - float(d)) for k, d in zip(matches.keys, matches.distances, strict=True)]
+
+    def vectors(self, ids: Sequence[int]) -> Vectors:
+        """The indexed vectors of ``ids`` (all must be present), as float32 rows."""
+        with self._lock:
+            if not ids:
+                return np.zeros((0, self._dim), dtype=np.float32)
+            return np.asarray(self._index.get(np.asarray(ids, dtype=np.int64), dtype=np.float32), dtype=np.float32)
+
+    def save(self) -> None:
+        """Write the index and its sidecar atomically (temp file, fsync, rename)."""
+        with self._lock:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._path.with_suffix(self._path.suffix + ".tmp")
+            self._index.save(str(tmp))
+            with tmp.open("rb+") as f:
+                os.fsync(f.fileno())
+            sidecar = _Sidecar(self._model_id, self._dim, self._settings.dtype, tmp.stat().st_size, _digest(tmp))
+            # The old sidecar goes first: a crash in between leaves no sidecar, which means "rebuild", never a lie.
+            self._sidecar_path.unlink(missing_ok=True)
+            os.replace(tmp, self._path)
+            side_tmp = self._sidecar_path.with_suffix(".tmp")
+            side_tmp.write_text(json.dumps(asdict(sidecar)))
+            os.replace(side_tmp, self._sidecar_path)
+            self._unsaved = 0

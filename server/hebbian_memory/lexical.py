@@ -1,0 +1,191 @@
+"""An in-memory BM25F keyword index keyed by memory id: a cache rebuilt from the database at start.
+
+Postings are kept per field and term as growable int arrays, so a query touches only the postings of
+its own terms and scores them with numpy. Removal marks a slot dead; dead slots are compacted away
+when they are a quarter of the index.
+"""
+
+import math
+import threading
+from array import array
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from hebbian_memory.text import terms
+
+
+class LexicalIndex(Protocol):
+    """Keyword search over memories; a rebuildable cache of the database."""
+
+    def add(self, memory_id: int, fields: Mapping[str, str]) -> None: ...
+
+    def remove(self, memory_id: int) -> None: ...
+
+    def search(self, query: str, limit: int, only: Sequence[int] | None = None) -> list[tuple[int, float]]: ...
+
+    def __len__(self) -> int: ...
+
+    def __contains__(self, memory_id: object) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    weight: float = 1.0
+    b: float = 0.75  # length normalisation: 0 none, 1 full
+
+
+class _Postings:
+    __slots__ = ("slots", "tfs")
+
+    def __init__(self) -> None:
+        self.slots = array("i")
+        self.tfs = array("f")
+
+
+class BM25Index:
+    """BM25F over named text fields; thread-safe."""
+
+    def __init__(self, fields: Mapping[str, FieldSpec] | None = None, k1: float = 1.2) -> None:
+        self._fields = dict(fields or {"content": FieldSpec()})
+        self._k1 = k1
+        self._lock = threading.Lock()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._slot_of: dict[int, int] = {}
+        self._ids = array("q")
+        self._alive = array("b")
+        self._lengths = {name: array("f") for name in self._fields}
+        self._length_sums = dict.fromkeys(self._fields, 0.0)
+        self._postings: dict[str, dict[str, _Postings]] = {name: {} for name in self._fields}
+        self._doc_terms: list[tuple[str, ...]] = []
+        self._df: Counter[str] = Counter()
+        self._dead = 0
+
+    def __len__(self) -> int:
+        return len(self._slot_of)
+
+    def __contains__(self, memory_id: object) -> bool:
+        return memory_id in self._slot_of
+
+    def ids(self) -> list[int]:
+        with self._lock:
+            return list(self._slot_of)
+
+    def add(self, memory_id: int, fields: Mapping[str, str]) -> None:
+        """Index (or re-index) a memory's fields; unknown field names are an error."""
+        unknown = set(fields) - set(self._fields)
+        if unknown:
+            raise ValueError(f"unknown lexical fields: {sorted(unknown)}")
+        analysed = {name: Counter(terms(fields.get(name, ""))) for name in self._fields}
+        with self._lock:
+            if memory_id in self._slot_of:
+                self._remove_locked(memory_id)
+            slot = len(self._ids)
+            self._slot_of[memory_id] = slot
+            self._ids.append(memory_id)
+            self._alive.append(1)
+            all_terms: set[str] = set()
+            for name, counts in analysed.items():
+                length = float(sum(counts.values()))
+                self._lengths[name].append(length)
+                self._length_sums[name] += length
+                postings = self._postings[name]
+                for term, tf in counts.items():
+                    p = postings.get(term)
+                    if p is None:
+                        p = postings[term] = _Postings()
+                    p.slots.append(slot)
+                    p.tfs.append(float(tf))
+                all_terms.update(counts)
+            self._doc_terms.append(tuple(all_terms))
+            self._df.update(all_terms)
+
+    def remove(self, memory_id: int) -> None:
+        with self._lock:
+            if memory_id in self._slot_of:
+                self._remove_locked(memory_id)
+                if self._dead > 1000 and self._dead * 4 > len(self._ids):
+                    self._compact_locked()
+
+    def _remove_locked(self, memory_id: int) -> None:
+        slot = self._slot_of.pop(memory_id)
+        self._alive[slot] = 0
+        self._dead += 1
+        self._df.subtract(self._doc_terms[slot])
+        self._doc_terms[slot] = ()
+        for name in self._fields:
+            self._length_sums[name] -= self._lengths[name][slot]
+
+    def _compact_locked(self) -> None:
+        """Rebuild the arrays without dead slots (postings keep their relative order)."""
+        old_alive = np.frombuffer(self._alive, dtype=np.int8).astype(bool)
+        new_slot = np.cumsum(old_alive) - 1
+        self._ids = array("q", np.frombuffer(self._ids, dtype=np.int64)[old_alive].tobytes())
+        self._alive = array("b", bytes([1]) * len(self._ids))
+        for name in self._fields:
+            lengths = np.frombuffer(self._lengths[name], dtype=np.float32)[old_alive]
+            self._lengths[name] = array("f", lengths.tobytes())
+            for term, p in list(self._postings[name].items()):
+                slots = np.frombuffer(p.slots, dtype=np.int32)
+                keep = old_alive[slots]
+                if not keep.any():
+                    del self._postings[name][term]
+                    continue
+                p.slots = array("i", new_slot[slots[keep]].astype(np.int32).tobytes())
+                p.tfs = array("f", np.frombuffer(p.tfs, dtype=np.float32)[keep].tobytes())
+        self._doc_terms = [t for t, a in zip(self._doc_terms, old_alive, strict=True) if a]
+        self._slot_of = {int(mid): i for i, mid in enumerate(self._ids)}
+        self._df = +self._df  # drop zero counts
+        self._dead = 0
+
+    def search(self, query: str, limit: int, only: Sequence[int] | None = None) -> list[tuple[int, float]]:
+        """Top ``limit`` (memory id, BM25F score) pairs, best first; ``only`` restricts the candidates."""
+        query_terms = list(dict.fromkeys(terms(query)))
+        if not query_terms or limit <= 0:
+            return []
+        with self._lock:
+            n_docs = len(self._slot_of)
+            if n_docs == 0:
+                return []
+            scores = np.zeros(len(self._ids), dtype=np.float32)
+            for term in query_terms:
+                df = self._df.get(term, 0)
+                if df <= 0:
+                    continue
+                idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+                tf = self._term_frequencies(term, len(self._ids))
+                scores += np.float32(idf) * tf * (self._k1 + 1.0) / (tf + self._k1)
+            scores *= np.frombuffer(self._alive, dtype=np.int8)
+            if only is not None:
+                mask = np.zeros(len(self._ids), dtype=bool)
+                slots = [self._slot_of[i] for i in only if i in self._slot_of]
+                mask[slots] = True
+                scores *= mask
+            hits = np.flatnonzero(scores > 0)
+            if hits.size > limit:
+                hits = hits[np.argpartition(-scores[hits], limit - 1)[:limit]]
+            hits = hits[np.argsort(-scores[hits], kind="stable")]
+            slots: list[int] = hits.tolist()
+            return [(int(self._ids[s]), float(scores[s])) for s in slots]
+
+    def _term_frequencies(self, term: str, size: int) -> npt.NDArray[np.float32]:
+        """Length-normalised, field-weighted term frequency per slot (the BM25F pseudo-tf)."""
+        tf = np.zeros(size, dtype=np.float32)
+        n_live = max(len(self._slot_of), 1)
+        for name, spec in self._fields.items():
+            p = self._postings[name].get(term)
+            if p is None:
+                continue
+            slots = np.frombuffer(p.slots, dtype=np.int32)
+            raw = np.frombuffer(p.tfs, dtype=np.float32)
+            avg = max(self._length_sums[name] / n_live, 1.0)
+            lengths = np.frombuffer(self._lengths[name], dtype=np.float32)[slots]
+            norm = 1.0 - spec.b + spec.b * lengths / avg
+            np.add.at(tf, slots, spec.weight * raw / norm)
+        return tf

@@ -1,0 +1,54 @@
+"""Frozen value types shared by the service and the tool layer (they double as tool result schemas)."""
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class RememberResult(_Frozen):
+    id: int = Field(description="The memory's id; use it with associate and forget.")
+    created: bool = Field(description="False when identical content was already stored and was reinforced instead.")
+
+
+class ScoreParts(_Frozen):
+    dense: float = Field(description="Semantic similarity of query and memory, 0..1 after per-query normalisation.")
+    lexical: float = Field(description="Keyword (BM25) match, 0..1 after per-query normalisation.")
+    cosine: float = Field(description="Raw cosine similarity between query and memory embeddings.")
+
+
+class RecallHit(_Frozen):
+    id: int
+    content: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    score: float = Field(description="Fused relevance; higher is better. Only comparable within one recall.")
+    parts: ScoreParts
+    created_at: datetime
+    event_time: datetime = Field(description="When what the memory records happened (defaults to created_at).")
+
+
+class RecallResult(_Frozen):
+    hits: list[RecallHit]
+
+
+class Association(_Frozen):
+    source_id: int
+    target_id: int
+    weight: float = Field(description="Link strength in [0, 1].")
+    tier: int = Field(description="1 working, 2 episodic, 3 semantic.")
+    kind: Literal["explicit", "coaccess", "temporal"]
+    created: bool = Field(description="True when this call made the link; False when it strengthened an existing one.")
+
+
+class AssociateResult(_Frozen):
+    links: list[Association]
+
+
+class ForgetResult(_Frozen):
+    forgotten: int = Field(description="How many memories were deleted.")
+    ids: list[int] = Field(description="Their ids (at most the first 1000).")

@@ -1,0 +1,365 @@
+"""The Store: one owned DuckDB connection and every SQL statement. DuckDB is the source of truth."""
+
+import json
+import logging
+import threading
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import numpy.typing as npt
+
+from hebbian_memory.errors import DatabaseDamagedError, StorageError
+from hebbian_memory.storage.schema import migrate
+
+log = logging.getLogger(__name__)
+
+_MEMORY_COLUMNS = "id, content, tags, metadata, importance, created_at, updated_at, event_time, access_count"
+
+
+def _naive(ts: datetime) -> datetime:
+    """Database times are naive UTC."""
+    return ts.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMemory:
+    content: str
+    content_hash: str
+    tags: tuple[str, ...]
+    metadata: dict[str, Any]
+    importance: float
+    event_time: datetime
+    embedding: npt.NDArray[np.float32]
+    embedding_model: str
+    session_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryRow:
+    id: int
+    content: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    importance: float
+    created_at: datetime
+    updated_at: datetime
+    event_time: datetime
+    access_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRow:
+    source_id: int
+    target_id: int
+    weight: float
+    tier: int
+    kind: str
+    created: bool
+
+
+class Store:
+    """Thread-safe access to the database; every public method is one transaction."""
+
+    def __init__(self, conn: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: Path, now: datetime) -> "Store":
+        """Open (creating if needed) and migrate the database at ``path``."""
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # memories are private: owner only
+        existed = path.exists()
+        try:
+            conn = duckdb.connect(str(path))
+        except duckdb.IOException as e:
+            if "lock" in str(e).lower():  # DuckDB has no typed lock error; this is its only lock signal
+                raise StorageError(
+                    f"The database {path} is in use by another process ({e}). Stop the other hebbian-memory "
+                    "server or point this one at another data dir (--data-dir)."
+                ) from e
+            raise _damaged(path, e) from e
+        except (duckdb.SerializationException, duckdb.InternalException, duckdb.InvalidInputException) as e:
+            if existed:
+                raise _damaged(path, e) from e
+            raise StorageError(f"Cannot create the database {path}: {e}") from e
+        try:
+            migrate(conn, now)
+        except duckdb.Error as e:
+            conn.close()
+            raise _damaged(path, e) from e
+        return cls(conn, path)
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.execute("CHECKPOINT")
+            finally:
+                self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Generator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            self._conn.execute("BEGIN TRANSACTION")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # --- meta and sessions -------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self._fetch("SELECT value FROM meta WHERE key = ?", [key])
+        return str(rows[0][0]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
+
+    def start_session(self, transport: str, now: datetime) -> int:
+        with self._tx() as c:
+            row = c.execute(
+                "INSERT INTO sessions (transport, started_at) VALUES (?, ?) RETURNING id", [transport, _naive(now)]
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def end_session(self, session_id: int, now: datetime) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", [_naive(now), session_id])
+
+    # --- memories ----------------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        return int(self._fetch("SELECT count(*) FROM memories")[0][0])
+
+    def id_by_hash(self, content_hash: str) -> int | None:
+        rows = self._fetch("SELECT id FROM memories WHERE content_hash = ?", [content_hash])
+        return int(rows[0][0]) if rows else None
+
+    def insert(self, memory: NewMemory, now: datetime) -> int:
+        ts = _naive(now)
+        with self._tx() as c:
+            row = c.execute(
+                """INSERT INTO memories (content, content_hash, tags, metadata, importance, created_at, updated_at,
+                       event_time, last_accessed_at, access_count, strength, tier, session_id, embedding,
+                       embedding_model)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1.0, 1, ?, ?, ?) RETURNING id""",
+                [
+                    memory.content,
+                    memory.content_hash,
+                    list(memory.tags),
+                    json.dumps(memory.metadata, ensure_ascii=False),
+                    memory.importance,
+                    ts,
+                    ts,
+                    _naive(memory.event_time),
+                    ts,
+                    memory.session_id,
+                    memory.embedding.astype("<f4").tobytes(),
+                    memory.embedding_model,
+                ],
+            ).fetchone()
+            assert row is not None
+            memory_id = int(row[0])
+            c.execute(
+                "INSERT INTO access_events (memory_id, session_id, kind, occurred_at) VALUES (?, ?, 'remembered', ?)",
+                [memory_id, memory.session_id, ts],
+            )
+        return memory_id
+
+    def reinforce(
+        self, memory_id: int, tags: Sequence[str], importance: float, session_id: int | None, now: datetime
+    ) -> None:
+        """An exact duplicate was remembered again: count the access, merge tags, keep the higher importance."""
+        ts = _naive(now)
+        with self._tx() as c:
+            c.execute(
+                """UPDATE memories SET access_count = access_count + 1, last_accessed_at = ?, updated_at = ?,
+                       strength = 1.0, importance = greatest(importance, ?),
+                       tags = list_distinct(list_concat(tags, ?::VARCHAR[]))
+                   WHERE id = ?""",
+                [ts, ts, importance, list(tags), memory_id],
+            )
+            c.execute(
+                "INSERT INTO access_events (memory_id, session_id, kind, occurred_at) VALUES (?, ?, 'reinforced', ?)",
+                [memory_id, session_id, ts],
+            )
+
+    def get(self, ids: Sequence[int]) -> dict[int, MemoryRow]:
+        if not ids:
+            return {}
+        rows = self._fetch(f"SELECT {_MEMORY_COLUMNS} FROM memories WHERE id IN (SELECT unnest(?))", [list(ids)])
+        return {
+            int(r[0]): MemoryRow(
+                id=int(r[0]),
+                content=r[1],
+                tags=sorted(r[2]),
+                metadata=json.loads(r[3]),
+                importance=float(r[4]),
+                created_at=_aware(r[5]),
+                updated_at=_aware(r[6]),
+                event_time=_aware(r[7]),
+                access_count=int(r[8]),
+            )
+            for r in rows
+        }
+
+    def missing(self, ids: Sequence[int]) -> set[int]:
+        """Those of ``ids`` that name no memory."""
+        found = self._fetch("SELECT id FROM memories WHERE id IN (SELECT unnest(?))", [list(ids)])
+        return set(ids) - {int(r[0]) for r in found}
+
+    def all_ids(self) -> npt.NDArray[np.int64]:
+        rows = self._fetch("SELECT id FROM memories ORDER BY id")
+        return np.asarray([r[0] for r in rows], dtype=np.int64)
+
+    def embeddings(self, ids: Sequence[int], dim: int) -> npt.NDArray[np.float32]:
+        """Stored vectors of ``ids``, in the order given."""
+        rows = dict(self._fetch("SELECT id, embedding FROM memories WHERE id IN (SELECT unnest(?))", [list(ids)]))
+        out = np.empty((len(ids), dim), dtype=np.float32)
+        for i, memory_id in enumerate(ids):
+            out[i] = np.frombuffer(rows[memory_id], dtype="<f4")
+        return out
+
+    def iter_contents(self, batch: int = 5000) -> Iterator[list[tuple[int, str]]]:
+        """All (id, content) pairs in id order, in batches."""
+        last = 0
+        while True:
+            rows = self._fetch("SELECT id, content FROM memories WHERE id > ? ORDER BY id LIMIT ?", [last, batch])
+            if not rows:
+                return
+            yield [(int(r[0]), str(r[1])) for r in rows]
+            last = int(rows[-1][0])
+
+    def models_in_use(self) -> set[str]:
+        return {str(r[0]) for r in self._fetch("SELECT DISTINCT embedding_model FROM memories")}
+
+    def replace_embeddings(self, vectors: dict[int, npt.NDArray[np.float32]], model: str) -> None:
+        with self._tx() as c:
+            c.executemany(
+                "UPDATE memories SET embedding = ?, embedding_model = ? WHERE id = ?",
+                [[v.astype("<f4").tobytes(), model, i] for i, v in vectors.items()],
+            )
+
+    def filter_ids(
+        self, tags: Sequence[str], since: datetime | None, until: datetime | None, limit: int
+    ) -> list[int] | None:
+        """Ids matching every filter, or None when more than ``limit`` match."""
+        where, params = _filters(tags, since, until)
+        rows = self._fetch(f"SELECT id FROM memories WHERE {where} LIMIT ?", [*params, limit + 1])
+        return None if len(rows) > limit else [int(r[0]) for r in rows]
+
+    def matching(
+        self, ids: Sequence[int], tags: Sequence[str], since: datetime | None, until: datetime | None
+    ) -> set[int]:
+        """Those of ``ids`` that pass every filter."""
+        if not ids:
+            return set()
+        where, params = _filters(tags, since, until)
+        rows = self._fetch(f"SELECT id FROM memories WHERE id IN (SELECT unnest(?)) AND {where}", [list(ids), *params])
+        return {int(r[0]) for r in rows}
+
+    def select_for_forget(self, ids: Sequence[int] | None, tags: Sequence[str], before: datetime | None) -> list[int]:
+        """Ids matching every given criterion (ids, all tags, created before)."""
+        where, params = _filters(tags, None, None)
+        if ids is not None:
+            where += " AND id IN (SELECT unnest(?))"
+            params.append(list(ids))
+        if before is not None:
+            where += " AND created_at < ?"
+            params.append(_naive(before))
+        return [int(r[0]) for r in self._fetch(f"SELECT id FROM memories WHERE {where} ORDER BY id", params)]
+
+    def delete(self, ids: Sequence[int]) -> None:
+        """Delete memories with their links and access events, then checkpoint so no text lingers in the WAL."""
+        if not ids:
+            return
+        id_list = list(ids)
+        with self._tx() as c:
+            c.execute(
+                "DELETE FROM associations WHERE source_id IN (SELECT unnest(?)) OR target_id IN (SELECT unnest(?))",
+                [id_list, id_list],
+            )
+            c.execute("DELETE FROM access_events WHERE memory_id IN (SELECT unnest(?))", [id_list])
+            c.execute("DELETE FROM memories WHERE id IN (SELECT unnest(?))", [id_list])
+        with self._lock:
+            self._conn.execute("CHECKPOINT")
+
+    # --- associations ------------------------------------------------------------------------------------
+
+    def strengthen_links(
+        self, source_id: int, target_ids: Sequence[int], strength: float, session_id: int | None, now: datetime
+    ) -> list[LinkRow]:
+        """Create explicit links or strengthen existing ones (w <- w + s(1 - w)); returned from the source's side."""
+        ts = _naive(now)
+        out: list[LinkRow] = []
+        with self._tx() as c:
+            for target in target_ids:
+                a, b = min(source_id, target), max(source_id, target)
+                existing = c.execute(
+                    "SELECT weight FROM associations WHERE source_id = ? AND target_id = ?", [a, b]
+                ).fetchone()
+                weight = strength if existing is None else float(existing[0]) + strength * (1.0 - float(existing[0]))
+                row = c.execute(
+                    """INSERT INTO associations VALUES (?, ?, ?, 1, 'explicit', 1, ?, ?, ?)
+                       ON CONFLICT (source_id, target_id) DO UPDATE SET weight = excluded.weight,
+                           kind = 'explicit', co_access_count = associations.co_access_count + 1,
+                           updated_at = excluded.updated_at, last_strengthened_at = excluded.last_strengthened_at
+                       RETURNING weight, tier, kind""",
+                    [a, b, min(weight, 1.0), ts, ts, ts],
+                ).fetchone()
+                assert row is not None
+                out.append(LinkRow(source_id, target, float(row[0]), int(row[1]), str(row[2]), existing is None))
+                c.executemany(
+                    "INSERT INTO access_events (memory_id, session_id, kind, occurred_at) VALUES (?, ?, 'linked', ?)",
+                    [[source_id, session_id, ts], [target, session_id, ts]],
+                )
+        return out
+
+    def links_of(self, memory_id: int) -> list[tuple[int, float]]:
+        """(neighbour id, weight) of every link touching ``memory_id``."""
+        rows = self._fetch(
+            """SELECT CASE WHEN source_id = ? THEN target_id ELSE source_id END, weight
+               FROM associations WHERE source_id = ? OR target_id = ?""",
+            [memory_id, memory_id, memory_id],
+        )
+        return [(int(r[0]), float(r[1])) for r in rows]
+
+
+def _filters(tags: Sequence[str], since: datetime | None, until: datetime | None) -> tuple[str, list[object]]:
+    clauses = ["TRUE"]
+    params: list[object] = []
+    if tags:
+        clauses.append("list_has_all(tags, ?::VARCHAR[])")
+        params.append(list(tags))
+    if since is not None:
+        clauses.append("event_time >= ?")
+        params.append(_naive(since))
+    if until is not None:
+        clauses.append("event_time <= ?")
+        params.append(_naive(until))
+    return " AND ".join(clauses), params
+
+
+def _damaged(path: Path, error: Exception) -> DatabaseDamagedError:
+    return DatabaseDamagedError(
+        f"The database file {path} cannot be opened ({error}). It has not been changed. Restore it from a backup, "
+        f"or move it aside to start an empty memory; the vector index beside it is rebuilt automatically."
+    )

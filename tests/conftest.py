@@ -1,0 +1,41 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from hebbian_memory.config import Settings, load_settings
+from hebbian_memory.embedding import FastEmbedEmbedder
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own data dir and no stray HEBBIAN_MEMORY_* settings from the caller's shell."""
+    for name in list(os.environ):
+        if name.startswith("HEBBIAN_MEMORY_"):
+            monkeypatch.delenv(name)
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("HEBBIAN_MEMORY_DATA_DIR", str(data_dir))
+    return data_dir
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def data_dir(isolated_env: Path) -> Path:
+    return isolated_env
+
+
+@pytest.fixture
+def settings(data_dir: Path) -> Settings:
+    return load_settings(env={}, overrides={"data_dir": str(data_dir)})
+
+
+@pytest.fixture(scope="session")
+def real_embedder(tmp_path_factory: pytest.TempPathFactory) -> FastEmbedEmbedder:
+    """The bundled offline model, loaded once for the whole run."""
+    embedder = FastEmbedEmbedder("default", tmp_path_factory.mktemp("models"))
+    embedder.load()
+    return embedder

@@ -1,0 +1,60 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from hebbian_memory import __version__
+from hebbian_memory.cli import main
+
+
+def test_help_and_version_describe_the_commands() -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "serve" in result.output
+    assert "--data-dir" in result.output
+    assert __version__ in runner.invoke(main, ["--version"]).output
+
+
+def test_http_transports_refuse_non_loopback_addresses(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["--data-dir", str(tmp_path), "serve", "--transport", "streamable-http", "--host", "0.0.0.0"]
+    )
+    assert result.exit_code != 0
+    assert "loopback" in result.output
+
+
+def test_a_damaged_database_stops_the_server_with_the_file_named_and_unchanged(tmp_path: Path) -> None:
+    db = tmp_path / "memory.duckdb"
+    db.write_bytes(b"\x01not duckdb" * 10_000)
+    before = db.read_bytes()
+    done = subprocess.run(
+        [sys.executable, "-m", "hebbian_memory", "--data-dir", str(tmp_path)],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert str(db) in done.stderr
+    assert "backup" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout == "", "stdout is reserved for the protocol"
+    assert db.read_bytes() == before
+
+
+def test_bad_configuration_is_reported_before_anything_starts(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hebbian_memory", "--data-dir", str(tmp_path)],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={"PATH": "", "HEBBIAN_MEMORY_RECALL_DEFAULT_K": "lots"},
+    )
+    assert done.returncode == 1
+    assert "HEBBIAN_MEMORY_RECALL_DEFAULT_K" in done.stderr
+    assert not (tmp_path / "memory.duckdb").exists()

@@ -1,0 +1,68 @@
+import tomllib
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from hebbian_memory.config import SECTIONS, default_config_path, load_settings
+from hebbian_memory.errors import ConfigError
+
+
+def test_every_setting_has_a_default_in_the_toml_file_and_nothing_else_is_there() -> None:
+    raw = tomllib.loads(default_config_path().read_text())
+    assert set(raw) == {"data_dir", "log_level", *SECTIONS}
+    for name, cls in SECTIONS.items():
+        assert set(raw[name]) == {f.name for f in fields(cls)}, name
+
+
+def test_data_dir_defaults_to_the_platform_user_data_dir() -> None:
+    settings = load_settings(env={})
+    assert settings.data_dir.name == "hebbian-memory"
+    assert settings.recall.default_k == 10
+
+
+def test_environment_overrides_the_defaults_with_typed_values(tmp_path: Path) -> None:
+    settings = load_settings(
+        env={
+            "HEBBIAN_MEMORY_DATA_DIR": str(tmp_path),
+            "HEBBIAN_MEMORY_RECALL_DEFAULT_K": "5",
+            "HEBBIAN_MEMORY_RECALL_DENSE_WEIGHT": "0.25",
+            "HEBBIAN_MEMORY_LOG_LEVEL": "debug",
+        }
+    )
+    assert settings.data_dir == tmp_path
+    assert settings.recall.default_k == 5
+    assert settings.recall.dense_weight == 0.25
+    assert settings.log_level == "DEBUG"
+
+
+def test_a_user_file_then_env_then_flags_take_precedence_in_that_order(tmp_path: Path) -> None:
+    user = tmp_path / "mine.toml"
+    user.write_text('data_dir = "/from/file"\n[limits]\nmax_k = 50\n[recall]\ndefault_k = 7\n')
+    env = {"HEBBIAN_MEMORY_CONFIG": str(user), "HEBBIAN_MEMORY_RECALL_DEFAULT_K": "8"}
+    settings = load_settings(env=env, overrides={"data_dir": str(tmp_path / "flag")})
+    assert settings.limits.max_k == 50
+    assert settings.recall.default_k == 8
+    assert settings.data_dir == tmp_path / "flag"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HEBBIAN_MEMORY_RECALL_DEFAULT_K": "ten"}, "must be a int"),
+        ({"HEBBIAN_MEMORY_RECALL_DENSE_WEIGHT": "1.5"}, "dense_weight must be between 0 and 1"),
+        ({"HEBBIAN_MEMORY_INDEX_DTYPE": "f64"}, "index.dtype"),
+        ({"HEBBIAN_MEMORY_LOG_LEVEL": "LOUD"}, "log_level"),
+        ({"HEBBIAN_MEMORY_CONFIG": "/nonexistent/file.toml"}, "not found"),
+    ],
+)
+def test_bad_settings_are_rejected_with_the_setting_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(env=env)
+
+
+def test_an_unknown_key_in_a_user_file_is_an_error_not_silently_ignored(tmp_path: Path) -> None:
+    user = tmp_path / "typo.toml"
+    user.write_text("[recall]\ndefualt_k = 3\n")
+    with pytest.raises(ConfigError, match=r"unknown setting 'recall\.defualt_k'"):
+        load_settings(config_file=user, env={})

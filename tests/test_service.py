@@ -1,0 +1,110 @@
+"""MemoryService with a deterministic embedder: the scoring and filtering maths, with an injected clock."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hebbian_memory.clock import ManualClock
+from hebbian_memory.config import Settings
+from hebbian_memory.errors import MemoryNotFoundError
+from hebbian_memory.memory import MemoryService
+from hebbian_memory.storage import Store
+from tests.helpers import FakeEmbedder
+
+START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def service(settings: Settings, clock: ManualClock) -> Iterator[MemoryService]:
+    store = Store.open(settings.data_dir / "memory.duckdb", clock.now())
+    svc = MemoryService(settings, store, FakeEmbedder(), clock)
+    svc.warm_up()
+    yield svc
+    svc.close()
+
+
+def test_times_come_from_the_injected_clock(service: MemoryService, clock: ManualClock) -> None:
+    first = service.remember("first note")
+    clock.advance(timedelta(days=3))
+    second = service.remember("second note")
+    hits = {h.id: h for h in service.recall("note", k=5).hits}
+    assert hits[first.id].created_at == START
+    assert hits[second.id].created_at == START + timedelta(days=3)
+    assert hits[second.id].event_time == hits[second.id].created_at
+
+
+def test_fused_score_is_the_weighted_sum_of_normalised_parts(service: MemoryService, settings: Settings) -> None:
+    for text in ["red apples", "green apples and pears", "blue sky", "apples apples apples"]:
+        service.remember(text)
+    hits = service.recall("apples", k=4).hits
+    w = settings.recall.dense_weight
+    for hit in hits:
+        assert hit.score == pytest.approx(w * hit.parts.dense + (1 - w) * hit.parts.lexical, abs=1e-5)
+        assert 0.0 <= hit.parts.dense <= 1.0
+        assert 0.0 <= hit.parts.lexical <= 1.0
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    assert "sky" not in hits[0].content
+
+
+def test_dense_weight_moves_the_ranking_between_keyword_and_meaning(settings: Settings, clock: ManualClock) -> None:
+    from dataclasses import replace
+
+    orders: dict[float, list[int]] = {}
+    for weight in (0.0, 1.0):
+        tuned = replace(settings, recall=replace(settings.recall, dense_weight=weight))
+        store = Store.open(settings.data_dir / f"w{weight}.duckdb", clock.now())
+        svc = MemoryService(tuned, store, FakeEmbedder(), clock)
+        svc.warm_up()
+        for text in ["zebra zebra zebra stripes", "zebra", "a zebra and a lion and a tiger and a bear"]:
+            svc.remember(text)
+        hits = svc.recall("zebra", k=3).hits
+        orders[weight] = [h.id for h in hits]
+        expected = [h.parts.lexical if weight == 0.0 else h.parts.dense for h in hits]
+        assert [h.score for h in hits] == expected
+        svc.close()
+    assert orders[0.0][0] == 1, "BM25 favours the memory that repeats the keyword"
+    assert orders[1.0][0] == 2, "the dense score favours the memory that is only the keyword"
+
+
+def test_restart_rebuilds_the_lexical_index_from_the_database(settings: Settings, clock: ManualClock) -> None:
+    store = Store.open(settings.data_dir / "memory.duckdb", clock.now())
+    svc = MemoryService(settings, store, FakeEmbedder(), clock)
+    svc.warm_up()
+    kept = svc.remember("the spare key is under the flower pot")
+    svc.close()
+    store = Store.open(settings.data_dir / "memory.duckdb", clock.now())
+    svc = MemoryService(settings, store, FakeEmbedder(), clock)
+    svc.warm_up()
+    hits = svc.recall("flower pot", k=1).hits
+    svc.close()
+    assert hits[0].id == kept.id
+    assert hits[0].parts.lexical == 1.0
+
+
+def test_filters_beyond_the_exact_limit_still_only_return_matches(settings: Settings, clock: ManualClock) -> None:
+    from dataclasses import replace
+
+    tight = replace(settings, recall=replace(settings.recall, exact_filter_limit=5))
+    store = Store.open(settings.data_dir / "memory.duckdb", clock.now())
+    svc = MemoryService(tight, store, FakeEmbedder(), clock)
+    svc.warm_up()
+    tagged = {svc.remember(f"tagged item {i}", tags=["t"]).id for i in range(10)}
+    for i in range(10):
+        svc.remember(f"untagged item {i}")
+    hits = svc.recall("item", k=20, tags=["t"]).hits
+    svc.close()
+    assert {h.id for h in hits} == tagged
+
+
+def test_forgetting_unknown_ids_changes_nothing(service: MemoryService) -> None:
+    kept = service.remember("keep me")
+    with pytest.raises(MemoryNotFoundError) as caught:
+        service.forget(ids=[kept.id, 777])
+    assert caught.value.missing == [777]
+    assert [h.id for h in service.recall("keep", k=5).hits] == [kept.id]

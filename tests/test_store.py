@@ -1,0 +1,89 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from hebbian_memory.errors import DatabaseDamagedError, StorageError
+from hebbian_memory.storage import NewMemory, Store
+from hebbian_memory.storage.schema import SCHEMA_VERSION, current_version
+
+NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def _memory(text: str, tags: tuple[str, ...] = ()) -> NewMemory:
+    return NewMemory(
+        content=text,
+        content_hash=f"hash-{text}",
+        tags=tags,
+        metadata={"k": text},
+        importance=0.5,
+        event_time=NOW,
+        embedding=np.arange(4, dtype=np.float32),
+        embedding_model="m",
+        session_id=None,
+    )
+
+
+def test_a_new_database_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "m.duckdb", NOW)
+    store.close()
+    conn = duckdb.connect(str(tmp_path / "m.duckdb"))
+    assert current_version(conn) == SCHEMA_VERSION
+    tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"memories", "associations", "sessions", "access_events", "meta", "schema_version"} <= tables
+
+
+def test_rows_round_trip_with_times_in_utc(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "m.duckdb", NOW)
+    memory_id = store.insert(_memory("hello", ("a", "b")), NOW)
+    row = store.get([memory_id])[memory_id]
+    assert (row.content, row.tags, row.metadata, row.created_at) == ("hello", ["a", "b"], {"k": "hello"}, NOW)
+    assert store.embeddings([memory_id], 4).tolist() == [[0.0, 1.0, 2.0, 3.0]]
+    assert store.id_by_hash("hash-hello") == memory_id
+    store.close()
+
+
+def test_deleting_a_memory_removes_its_links_and_events(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "m.duckdb", NOW)
+    a, b = store.insert(_memory("a"), NOW), store.insert(_memory("b"), NOW)
+    store.strengthen_links(a, [b], 0.5, None, NOW)
+    store.delete([a])
+    assert store.get([a]) == {}
+    assert store.links_of(b) == []
+    assert store.missing([a, b]) == {a}
+    events = store._fetch("SELECT count(*) FROM access_events WHERE memory_id = ?", [a])  # pyright: ignore[reportPrivateUsage]
+    assert events[0][0] == 0
+    store.close()
+
+
+def test_a_damaged_database_file_is_reported_by_name_and_left_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "m.duckdb"
+    garbage = b"this is not a database " * 4096
+    path.write_bytes(garbage)
+    with pytest.raises(DatabaseDamagedError, match=str(path)) as caught:
+        Store.open(path, NOW)
+    assert "backup" in str(caught.value)
+    assert path.read_bytes() == garbage
+
+
+def test_a_database_held_by_another_connection_gives_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "m.duckdb"
+    store = Store.open(path, NOW)
+    # DuckDB allows one writer per file per process pair; a second process would see the lock.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from datetime import datetime, UTC; from pathlib import Path\n"
+        "from hebbian_memory.storage import Store\n"
+        "from hebbian_memory.errors import StorageError\n"
+        f"try:\n    Store.open(Path({str(path)!r}), datetime.now(UTC))\n"
+        "except StorageError as e:\n    print(e); sys.exit(3)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    store.close()
+    assert done.returncode == 3, done.stderr
+    assert "in use by another process" in done.stdout
+    assert issubclass(DatabaseDamagedError, StorageError)
