@@ -213,9 +213,12 @@ async def test_the_console_script_serves_four_annotated_tools_with_instructions(
         instructions = client.instructions
         stored = await call(client, "remember", content="The console script works")
     assert set(tools) == {"remember", "recall", "associate", "forget"}
-    assert tools["recall"].annotations is not None and tools["recall"].annotations.read_only_hint
-    assert tools["forget"].annotations is not None and tools["forget"].annotations.destructive_hint
+    assert tools["recall"].annotations is not None
+    assert tools["recall"].annotations.read_only_hint
+    assert tools["forget"].annotations is not None
+    assert tools["forget"].annotations.destructive_hint
     assert all(tool.description and tool.output_schema for tool in tools.values())
-    assert instructions and "recall" in instructions
+    assert instructions
+    assert "recall" in instructions
     assert stored["created"]
     assert (data_dir / "memory.duckdb").exists()

@@ -11,7 +11,8 @@ def test_client_config_examples_are_valid_and_launch_hebbian_memory(path: Path) 
     servers = json.loads(path.read_text())["mcpServers"]
     for entry in servers.values():
         assert entry["command"] == "uvx"
-        assert entry["args"][:1] == ["--from"] and "hebbian-memory" in entry["args"][2:]
+        assert entry["args"][:1] == ["--from"]
+        assert "hebbian-memory" in entry["args"][2:]
 
 
 def test_there_are_examples() -> None:

@@ -29,9 +29,9 @@ def _memory(text: str, tags: tuple[str, ...] = ()) -> NewMemory:
 def test_a_new_database_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "m.duckdb", NOW)
     store.close()
-    conn = duckdb.connect(str(tmp_path / "m.duckdb"))
-    assert current_version(conn) == SCHEMA_VERSION
-    tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    with duckdb.connect(str(tmp_path / "m.duckdb")) as conn:
+        assert current_version(conn) == SCHEMA_VERSION
+        tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables").fetchall()}
     assert {"memories", "associations", "sessions", "access_events", "meta", "schema_version"} <= tables
 
 
