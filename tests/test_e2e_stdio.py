@@ -212,7 +212,16 @@ async def test_the_console_script_serves_four_annotated_tools_with_instructions(
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
         instructions = client.instructions
         stored = await call(client, "remember", content="The console script works")
-    assert set(tools) == {"remember", "recall", "associate", "forget"}
+        batch = await call(
+            client,
+            "remember_many",
+            memories=[{"content": "Bulk one: the boiler was serviced"}, {"content": "The console script works"}],
+        )
+        found = (await call(client, "recall", query="when was the heating checked", k=1))["hits"]
+    assert set(tools) == {"remember", "remember_many", "recall", "associate", "forget"}
+    assert [r["created"] for r in batch["results"]] == [True, False]
+    assert batch["results"][1]["id"] == stored["id"]
+    assert found[0]["id"] == batch["results"][0]["id"]
     assert tools["recall"].annotations is not None
     assert tools["recall"].annotations.read_only_hint
     assert tools["forget"].annotations is not None

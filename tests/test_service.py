@@ -108,3 +108,34 @@ def test_forgetting_unknown_ids_changes_nothing(service: MemoryService) -> None:
         service.forget(ids=[kept.id, 777])
     assert caught.value.missing == [777]
     assert [h.id for h in service.recall("keep", k=5).hits] == [kept.id]
+
+
+def test_remember_many_stores_in_order_dedupes_and_links_the_episode(service: MemoryService) -> None:
+    from hebbian_memory.models import MemoryInput
+
+    before = service.remember("already stored fact about penguins")
+    results = service.remember_many(
+        [
+            MemoryInput(content="We booked the cabin by the lake"),
+            MemoryInput(content="already stored fact about penguins", tags=["birds"]),
+            MemoryInput(content="We booked the cabin by the lake"),
+            MemoryInput(content="It has a wood stove and a canoe"),
+        ],
+        session_id=7,
+    )
+    assert [r.created for r in results] == [True, False, False, True]
+    assert results[1].id == before.id
+    assert results[2].id == results[0].id
+    # The stove memory never says "cabin", but its episode (the previous memory) does.
+    hits = service.recall("cabin", k=3).hits
+    assert results[3].id in {h.id for h in hits}
+    assert next(h for h in hits if h.id == results[3].id).parts.lexical > 0
+
+
+def test_one_invalid_item_stores_none_of_the_batch(service: MemoryService) -> None:
+    from hebbian_memory.errors import InvalidInputError
+    from hebbian_memory.models import MemoryInput
+
+    with pytest.raises(InvalidInputError, match="memory 2: content is empty"):
+        service.remember_many([MemoryInput(content="fine"), MemoryInput(content="  ")])
+    assert service.recall("fine", k=5).hits == []

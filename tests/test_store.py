@@ -37,17 +37,17 @@ def test_a_new_database_is_migrated_to_the_current_schema(tmp_path: Path) -> Non
 
 def test_rows_round_trip_with_times_in_utc(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "m.duckdb", NOW)
-    memory_id = store.insert(_memory("hello", ("a", "b")), NOW)
+    (memory_id,) = store.insert([_memory("hello", ("a", "b"))], NOW)
     row = store.get([memory_id])[memory_id]
     assert (row.content, row.tags, row.metadata, row.created_at) == ("hello", ["a", "b"], {"k": "hello"}, NOW)
     assert store.embeddings([memory_id], 4).tolist() == [[0.0, 1.0, 2.0, 3.0]]
-    assert store.id_by_hash("hash-hello") == memory_id
+    assert store.ids_by_hash(["hash-hello", "nope"]) == {"hash-hello": memory_id}
     store.close()
 
 
 def test_deleting_a_memory_removes_its_links_and_events(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "m.duckdb", NOW)
-    a, b = store.insert(_memory("a"), NOW), store.insert(_memory("b"), NOW)
+    a, b = store.insert([_memory("a"), _memory("b")], NOW)
     store.strengthen_links(a, [b], 0.5, None, NOW)
     store.delete([a])
     assert store.get([a]) == {}

@@ -44,6 +44,7 @@ class LimitSettings:
     max_metadata_bytes: int
     max_k: int
     max_ids: int
+    max_batch: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,20 @@ class RecallSettings:
     candidates: int
     dense_weight: float
     exact_filter_limit: int
+    entity_keys: list[str]
+    entity_boost: float
+
+
+@dataclass(frozen=True, slots=True)
+class LexicalSettings:
+    content_weight: float
+    previous_weight: float
+    next_weight: float
+    date_weight: float
+    metadata_weight: float
+    metadata_keys: list[str]
+    b: float
+    k1: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +91,7 @@ class Settings:
     model: ModelSettings
     limits: LimitSettings
     recall: RecallSettings
+    lexical: LexicalSettings
     index: IndexSettings
     associate: AssociateSettings
 
@@ -88,6 +104,7 @@ SECTIONS: dict[str, type[Any]] = {
     "model": ModelSettings,
     "limits": LimitSettings,
     "recall": RecallSettings,
+    "lexical": LexicalSettings,
     "index": IndexSettings,
     "associate": AssociateSettings,
 }
@@ -154,6 +171,8 @@ def _coerce(value: Any, default: Any, dotted: str, source: str) -> Any:
     """Convert ``value`` to the type of the default (environment values arrive as strings)."""
     target: type = type(default)  # pyright: ignore[reportUnknownVariableType, reportMissingTypeArgument] -- a TOML scalar's type
     try:
+        if isinstance(value, str) and target is list:
+            return [item.strip() for item in value.split(",") if item.strip()]
         if isinstance(value, str) and target is not str:
             if target is bool:
                 return value.strip().lower() in ("1", "true", "yes", "on")
@@ -201,7 +220,7 @@ def _validate(s: Settings) -> None:
         problems.append("associate.default_strength must be in (0, 1]")
     if not 1 <= s.recall.default_k <= s.limits.max_k:
         problems.append("recall.default_k must be between 1 and limits.max_k")
-    for section in (s.limits, s.model, s.index):
+    for section in (s.limits, s.model, s.index, s.lexical, s.recall):
         for f in fields(section):
             value = getattr(section, f.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:

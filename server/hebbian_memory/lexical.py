@@ -24,6 +24,8 @@ class LexicalIndex(Protocol):
 
     def add(self, memory_id: int, fields: Mapping[str, str]) -> None: ...
 
+    def fill_field(self, memory_id: int, name: str, text: str) -> None: ...
+
     def remove(self, memory_id: int) -> None: ...
 
     def search(self, query: str, limit: int, only: Sequence[int] | None = None) -> list[tuple[int, float]]: ...
@@ -105,6 +107,29 @@ class BM25Index:
                 all_terms.update(counts)
             self._doc_terms.append(tuple(all_terms))
             self._df.update(all_terms)
+
+    def fill_field(self, memory_id: int, name: str, text: str) -> None:
+        """Give an indexed memory's empty field its text (e.g. the next memory of its episode has arrived)."""
+        counts = Counter(terms(text))
+        with self._lock:
+            slot = self._slot_of.get(memory_id)
+            if slot is None or not counts:
+                return
+            if self._lengths[name][slot] > 0:
+                raise ValueError(f"field {name!r} of memory {memory_id} is already filled; re-add the memory")
+            length = float(sum(counts.values()))
+            self._lengths[name][slot] = length
+            self._length_sums[name] += length
+            postings = self._postings[name]
+            for term, tf in counts.items():
+                p = postings.get(term)
+                if p is None:
+                    p = postings[term] = _Postings()
+                p.slots.append(slot)
+                p.tfs.append(float(tf))
+            new_terms = set(counts) - set(self._doc_terms[slot])
+            self._doc_terms[slot] = (*self._doc_terms[slot], *new_terms)
+            self._df.update(new_terms)
 
     def remove(self, memory_id: int) -> None:
         with self._lock:

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from hebbian_memory import inputs
+from hebbian_memory import documents, inputs
 from hebbian_memory.clock import Clock
-from hebbian_memory.config import Settings
+from hebbian_memory.config import LimitSettings, Settings
 from hebbian_memory.embedding import Embedder, Vectors
 from hebbian_memory.errors import HebbianMemoryError, InvalidInputError, MemoryNotFoundError
 from hebbian_memory.index import VectorIndex
@@ -26,17 +26,31 @@ from hebbian_memory.models import (
     AssociateResult,
     Association,
     ForgetResult,
+    MemoryInput,
     RecallHit,
     RecallResult,
     RememberResult,
     ScoreParts,
 )
-from hebbian_memory.storage import NewMemory, Store
+from hebbian_memory.storage import DocumentRow, NewMemory, Store
+from hebbian_memory.text import words
 
 log = logging.getLogger(__name__)
 
 WARM_UP_TIMEOUT_S = 600.0
 _MODEL_META_KEY = "embedding_model"
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A validated memory ready to store."""
+
+    content: str
+    content_hash: str
+    tags: tuple[str, ...]
+    metadata: dict[str, Any]
+    importance: float
+    event_time: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +68,11 @@ class MemoryService:
         self._store = store
         self._embedder = embedder
         self._clock = clock
-        self._lexical: LexicalIndex = BM25Index()
+        self._fields = documents.field_specs(settings.lexical)
+        self._lexical: LexicalIndex = BM25Index(self._fields, k1=settings.lexical.k1)
+        self._entities: dict[int, frozenset[str]] = {}
+        # The last memory stored in each live session, whose "next" context the following memory fills.
+        self._episode_tail: dict[int, tuple[int, str]] = {}
         self._index: VectorIndex | None = None
         self._write_lock = threading.RLock()
         self._ready = threading.Event()
@@ -79,9 +97,7 @@ class MemoryService:
             self._index = index
             if outcome != "loaded":
                 index.save()
-            for batch in self._store.iter_contents():
-                for memory_id, content in batch:
-                    self._lexical.add(memory_id, {"content": content})
+            self._index_documents(self._store.documents())
             log.info(
                 "ready: %d memories, vector index %s, in %.2f s",
                 len(self._lexical),
@@ -103,6 +119,15 @@ class MemoryService:
                 vectors = self._embedder.embed([content for _, content in batch])
                 self._store.replace_embeddings({mid: v for (mid, _), v in zip(batch, vectors, strict=True)}, model_id)
         self._store.set_meta(_MODEL_META_KEY, model_id)
+
+    def _index_documents(self, docs: Sequence[DocumentRow]) -> None:
+        """(Re-)index memories in the keyword index and the entity map."""
+        keys, entity_keys = self._settings.lexical.metadata_keys, self._settings.recall.entity_keys
+        for doc in docs:
+            self._lexical.add(doc.id, documents.fields(doc, self._fields, keys))
+            found = documents.entities(doc.metadata, entity_keys)
+            if found:
+                self._entities[doc.id] = found
 
     def _wait_ready(self) -> VectorIndex:
         if not self._ready.wait(WARM_UP_TIMEOUT_S):
@@ -151,43 +176,92 @@ class MemoryService:
         event_time: str | datetime | None = None,
         session_id: int | None = None,
     ) -> RememberResult:
+        item = MemoryInput(
+            content=content,
+            tags=list(tags) if tags is not None else None,
+            metadata=dict(metadata or {}),
+            importance=importance,
+            event_time=event_time.isoformat() if isinstance(event_time, datetime) else event_time,
+        )
+        return self.remember_many([item], session_id)[0]
+
+    def remember_many(self, items: Sequence[MemoryInput], session_id: int | None = None) -> list[RememberResult]:
+        """Store many memories at once (batched embedding); all are validated first, so one bad item stores none."""
         limits = self._settings.limits
-        text = inputs.text(content, "content", limits.max_content_chars)
-        clean_tags = inputs.tags(tags, limits)
-        meta = inputs.metadata(metadata, limits)
-        weight = inputs.unit_interval(importance, "importance")
-        happened = inputs.when(event_time, "event_time")
-        digest = inputs.content_hash(text)
+        if not 1 <= len(items) <= limits.max_batch:
+            raise InvalidInputError(f"Send between 1 and {limits.max_batch} memories per call, got {len(items)}.")
+        prepared = [
+            self._prepare(item, limits, f"memory {i + 1}: " if len(items) > 1 else "") for i, item in enumerate(items)
+        ]
         index = self._wait_ready()
 
-        vector: Vectors | None = None
-        if self._store.id_by_hash(digest) is None:
-            vector = self._embedder.embed([text])  # outside the lock: the slow part runs concurrently
+        stored = self._store.ids_by_hash([p.content_hash for p in prepared])
+        fresh = list({p.content_hash: p for p in prepared if p.content_hash not in stored}.values())
+        # Embedding runs outside the lock: it is the slow part, and concurrent calls may overlap in it.
+        vectors = dict(
+            zip((p.content_hash for p in fresh), self._embedder.embed([p.content for p in fresh]), strict=True)
+        )
         with self._write_lock:
-            existing = self._store.id_by_hash(digest)
             now = self._clock.now()
-            if existing is not None:
-                self._store.reinforce(existing, clean_tags, weight, session_id, now)
-                return RememberResult(id=existing, created=False)
-            if vector is None:  # the duplicate was forgotten meanwhile
-                vector = self._embedder.embed([text])
-            memory_id = self._store.insert(
+            known = self._store.ids_by_hash([p.content_hash for p in prepared])
+            new: dict[str, _Prepared] = {}
+            for p in prepared:
+                if p.content_hash not in known:
+                    new.setdefault(p.content_hash, p)
+            for digest in new.keys() - vectors.keys():  # a duplicate was forgotten meanwhile
+                vectors[digest] = self._embedder.embed([new[digest].content])[0]
+            rows = [
                 NewMemory(
-                    content=text,
-                    content_hash=digest,
-                    tags=clean_tags,
-                    metadata=meta,
-                    importance=weight,
-                    event_time=happened or now,
-                    embedding=vector[0],
+                    content=p.content,
+                    content_hash=p.content_hash,
+                    tags=p.tags,
+                    metadata=p.metadata,
+                    importance=p.importance,
+                    event_time=p.event_time or now,
+                    embedding=vectors[p.content_hash],
                     embedding_model=self._embedder.model_id,
                     session_id=session_id,
-                ),
-                now,
+                )
+                for p in new.values()
+            ]
+            ids = self._store.insert(rows, now)
+            if rows:
+                index.add(ids, np.stack([r.embedding for r in rows]))
+            for memory_id, row in zip(ids, rows, strict=True):
+                self._index_in_episode(memory_id, row, session_id)
+            created = dict(zip(new.keys(), ids, strict=True))
+            results: list[RememberResult] = []
+            for p in prepared:
+                first = p.content_hash in created and all(r.id != created[p.content_hash] for r in results)
+                memory_id = known.get(p.content_hash) or created[p.content_hash]
+                results.append(RememberResult(id=memory_id, created=first))
+                if not first:
+                    self._store.reinforce(memory_id, p.tags, p.importance, session_id, now)
+        return results
+
+    def _prepare(self, item: MemoryInput, limits: LimitSettings, where: str) -> _Prepared:
+        try:
+            text = inputs.text(item.content, "content", limits.max_content_chars)
+            return _Prepared(
+                content=text,
+                content_hash=inputs.content_hash(text),
+                tags=inputs.tags(item.tags, limits),
+                metadata=inputs.metadata(item.metadata, limits),
+                importance=inputs.unit_interval(item.importance, "importance"),
+                event_time=inputs.when(item.event_time, "event_time"),
             )
-            index.add([memory_id], vector)
-            self._lexical.add(memory_id, {"content": text})
-        return RememberResult(id=memory_id, created=True)
+        except InvalidInputError as e:
+            raise InvalidInputError(f"{where}{e} Nothing was stored.") from e
+
+    def _index_in_episode(self, memory_id: int, row: NewMemory, session_id: int | None) -> None:
+        """Keyword-index a new memory with the previous one of its session as context, and vice versa."""
+        previous = self._episode_tail.get(session_id) if session_id is not None else None
+        doc = DocumentRow(memory_id, row.content, row.event_time, row.metadata, previous[1] if previous else None, None)
+        self._index_documents([doc])
+        if previous is not None and documents.NEXT in self._fields:
+            self._lexical.fill_field(previous[0], documents.NEXT, row.content)
+        if session_id is not None:
+            self._episode_tail[session_id] = (memory_id, row.content)
 
     # --- recall ------------------------------------------------------------------------------------------
 
@@ -214,6 +288,7 @@ class MemoryService:
                 return RecallResult(hits=[])
             dense, lexical = _min_max(found.cosine), _min_max(found.lexical)
             fused = cfg.dense_weight * dense + (1.0 - cfg.dense_weight) * lexical
+            fused += cfg.entity_boost * self._entity_matches(found.ids, text)
             order: list[int] = np.argsort(-fused, kind="stable")[:top_k].tolist()
             chosen = [found.ids[i] for i in order]
             rows = self._store.get(chosen)
@@ -236,6 +311,11 @@ class MemoryService:
             if memory_id in rows
         ]
         return RecallResult(hits=hits)
+
+    def _entity_matches(self, ids: Sequence[int], query: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """1 for each memory carrying an entity the query names (e.g. its speaker), else 0."""
+        named = set(words(query))
+        return np.asarray([bool(self._entities.get(i, frozenset()) & named) for i in ids], dtype=np.float32)
 
     def _candidates(
         self,
@@ -344,10 +424,19 @@ class MemoryService:
                 if missing:
                     raise MemoryNotFoundError(missing)
             doomed = self._store.select_for_forget(id_list, tag_list, cutoff)
+            episodes = self._store.sessions_of(doomed)
             self._store.delete(doomed)
             index.remove(doomed)
             for memory_id in doomed:
                 self._lexical.remove(memory_id)
+                self._entities.pop(memory_id, None)
+            # Neighbours held the forgotten text as context: index their episodes again without it.
+            survivors = self._store.documents(sorted(episodes)) if episodes else []
+            self._index_documents(survivors)
+            gone = set(doomed)
+            for session_id, (tail_id, _) in list(self._episode_tail.items()):
+                if tail_id in gone:  # the next memory of that episode starts without a "previous" context
+                    del self._episode_tail[session_id]
             if doomed:
                 index.save()  # the file on disk must not keep a forgotten memory's vector
         return ForgetResult(forgotten=len(doomed), ids=doomed[:1000])

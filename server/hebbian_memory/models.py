@@ -10,9 +10,23 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class MemoryInput(_Frozen):
+    """One memory to store, as remember_many takes it."""
+
+    content: str = Field(description="The text to remember: one self-contained fact, note or event.")
+    tags: list[str] | None = Field(default=None, description="Short labels for filtering later.")
+    metadata: dict[str, Any] | None = Field(default=None, description="Small JSON facts, e.g. {'speaker': 'Ana'}.")
+    importance: float = Field(default=0.5, description="0 (trivial) to 1 (vital).")
+    event_time: str | None = Field(default=None, description="When it happened, ISO 8601; default: now.")
+
+
 class RememberResult(_Frozen):
     id: int = Field(description="The memory's id; use it with associate and forget.")
     created: bool = Field(description="False when identical content was already stored and was reinforced instead.")
+
+
+class RememberManyResult(_Frozen):
+    results: list[RememberResult] = Field(description="One result per memory sent, in the same order.")
 
 
 class ScoreParts(_Frozen):

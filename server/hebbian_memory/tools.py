@@ -12,7 +12,14 @@ from pydantic import Field
 
 from hebbian_memory.errors import HebbianMemoryError
 from hebbian_memory.memory import MemoryService
-from hebbian_memory.models import AssociateResult, ForgetResult, RecallResult, RememberResult
+from hebbian_memory.models import (
+    AssociateResult,
+    ForgetResult,
+    MemoryInput,
+    RecallResult,
+    RememberManyResult,
+    RememberResult,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +77,18 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         return await _run(
             ctx, lambda s, sid: s.remember(content, tags, metadata, importance, event_time, session_id=sid)
         )
+
+    @server.tool(
+        title="Remember many",
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
+    )
+    async def remember_many(
+        ctx: AppCtx,
+        memories: Annotated[list[MemoryInput], Field(description="The memories to store, in order (up to 1000).")],
+    ) -> RememberManyResult:
+        """Store many memories in one call (bulk import; much faster than one remember per memory). They are
+        stored in the order given, as one episode. If any item is invalid, none is stored and the error names it."""
+        return await _run(ctx, lambda s, sid: RememberManyResult(results=s.remember_many(memories, session_id=sid)))
 
     @server.tool(title="Recall", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     async def recall(

@@ -1,5 +1,5 @@
 """Storage: the DuckDB schema, its migrations and every SQL statement."""
 
-from hebbian_memory.storage.store import MemoryRow, NewMemory, Store
+from hebbian_memory.storage.store import DocumentRow, MemoryRow, NewMemory, Store
 
-__all__ = ["MemoryRow", "NewMemory", "Store"]
+__all__ = ["DocumentRow", "MemoryRow", "NewMemory", "Store"]

@@ -58,6 +58,18 @@ class MemoryRow:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentRow:
+    """A memory with the text of its neighbours in the same session (None at an episode's ends)."""
+
+    id: int
+    content: str
+    event_time: datetime
+    metadata: dict[str, Any]
+    previous: str | None
+    next: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class LinkRow:
     source_id: int
     target_id: int
@@ -149,40 +161,51 @@ class Store:
     def count(self) -> int:
         return int(self._fetch("SELECT count(*) FROM memories")[0][0])
 
-    def id_by_hash(self, content_hash: str) -> int | None:
-        rows = self._fetch("SELECT id FROM memories WHERE content_hash = ?", [content_hash])
-        return int(rows[0][0]) if rows else None
-
-    def insert(self, memory: NewMemory, now: datetime) -> int:
+    def insert(self, memories: Sequence[NewMemory], now: datetime) -> list[int]:
+        """Insert memories in one transaction, with a 'remembered' event each; their ids, in order."""
+        if not memories:
+            return []
         ts = _naive(now)
         with self._tx() as c:
-            row = c.execute(
-                """INSERT INTO memories (content, content_hash, tags, metadata, importance, created_at, updated_at,
-                       event_time, last_accessed_at, access_count, strength, tier, session_id, embedding,
-                       embedding_model)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1.0, 1, ?, ?, ?) RETURNING id""",
+            ids = [
+                int(r[0])
+                for r in c.execute("SELECT nextval('memory_id_seq') FROM range(?)", [len(memories)]).fetchall()
+            ]
+            c.executemany(
+                """INSERT INTO memories (id, content, content_hash, tags, metadata, importance, created_at,
+                       updated_at, event_time, last_accessed_at, access_count, strength, tier, session_id,
+                       embedding, embedding_model)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1.0, 1, ?, ?, ?)""",
                 [
-                    memory.content,
-                    memory.content_hash,
-                    list(memory.tags),
-                    json.dumps(memory.metadata, ensure_ascii=False),
-                    memory.importance,
-                    ts,
-                    ts,
-                    _naive(memory.event_time),
-                    ts,
-                    memory.session_id,
-                    memory.embedding.astype("<f4").tobytes(),
-                    memory.embedding_model,
+                    [
+                        memory_id,
+                        m.content,
+                        m.content_hash,
+                        list(m.tags),
+                        json.dumps(m.metadata, ensure_ascii=False),
+                        m.importance,
+                        ts,
+                        ts,
+                        _naive(m.event_time),
+                        ts,
+                        m.session_id,
+                        m.embedding.astype("<f4").tobytes(),
+                        m.embedding_model,
+                    ]
+                    for memory_id, m in zip(ids, memories, strict=True)
                 ],
-            ).fetchone()
-            assert row is not None
-            memory_id = int(row[0])
-            c.execute(
-                "INSERT INTO access_events (memory_id, session_id, kind, occurred_at) VALUES (?, ?, 'remembered', ?)",
-                [memory_id, memory.session_id, ts],
             )
-        return memory_id
+            c.executemany(
+                "INSERT INTO access_events (memory_id, session_id, kind, occurred_at) VALUES (?, ?, 'remembered', ?)",
+                [[memory_id, m.session_id, ts] for memory_id, m in zip(ids, memories, strict=True)],
+            )
+        return ids
+
+    def ids_by_hash(self, hashes: Sequence[str]) -> dict[str, int]:
+        rows = self._fetch(
+            "SELECT content_hash, id FROM memories WHERE content_hash IN (SELECT unnest(?))", [list(hashes)]
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
 
     def reinforce(
         self, memory_id: int, tags: Sequence[str], importance: float, session_id: int | None, now: datetime
@@ -247,6 +270,27 @@ class Store:
                 return
             yield [(int(r[0]), str(r[1])) for r in rows]
             last = int(rows[-1][0])
+
+    def documents(self, session_ids: Sequence[int] | None = None) -> list[DocumentRow]:
+        """Every memory (or those of the given sessions) with its episodic neighbours, in id order."""
+        where = "" if session_ids is None else "WHERE session_id IN (SELECT unnest(?))"
+        rows = self._fetch(
+            f"""SELECT id, content, event_time, metadata,
+                   CASE WHEN session_id IS NULL THEN NULL ELSE lag(content) OVER episode END,
+                   CASE WHEN session_id IS NULL THEN NULL ELSE lead(content) OVER episode END
+                FROM memories {where}
+                WINDOW episode AS (PARTITION BY session_id ORDER BY id)
+                ORDER BY id""",
+            [] if session_ids is None else [list(session_ids)],
+        )
+        return [DocumentRow(int(r[0]), r[1], _aware(r[2]), json.loads(r[3]), r[4], r[5]) for r in rows]
+
+    def sessions_of(self, ids: Sequence[int]) -> set[int]:
+        rows = self._fetch(
+            "SELECT DISTINCT session_id FROM memories WHERE id IN (SELECT unnest(?)) AND session_id IS NOT NULL",
+            [list(ids)],
+        )
+        return {int(r[0]) for r in rows}
 
     def models_in_use(self) -> set[str]:
         return {str(r[0]) for r in self._fetch("SELECT DISTINCT embedding_model FROM memories")}

@@ -1,0 +1,132 @@
+"""Latency and scale through the real MCP client over stdio: remember, recall, bulk import, start-up, memory.
+
+For each store size N: bulk-import N short memories with remember_many, restart the server and time the
+`initialize` answer and the first recall from process start, then time single remembers and recalls (k=10),
+and read the server's resident memory.
+
+    uv run python -m bench.latency                        # 1k, 10k and 100k memories
+    uv run python -m bench.latency --sizes 1000 2000      # any sizes
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client
+from tests.helpers import server_params, structured
+
+from bench.locomo import DATA, machine
+
+BATCH = 500
+SAMPLES = 200
+
+
+def corpus(n: int, seed: int = 7) -> list[str]:
+    """n distinct short memories built from real conversation turns (LoCoMo) with a varying detail."""
+    turns: list[str] = []
+    for sample in json.loads(DATA.read_text()):
+        for key, session in sample["conversation"].items():
+            if key.startswith("session_") and isinstance(session, list):
+                turns.extend(str(turn["text"]) for turn in session)  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    rng = random.Random(seed)
+    places = ["at home", "at work", "in the park", "on the train", "downtown", "at the gym", "in the kitchen"]
+    return [f"{rng.choice(turns)} ({rng.choice(places)}, note {i})" for i in range(n)]
+
+
+def questions() -> list[str]:
+    return [qa["question"] for sample in json.loads(DATA.read_text()) for qa in sample["qa"]]
+
+
+def server_pid() -> int | None:
+    """The newest child process of this one: the stdio server the client started."""
+    me, children = os.getpid(), list[int]()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me:
+                children.append(int(entry.name))
+    return max(children) if children else None
+
+
+def rss_mb(pid: int | None) -> float | None:
+    if pid is None:
+        return None
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(1000 * statistics.median(ordered), 2),
+        "p95_ms": round(1000 * ordered[int(0.95 * (len(ordered) - 1))], 2),
+    }
+
+
+async def measure(n: int, data_dir: Path) -> dict[str, Any]:
+    texts = corpus(n + SAMPLES)
+    result: dict[str, Any] = {"memories": n}
+    async with Client(server_params(data_dir), read_timeout_seconds=600) as client:
+        started = time.perf_counter()
+        for i in range(0, n, BATCH):
+            batch = [{"content": t} for t in texts[i : min(i + BATCH, n)]]
+            structured(await client.call_tool("remember_many", {"memories": batch}))
+        elapsed = time.perf_counter() - started
+        result["bulk_import_per_s"] = round(n / elapsed, 1)
+        print(f"  {n}: imported at {result['bulk_import_per_s']}/s", file=sys.stderr)
+
+    # A restart on the filled store: how soon is it usable?
+    started = time.perf_counter()
+    async with Client(server_params(data_dir), read_timeout_seconds=600) as client:
+        result["initialize_s"] = round(time.perf_counter() - started, 3)
+        structured(await client.call_tool("recall", {"query": "what did we talk about last week?"}))
+        result["first_recall_s"] = round(time.perf_counter() - started, 3)
+        pid = server_pid()
+
+        remember: list[float] = []
+        for text in texts[n : n + SAMPLES]:
+            t = time.perf_counter()
+            structured(await client.call_tool("remember", {"content": text}))
+            remember.append(time.perf_counter() - t)
+        result["remember"] = percentiles(remember)
+
+        recall: list[float] = []
+        for query in random.Random(3).sample(questions(), SAMPLES):
+            t = time.perf_counter()
+            structured(await client.call_tool("recall", {"query": query, "k": 10}))
+            recall.append(time.perf_counter() - t)
+        result["recall_k10"] = percentiles(recall)
+        result["rss_mb"] = round(rss_mb(pid) or 0.0, 1)
+    print(f"  {n}: {result}", file=sys.stderr)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "latency.json")
+    args = parser.parse_args()
+    report: dict[str, Any] = {"machine": machine(), "samples": SAMPLES, "runs": []}
+    for n in args.sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            report["runs"].append(anyio.run(measure, n, Path(tmp) / "data"))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,190 @@
+"""LoCoMo retrieval benchmark through the real MCP tools.
+
+Every dialog turn of each conversation is remembered through `remember` (one MCP session per LoCoMo
+session, the session date as the event time, the speaker in the metadata); then every question (category 5
+left out) goes through `recall`. Each conversation gets its own store. Scores per category and overall:
+any@1/5/10 (an evidence turn in the top k), all@5/10 (every evidence turn), MRR.
+
+    uv run python -m bench.locomo                       # default settings
+    uv run python -m bench.locomo --ablate              # each retrieval step on/off, table in bench/README.md
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client
+from tests.helpers import structured
+
+from hebbian_memory.app import build_server
+from hebbian_memory.config import Settings, load_settings
+from hebbian_memory.embedding import Embedder, FastEmbedEmbedder
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo-dev" / "locomo_dev.json"
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+KS = (1, 5, 10)
+_DIA = re.compile(r"D(\d+):(\d+)")
+
+
+def parse_date(raw: str) -> datetime:
+    """'1:56 pm on 8 May, 2023' -> an aware datetime."""
+    return datetime.strptime(raw.strip(), "%I:%M %p on %d %B, %Y").replace(tzinfo=UTC)
+
+
+def sessions(conversation: Mapping[str, Any]) -> list[tuple[datetime, list[dict[str, Any]]]]:
+    out: list[tuple[int, datetime, list[dict[str, Any]]]] = []
+    for key, turns in conversation.items():
+        match = re.fullmatch(r"session_(\d+)", key)
+        if match and isinstance(turns, list) and turns:
+            session: list[dict[str, Any]] = turns  # pyright: ignore[reportUnknownVariableType] -- JSON
+            out.append((int(match.group(1)), parse_date(conversation[f"{key}_date_time"]), session))
+    return [(when, turns) for _, when, turns in sorted(out, key=lambda s: s[0])]
+
+
+def evidence_ids(raw: list[str], known: set[str]) -> set[str]:
+    """Split and normalise noisy evidence strings ('D8:6; D9:17', 'D30:05'); drop turns that do not exist."""
+    found: set[str] = set()
+    for item in raw:
+        for session, turn in _DIA.findall(item.replace("D:", "D")):
+            dia = f"D{int(session)}:{int(turn)}"
+            if dia in known:
+                found.add(dia)
+    return found
+
+
+async def run_conversation(
+    sample: Mapping[str, Any], settings: Settings, embedder: Embedder
+) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Ingest one conversation session by session, then ask its questions; return per-question results."""
+    id_to_dia: dict[int, str] = {}
+    ingest_started = time.perf_counter()
+    turns_stored = 0
+    for when, turns in sessions(sample["conversation"]):
+        async with Client(build_server(settings, embedder=embedder)) as client:
+            for turn in turns:
+                metadata = {"speaker": turn["speaker"], "dia_id": turn["dia_id"]}
+                if turn.get("blip_caption"):
+                    metadata["caption"] = turn["blip_caption"]
+                result = structured(
+                    await client.call_tool(
+                        "remember",
+                        {
+                            "content": f"{turn['speaker']}: {turn['text']}",
+                            "metadata": metadata,
+                            "event_time": when.isoformat(),
+                        },
+                    )
+                )
+                id_to_dia[result["id"]] = turn["dia_id"]
+                turns_stored += 1
+    ingest_s = time.perf_counter() - ingest_started
+    known = set(id_to_dia.values())
+    results: list[dict[str, Any]] = []
+    latencies: list[float] = []
+    async with Client(build_server(settings, embedder=embedder)) as client:
+        for qa in sample["qa"]:
+            if qa["category"] not in CATEGORIES:
+                continue
+            evidence = evidence_ids(qa.get("evidence", []), known)
+            if not evidence:
+                continue
+            started = time.perf_counter()
+            hits = structured(await client.call_tool("recall", {"query": qa["question"], "k": 10}))["hits"]
+            latencies.append(time.perf_counter() - started)
+            ranked = [id_to_dia[h["id"]] for h in hits]
+            results.append({"category": qa["category"], "ranked": ranked, "evidence": sorted(evidence)})
+    timing = {
+        "turns": turns_stored,
+        "ingest_s": ingest_s,
+        "recall_p50_ms": 1000 * statistics.median(latencies),
+    }
+    return results, timing
+
+
+def score(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """any@k, all@k and MRR per category and overall."""
+    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in results:
+        groups[CATEGORIES[r["category"]]].append(r)
+        groups["overall"].append(r)
+    table: dict[str, dict[str, float]] = {}
+    for name, rows in groups.items():
+        metrics: dict[str, float] = {"n": len(rows)}
+        for k in KS:
+            metrics[f"any@{k}"] = sum(bool(set(r["ranked"][:k]) & set(r["evidence"])) for r in rows) / len(rows)
+        for k in (5, 10):
+            metrics[f"all@{k}"] = sum(set(r["evidence"]) <= set(r["ranked"][:k]) for r in rows) / len(rows)
+        reciprocal: list[float] = []
+        for r in rows:
+            ranks = [i for i, dia in enumerate(r["ranked"], 1) if dia in r["evidence"]]
+            reciprocal.append(1.0 / ranks[0] if ranks else 0.0)
+        metrics["mrr"] = sum(reciprocal) / len(rows)
+        table[name] = {k: round(v, 4) for k, v in metrics.items()}
+    return table
+
+
+async def run(settings_overrides: Mapping[str, Any], data: Path, limit: int | None) -> dict[str, Any]:
+    samples = json.loads(data.read_text())[:limit]
+    embedder = FastEmbedEmbedder("default", Path(tempfile.mkdtemp()) / "models")
+    embedder.load()
+    all_results: list[dict[str, Any]] = []
+    timings: list[dict[str, float]] = []
+    for sample in samples:
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = load_settings(env={}, overrides={"data_dir": tmp, "log_level": "WARNING", **settings_overrides})
+            results, timing = await run_conversation(sample, settings, embedder)
+        all_results.extend(results)
+        timings.append({"conversation": sample["sample_id"], **timing})
+        print(f"  {sample['sample_id']}: {timing}", file=sys.stderr)
+    return {"settings": dict(settings_overrides), "scores": score(all_results), "timings": timings}
+
+
+# Each retrieval step switched off on its own, against the default configuration.
+ABLATIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "dense only": {"recall.dense_weight": 1.0},
+    "lexical only": {"recall.dense_weight": 0.0},
+}
+
+
+def machine() -> dict[str, Any]:
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "locomo.json")
+    parser.add_argument("--limit", type=int, default=None, help="only the first N conversations")
+    parser.add_argument("--ablate", action="store_true", help="run every configuration in ABLATIONS")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting override")
+    args = parser.parse_args()
+    overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
+    variants: dict[str, dict[str, Any]] = ABLATIONS if args.ablate else {"default": {}}
+    report: dict[str, Any] = {"machine": machine(), "data": str(args.data), "runs": {}}
+    for name, variant in variants.items():
+        print(f"{name}: {variant | overrides}", file=sys.stderr)
+        started = time.perf_counter()
+        report["runs"][name] = anyio.run(run, variant | overrides, args.data, args.limit)
+        report["runs"][name]["seconds"] = round(time.perf_counter() - started, 1)
+        overall = report["runs"][name]["scores"]["overall"]
+        print(f"  overall {overall}", file=sys.stderr)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(json.dumps({n: r["scores"]["overall"] for n, r in report["runs"].items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

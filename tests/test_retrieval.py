@@ -1,0 +1,82 @@
+"""Retrieval behaviour with the real model: each mechanism finds what the others would miss."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from hebbian_memory.clock import ManualClock
+from hebbian_memory.config import Settings
+from hebbian_memory.embedding import FastEmbedEmbedder
+from hebbian_memory.memory import MemoryService
+from hebbian_memory.models import MemoryInput
+from hebbian_memory.storage import Store
+from hebbian_memory.text import terms
+
+DISTRACTORS = [
+    "We watched a documentary about deep sea creatures on Sunday.",
+    "The printer on the third floor keeps jamming.",
+    "Grandma's apple pie recipe needs two cups of flour.",
+    "The team retro is moved to Wednesday afternoon.",
+    "I finally fixed the squeaky door hinge in the hallway.",
+    "Our flight to Oslo was delayed by three hours.",
+    "The dentist appointment is at 9am next Tuesday.",
+    "She started learning the cello last autumn.",
+]
+
+
+@pytest.fixture
+def service(settings: Settings, real_embedder: FastEmbedEmbedder) -> Iterator[MemoryService]:
+    clock = ManualClock(datetime(2025, 3, 1, tzinfo=UTC))
+    svc = MemoryService(settings, Store.open(settings.data_dir / "memory.duckdb", clock.now()), real_embedder, clock)
+    svc.warm_up()
+    yield svc
+    svc.close()
+
+
+def top_ids(service: MemoryService, query: str, k: int = 3) -> list[int]:
+    return [h.id for h in service.recall(query, k=k).hits]
+
+
+def test_a_keyword_only_fact_and_a_paraphrase_only_fact_are_both_found(service: MemoryService) -> None:
+    for text in DISTRACTORS:
+        service.remember(text)
+    code = service.remember("The garage door code is QX-7731.").id
+    pet = service.remember("I adopted a golden retriever puppy named Biscuit.").id
+    paraphrase = "Which animal lives with me?"
+    assert not set(terms(paraphrase)) & set(terms("I adopted a golden retriever puppy named Biscuit."))
+    assert top_ids(service, "QX-7731")[0] == code
+    assert top_ids(service, paraphrase)[0] == pet
+
+
+def test_episodic_context_finds_an_answer_that_only_its_question_names(service: MemoryService) -> None:
+    for text in DISTRACTORS:
+        service.remember(text)
+    turns = ["What instrument did your sister pick up?", "Yes, a big wooden one that you play sitting down."]
+    question, answer = (r.id for r in service.remember_many([MemoryInput(content=t) for t in turns], session_id=1))
+    hits = service.recall("Which instrument did my sister pick up?", k=2).hits
+    assert [h.id for h in hits] == [question, answer], "the answer is found through its question's words"
+
+
+def test_naming_a_speaker_favours_what_that_speaker_said(service: MemoryService) -> None:
+    for text in DISTRACTORS:
+        service.remember(text, metadata={"speaker": "Caroline"})
+    service.remember("I love hiking in the hills.", metadata={"speaker": "Caroline"})
+    melanie = service.remember("I love hiking in the hills!", metadata={"speaker": "Melanie"}).id
+    assert top_ids(service, "Where does Melanie love hiking?", k=1) == [melanie]
+
+
+def test_event_dates_are_searchable_in_words(service: MemoryService) -> None:
+    for text in DISTRACTORS:
+        service.remember(text, event_time="2023-07-14")
+    service.remember("Went to the pottery class.", event_time="2023-07-14")
+    may = service.remember("Went to the pottery class!", event_time="2023-05-08T13:56:00Z").id
+    assert top_ids(service, "pottery class in May 2023", k=1) == [may]
+
+
+def test_time_filters_are_exact_at_their_bounds(service: MemoryService) -> None:
+    inside = service.remember("Quarterly planning notes", event_time="2024-04-01T00:00:00Z").id
+    service.remember("Quarterly planning notes, earlier draft", event_time="2024-03-31T23:59:59Z")
+    service.remember("Quarterly planning notes, later draft", event_time="2024-04-01T00:00:01Z")
+    hits = service.recall("quarterly planning", since="2024-04-01T00:00:00Z", until="2024-04-01T00:00:00Z").hits
+    assert [h.id for h in hits] == [inside]
