@@ -2,11 +2,12 @@
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from hebbian_memory.clock import ManualClock
-from hebbian_memory.config import Settings
+from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding import FastEmbedEmbedder
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import MemoryInput
@@ -56,6 +57,30 @@ def test_episodic_context_finds_an_answer_that_only_its_question_names(service: 
     question, answer = (r.id for r in service.remember_many([MemoryInput(content=t) for t in turns], session_id=1))
     hits = service.recall("Which instrument did my sister pick up?", k=2).hits
     assert [h.id for h in hits] == [question, answer], "the answer is found through its question's words"
+
+
+@pytest.mark.parametrize("share", [0.5, 0.0])
+def test_a_reply_is_found_by_the_meaning_of_the_question_it_answers(
+    data_dir: Path, real_embedder: FastEmbedEmbedder, share: float
+) -> None:
+    """The answer shares no word and little meaning with the query; only its episode (the question before it)
+    does. Nearby distractors about vehicles outrank it on its own vector, so episode_share=0 must lose it."""
+    tuned = load_settings(env={}, overrides={"data_dir": str(data_dir), "recall.episode_share": share})
+    clock = ManualClock(datetime(2025, 3, 1, tzinfo=UTC))
+    service = MemoryService(tuned, Store.open(tuned.data_dir / "memory.duckdb", clock.now()), real_embedder, clock)
+    service.warm_up()
+    try:
+        suv, van = "Dad keeps talking about buying an electric SUV someday.", "We rented a minivan for the family road trip."
+        for text in [*DISTRACTORS, suv, van]:
+            service.remember(text)
+        turns = ["Did your brother ever get a new car?", "Yes, a red convertible, he loves it."]
+        question, answer = (r.id for r in service.remember_many([MemoryInput(content=t) for t in turns], 1))
+        query = "What vehicle did my sibling purchase?"
+        assert not set(terms(query)) & set(terms(" ".join(turns)))
+        found = top_ids(service, query, k=2) == [question, answer]
+        assert found is (share > 0)
+    finally:
+        service.close()
 
 
 def test_naming_a_speaker_favours_what_that_speaker_said(service: MemoryService) -> None:

@@ -55,6 +55,7 @@ class RecallSettings:
     exact_filter_limit: int
     entity_keys: list[str]
     entity_boost: float
+    episode_share: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,9 @@ class VectorIndex:
     def __len__(self) -> int:
         return len(self._index)
 
+    def __contains__(self, memory_id: object) -> bool:
+        return isinstance(memory_id, int) and bool(self._index.contains(memory_id))
+
     @property
     def unsaved_changes(self) -> int:
         return self._unsaved

@@ -57,7 +57,13 @@ class _Prepared:
 class _Candidates:
     ids: list[int]
     cosine: np.ndarray[Any, np.dtype[np.float32]]
+    episode_cosine: np.ndarray[Any, np.dtype[np.float32]]
     lexical: np.ndarray[Any, np.dtype[np.float32]]
+
+    @staticmethod
+    def empty() -> "_Candidates":
+        nothing = np.zeros(0, np.float32)
+        return _Candidates([], nothing, nothing, nothing)
 
 
 class MemoryService:
@@ -71,6 +77,7 @@ class MemoryService:
         self._fields = documents.field_specs(settings.lexical)
         self._lexical: LexicalIndex = BM25Index(self._fields, k1=settings.lexical.k1)
         self._entities: dict[int, frozenset[str]] = {}
+        self._previous_of: dict[int, int] = {}  # memory id -> the memory before it in its session
         # The last memory stored in each live session, whose "next" context the following memory fills.
         self._episode_tail: dict[int, tuple[int, str]] = {}
         self._index: VectorIndex | None = None
@@ -128,6 +135,10 @@ class MemoryService:
             found = documents.entities(doc.metadata, entity_keys)
             if found:
                 self._entities[doc.id] = found
+            if doc.previous_id is not None:
+                self._previous_of[doc.id] = doc.previous_id
+            else:
+                self._previous_of.pop(doc.id, None)
 
     def _wait_ready(self) -> VectorIndex:
         if not self._ready.wait(WARM_UP_TIMEOUT_S):
@@ -256,7 +267,15 @@ class MemoryService:
     def _index_in_episode(self, memory_id: int, row: NewMemory, session_id: int | None) -> None:
         """Keyword-index a new memory with the previous one of its session as context, and vice versa."""
         previous = self._episode_tail.get(session_id) if session_id is not None else None
-        doc = DocumentRow(memory_id, row.content, row.event_time, row.metadata, previous[1] if previous else None, None)
+        doc = DocumentRow(
+            memory_id,
+            row.content,
+            row.event_time,
+            row.metadata,
+            previous[1] if previous else None,
+            None,
+            previous[0] if previous else None,
+        )
         self._index_documents([doc])
         if previous is not None and documents.NEXT in self._fields:
             self._lexical.fill_field(previous[0], documents.NEXT, row.content)
@@ -286,7 +305,7 @@ class MemoryService:
             found = self._candidates(index, text, query_vector, max(cfg.candidates, top_k), wanted_tags, start, end)
             if not found.ids:
                 return RecallResult(hits=[])
-            dense, lexical = _min_max(found.cosine), _min_max(found.lexical)
+            dense, lexical = _min_max(found.episode_cosine), _min_max(found.lexical)
             fused = cfg.dense_weight * dense + (1.0 - cfg.dense_weight) * lexical
             fused += cfg.entity_boost * self._entity_matches(found.ids, text)
             order: list[int] = np.argsort(-fused, kind="stable")[:top_k].tolist()
@@ -335,7 +354,7 @@ class MemoryService:
         if allowed is not None:
             # A selective filter: score every allowed memory exactly, so the filter can never hide a match.
             if not allowed:
-                return _Candidates([], np.zeros(0, np.float32), np.zeros(0, np.float32))
+                return _Candidates.empty()
             cosines = index.vectors(allowed) @ query_vector[0]
             best: list[int] = np.argsort(-cosines)[:n].tolist()
             dense_ids = [allowed[i] for i in best]
@@ -350,11 +369,32 @@ class MemoryService:
                 lexical_ids = [i for i in lexical_ids if i in keep][:n]
         ids = list(dict.fromkeys(dense_ids + lexical_ids))
         if not ids:
-            return _Candidates([], np.zeros(0, np.float32), np.zeros(0, np.float32))
-        cosine = (index.vectors(ids) @ query_vector[0]).astype(np.float32)
+            return _Candidates.empty()
+        vectors = index.vectors(ids)
+        cosine = (vectors @ query_vector[0]).astype(np.float32)
         bm25 = dict(self._lexical.search(query, len(ids), only=ids))
         lexical = np.asarray([bm25.get(i, 0.0) for i in ids], dtype=np.float32)
-        return _Candidates(ids, cosine, lexical)
+        return _Candidates(ids, cosine, self._episode_cosine(index, ids, vectors, cosine, query_vector[0]), lexical)
+
+    def _episode_cosine(
+        self,
+        index: VectorIndex,
+        ids: Sequence[int],
+        vectors: Vectors,
+        cosine: np.ndarray[Any, np.dtype[np.float32]],
+        query: np.ndarray[Any, np.dtype[np.float32]],
+    ) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """Cosine of each memory read in its episode (its vector plus a share of the previous memory's), or
+        its own cosine when that is higher: a reply matches the question it answers."""
+        share = self._settings.recall.episode_share
+        rows = [j for j, memory_id in enumerate(ids) if self._previous_of.get(memory_id) in index]
+        if share <= 0 or not rows:
+            return cosine
+        context = vectors[rows] + share * index.vectors([self._previous_of[ids[j]] for j in rows])
+        context /= np.maximum(np.linalg.norm(context, axis=1, keepdims=True), 1e-12)
+        out = cosine.copy()
+        out[rows] = np.maximum(cosine[rows], context @ query)
+        return out
 
     # --- associate ---------------------------------------------------------------------------------------
 
@@ -430,6 +470,7 @@ class MemoryService:
             for memory_id in doomed:
                 self._lexical.remove(memory_id)
                 self._entities.pop(memory_id, None)
+                self._previous_of.pop(memory_id, None)
             # Neighbours held the forgotten text as context: index their episodes again without it.
             survivors = self._store.documents(sorted(episodes)) if episodes else []
             self._index_documents(survivors)

@@ -67,6 +67,7 @@ class DocumentRow:
     metadata: dict[str, Any]
     previous: str | None
     next: str | None
+    previous_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,13 +278,19 @@ class Store:
         rows = self._fetch(
             f"""SELECT id, content, event_time, metadata,
                    CASE WHEN session_id IS NULL THEN NULL ELSE lag(content) OVER episode END,
-                   CASE WHEN session_id IS NULL THEN NULL ELSE lead(content) OVER episode END
+                   CASE WHEN session_id IS NULL THEN NULL ELSE lead(content) OVER episode END,
+                   CASE WHEN session_id IS NULL THEN NULL ELSE lag(id) OVER episode END
                 FROM memories {where}
                 WINDOW episode AS (PARTITION BY session_id ORDER BY id)
                 ORDER BY id""",
             [] if session_ids is None else [list(session_ids)],
         )
-        return [DocumentRow(int(r[0]), r[1], _aware(r[2]), json.loads(r[3]), r[4], r[5]) for r in rows]
+        return [
+            DocumentRow(
+                int(r[0]), r[1], _aware(r[2]), json.loads(r[3]), r[4], r[5], None if r[6] is None else int(r[6])
+            )
+            for r in rows
+        ]
 
     def sessions_of(self, ids: Sequence[int]) -> set[int]:
         rows = self._fetch(
