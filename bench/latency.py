@@ -4,7 +4,7 @@ For each store size N: bulk-import N short memories with remember_many, restart 
 `initialize` answer and the first recall from process start, then time single remembers and recalls (k=10),
 and read the server's resident memory.
 
-    uv run python -m bench.latency                        # 1k, 10k and 100k memories
+    uv run python -m bench.latency                        # 1k, 2k, 10k and 100k memories
     uv run python -m bench.latency --sizes 1000 2000      # any sizes
 """
 
@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import tempfile
@@ -29,16 +30,33 @@ BATCH = 500
 SAMPLES = 200
 
 
-def corpus(n: int, seed: int = 7) -> list[str]:
-    """n distinct short memories built from real conversation turns (LoCoMo) with a varying detail."""
+def _turns() -> list[str]:
     turns: list[str] = []
     for sample in json.loads(DATA.read_text()):
         for key, session in sample["conversation"].items():
             if key.startswith("session_") and isinstance(session, list):
                 turns.extend(str(turn["text"]) for turn in session)  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+    return turns
+
+
+def corpus(n: int, seed: int = 7) -> list[str]:
+    """n distinct short memories (one sentence of 3-12 words from a real conversation turn, plus a place and a
+    number that keep them distinct): the size of the notes an assistant stores."""
+    sentences = [
+        sentence.strip()
+        for turn in _turns()
+        for sentence in re.split(r"(?<=[.!?])\s+", turn)
+        if 3 <= len(sentence.split()) <= 12
+    ]
     rng = random.Random(seed)
     places = ["at home", "at work", "in the park", "on the train", "downtown", "at the gym", "in the kitchen"]
-    return [f"{rng.choice(turns)} ({rng.choice(places)}, note {i})" for i in range(n)]
+    return [f"{rng.choice(sentences)} ({rng.choice(places)}, {i})" for i in range(n)]
+
+
+def turn_corpus(n: int, seed: int = 11) -> list[str]:
+    """n distinct whole conversation turns (LoCoMo; median about 38 tokens), for the long-memory import rate."""
+    turns, rng = _turns(), random.Random(seed)
+    return [f"{rng.choice(turns)} ({i})" for i in range(n)]
 
 
 def questions() -> list[str]:
@@ -76,17 +94,25 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
+async def bulk_import(data_dir: Path, texts: list[str]) -> float:
+    """Store texts through remember_many in batches; memories per second."""
+    async with Client(server_params(data_dir), read_timeout_seconds=600) as client:
+        started = time.perf_counter()
+        for i in range(0, len(texts), BATCH):
+            batch = [{"content": t} for t in texts[i : i + BATCH]]
+            structured(await client.call_tool("remember_many", {"memories": batch}))
+        return round(len(texts) / (time.perf_counter() - started), 1)
+
+
+def median_words(texts: list[str]) -> float:
+    return statistics.median(len(t.split()) for t in texts)
+
+
 async def measure(n: int, data_dir: Path) -> dict[str, Any]:
     texts = corpus(n + SAMPLES)
     result: dict[str, Any] = {"memories": n}
-    async with Client(server_params(data_dir), read_timeout_seconds=600) as client:
-        started = time.perf_counter()
-        for i in range(0, n, BATCH):
-            batch = [{"content": t} for t in texts[i : min(i + BATCH, n)]]
-            structured(await client.call_tool("remember_many", {"memories": batch}))
-        elapsed = time.perf_counter() - started
-        result["bulk_import_per_s"] = round(n / elapsed, 1)
-        print(f"  {n}: imported at {result['bulk_import_per_s']}/s", file=sys.stderr)
+    result["bulk_import_per_s"] = await bulk_import(data_dir, texts[:n])
+    print(f"  {n}: imported at {result['bulk_import_per_s']}/s", file=sys.stderr)
 
     # A restart on the filled store: how soon is it usable?
     started = time.perf_counter()
@@ -116,16 +142,46 @@ async def measure(n: int, data_dir: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 10_000, 100_000])
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "latency.json")
+    parser.add_argument("--turns", type=int, default=2000, help="whole conversation turns for the long-text import")
     args = parser.parse_args()
-    report: dict[str, Any] = {"machine": machine(), "samples": SAMPLES, "runs": []}
+    report: dict[str, Any] = {
+        "machine": machine(),
+        "samples": SAMPLES,
+        "corpus_median_words": median_words(corpus(2000)),
+        "runs": [],
+    }
     for n in args.sizes:
         with tempfile.TemporaryDirectory() as tmp:
             report["runs"].append(anyio.run(measure, n, Path(tmp) / "data"))
+    turns = turn_corpus(args.turns)
+    with tempfile.TemporaryDirectory() as tmp:
+        rate = anyio.run(bulk_import, Path(tmp) / "data", turns)
+    report["turn_import"] = {"memories": len(turns), "median_words": median_words(turns), "per_s": rate}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    print(table(report))
+
+
+def table(report: dict[str, Any]) -> str:
+    """Markdown, one row per store size."""
+    head = ["memories", "remember p50 / p95 ms", "recall k=10 p50 / p95 ms", "bulk import /s"]
+    head += ["initialize s", "first recall s", "RSS MB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in report["runs"]:
+        lines.append(
+            f"| {r['memories']:,} | {r['remember']['p50_ms']} / {r['remember']['p95_ms']} "
+            f"| {r['recall_k10']['p50_ms']} / {r['recall_k10']['p95_ms']} | {r['bulk_import_per_s']:,} "
+            f"| {r['initialize_s']} | {r['first_recall_s']} | {r['rss_mb']} |"
+        )
+    lines.append("")
+    lines.append(
+        f"Short memories: median {report['corpus_median_words']} words. Whole conversation turns (median "
+        f"{report['turn_import']['median_words']} words) import at {report['turn_import']['per_s']}/s "
+        f"({report['turn_import']['memories']:,} memories)."
+    )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

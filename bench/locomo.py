@@ -6,7 +6,8 @@ left out) goes through `recall`. Each conversation gets its own store. Scores pe
 any@1/5/10 (an evidence turn in the top k), all@5/10 (every evidence turn), MRR.
 
     uv run python -m bench.locomo                       # default settings
-    uv run python -m bench.locomo --ablate              # each retrieval step on/off, table in bench/README.md
+    uv run python -m bench.locomo --ablate --out bench/results/locomo-ablations.json
+                                                        # each retrieval step on/off (the bench/README.md table)
 """
 
 import argparse
@@ -64,32 +65,30 @@ def evidence_ids(raw: list[str], known: set[str]) -> set[str]:
     return found
 
 
-async def run_conversation(
-    sample: Mapping[str, Any], settings: Settings, embedder: Embedder
-) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """Ingest one conversation session by session, then ask its questions; return per-question results."""
+async def ingest(sample: Mapping[str, Any], settings: Settings, embedder: Embedder) -> tuple[dict[int, str], float]:
+    """Remember every turn through the tool, one MCP session per LoCoMo session; return id -> dia_id."""
     id_to_dia: dict[int, str] = {}
-    ingest_started = time.perf_counter()
-    turns_stored = 0
+    started = time.perf_counter()
     for when, turns in sessions(sample["conversation"]):
         async with Client(build_server(settings, embedder=embedder)) as client:
             for turn in turns:
                 metadata = {"speaker": turn["speaker"], "dia_id": turn["dia_id"]}
                 if turn.get("blip_caption"):
                     metadata["caption"] = turn["blip_caption"]
-                result = structured(
-                    await client.call_tool(
-                        "remember",
-                        {
-                            "content": f"{turn['speaker']}: {turn['text']}",
-                            "metadata": metadata,
-                            "event_time": when.isoformat(),
-                        },
-                    )
-                )
+                arguments = {
+                    "content": f"{turn['speaker']}: {turn['text']}",
+                    "metadata": metadata,
+                    "event_time": when.isoformat(),
+                }
+                result = structured(await client.call_tool("remember", arguments))
                 id_to_dia[result["id"]] = turn["dia_id"]
-                turns_stored += 1
-    ingest_s = time.perf_counter() - ingest_started
+    return id_to_dia, time.perf_counter() - started
+
+
+async def ask(
+    sample: Mapping[str, Any], id_to_dia: Mapping[int, str], settings: Settings, embedder: Embedder
+) -> tuple[list[dict[str, Any]], list[float]]:
+    """Every question (category 5 left out) through `recall` in a fresh server over the stored conversation."""
     known = set(id_to_dia.values())
     results: list[dict[str, Any]] = []
     latencies: list[float] = []
@@ -105,12 +104,7 @@ async def run_conversation(
             latencies.append(time.perf_counter() - started)
             ranked = [id_to_dia[h["id"]] for h in hits]
             results.append({"category": qa["category"], "ranked": ranked, "evidence": sorted(evidence)})
-    timing = {
-        "turns": turns_stored,
-        "ingest_s": ingest_s,
-        "recall_p50_ms": 1000 * statistics.median(latencies),
-    }
-    return results, timing
+    return results, latencies
 
 
 def score(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -135,27 +129,64 @@ def score(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
     return table
 
 
-async def run(settings_overrides: Mapping[str, Any], data: Path, limit: int | None) -> dict[str, Any]:
+async def run(variants: Mapping[str, Mapping[str, Any]], data: Path, limit: int | None) -> dict[str, Any]:
+    """Each conversation is stored once in its own data dir; every variant then opens that store with its
+    own settings (the keyword index is rebuilt from the database at start, so field weights apply too)."""
     samples = json.loads(data.read_text())[:limit]
     embedder = FastEmbedEmbedder("default", Path(tempfile.mkdtemp()) / "models")
     embedder.load()
-    all_results: list[dict[str, Any]] = []
-    timings: list[dict[str, float]] = []
+    results: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    latencies: dict[str, list[float]] = defaultdict(list)
+    ingestion: list[dict[str, Any]] = []
     for sample in samples:
         with tempfile.TemporaryDirectory() as tmp:
-            settings = load_settings(env={}, overrides={"data_dir": tmp, "log_level": "WARNING", **settings_overrides})
-            results, timing = await run_conversation(sample, settings, embedder)
-        all_results.extend(results)
-        timings.append({"conversation": sample["sample_id"], **timing})
-        print(f"  {sample['sample_id']}: {timing}", file=sys.stderr)
-    return {"settings": dict(settings_overrides), "scores": score(all_results), "timings": timings}
+            base = {"data_dir": tmp, "log_level": "WARNING"}
+            id_to_dia, seconds = await ingest(sample, load_settings(env={}, overrides=base), embedder)
+            ingestion.append({"conversation": sample["sample_id"], "turns": len(id_to_dia), "seconds": seconds})
+            for name, overrides in variants.items():
+                settings = load_settings(env={}, overrides={**base, **overrides})
+                found, took = await ask(sample, id_to_dia, settings, embedder)
+                results[name].extend(found)
+                latencies[name].extend(took)
+        print(f"  {sample['sample_id']}: {len(id_to_dia)} turns stored in {seconds:.1f} s", file=sys.stderr)
+    return {
+        "ingestion": ingestion,
+        "runs": {
+            name: {
+                "settings": dict(overrides),
+                "scores": score(results[name]),
+                "recall_p50_ms": round(1000 * statistics.median(latencies[name]), 2),
+            }
+            for name, overrides in variants.items()
+        },
+    }
 
 
-# Each retrieval step switched off on its own, against the default configuration.
+# The default configuration, then each retrieval step switched off on its own, then single-signal baselines.
+_NO_STEPS = {
+    "lexical.previous_weight": 0.0,
+    "lexical.next_weight": 0.0,
+    "lexical.date_weight": 0.0,
+    "lexical.metadata_weight": 0.0,
+    "recall.entity_boost": 0.0,
+    "recall.episode_share": 0.0,
+    "recall.episode_spread": 0.0,
+    "recall.duplicate_cosine": 1.0,
+}
 ABLATIONS: dict[str, dict[str, Any]] = {
     "default": {},
-    "dense only": {"recall.dense_weight": 1.0},
-    "lexical only": {"recall.dense_weight": 0.0},
+    "- previous-turn field": {"lexical.previous_weight": 0.0},
+    "- next-turn field": {"lexical.next_weight": 0.0},
+    "- both context fields": {"lexical.previous_weight": 0.0, "lexical.next_weight": 0.0},
+    "- date field": {"lexical.date_weight": 0.0},
+    "- metadata field": {"lexical.metadata_weight": 0.0},
+    "- entity boost": {"recall.entity_boost": 0.0},
+    "- episode vector (share)": {"recall.episode_share": 0.0},
+    "- episode spread": {"recall.episode_spread": 0.0},
+    "- near-duplicate collapse": {"recall.duplicate_cosine": 1.0},
+    "fusion, no other step": _NO_STEPS,
+    "dense only, no other step": {**_NO_STEPS, "recall.dense_weight": 1.0},
+    "BM25 only, no other step": {**_NO_STEPS, "recall.dense_weight": 0.0},
 }
 
 
@@ -172,18 +203,35 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting override")
     args = parser.parse_args()
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    variants: dict[str, dict[str, Any]] = ABLATIONS if args.ablate else {"default": {}}
-    report: dict[str, Any] = {"machine": machine(), "data": str(args.data), "runs": {}}
-    for name, variant in variants.items():
-        print(f"{name}: {variant | overrides}", file=sys.stderr)
-        started = time.perf_counter()
-        report["runs"][name] = anyio.run(run, variant | overrides, args.data, args.limit)
-        report["runs"][name]["seconds"] = round(time.perf_counter() - started, 1)
-        overall = report["runs"][name]["scores"]["overall"]
-        print(f"  overall {overall}", file=sys.stderr)
+    variants = {name: variant | overrides for name, variant in (ABLATIONS if args.ablate else {"default": {}}).items()}
+    started = time.perf_counter()
+    report: dict[str, Any] = {"machine": machine(), "data": str(args.data)}
+    report |= anyio.run(run, variants, args.data, args.limit)
+    report["seconds"] = round(time.perf_counter() - started, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
-    print(json.dumps({n: r["scores"]["overall"] for n, r in report["runs"].items()}, indent=2))
+    print(table(report))
+
+
+def table(report: Mapping[str, Any]) -> str:
+    """Markdown: overall metrics and any@5 per category, one row per configuration."""
+    head = [
+        "configuration",
+        "any@1",
+        "any@5",
+        "any@10",
+        "all@5",
+        "all@10",
+        "MRR",
+        *(f"{c} @5" for c in CATEGORIES.values()),
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, run in report["runs"].items():
+        o, scores = run["scores"]["overall"], run["scores"]
+        cells = [f"{o[m]:.3f}" for m in ("any@1", "any@5", "any@10", "all@5", "all@10", "mrr")]
+        cells += [f"{scores[c]['any@5']:.3f}" if c in scores else "-" for c in CATEGORIES.values()]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

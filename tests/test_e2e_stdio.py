@@ -40,6 +40,9 @@ async def test_recall_finds_an_exact_keyword_and_reports_score_parts(data_dir: P
         for fact in FACTS:
             await call(client, "remember", content=fact)
         hits = (await call(client, "recall", query="Frankfurt", k=2))["hits"]
+        budgeted = await call(client, "recall", query="Frankfurt", k=10, token_budget=len(hits[0]["content"]) // 4 + 1)
+    assert [h["id"] for h in budgeted["hits"]][:1] == [hits[0]["id"]]
+    assert 0 < budgeted["tokens"] <= len(hits[0]["content"]) // 4 + 1
     assert "Frankfurt" in hits[0]["content"]
     assert hits[0]["parts"]["lexical"] == 1.0
     assert set(hits[0]) >= {"id", "content", "tags", "score", "parts", "created_at", "event_time"}
@@ -177,6 +180,7 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(data_dir: Path) 
             "k": await call_error(client, "recall", query="memory", k=1000),
             "since": await call_error(client, "recall", query="memory", since="2024-13-45"),
             "order": await call_error(client, "recall", query="memory", since="2025-01-01", until="2024-01-01"),
+            "budget": await call_error(client, "recall", query="memory", token_budget=-5),
             "type": await call_error(client, "recall", query=["not", "a", "string"]),
             "self": await call_error(client, "associate", source_id=kept["id"], target_ids=[kept["id"]]),
             "unknown": await call_error(client, "forget", ids=[kept["id"], 424242]),
@@ -190,6 +194,7 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(data_dir: Path) 
     assert "ISO 8601" in errors["date"]
     assert "ISO 8601" in errors["since"]
     assert "between 1 and 100" in errors["k"]
+    assert "token_budget" in errors["budget"]
     assert "424242" in errors["unknown"]
     assert "ids, tags" in errors["nothing"]
     assert all(errors.values())

@@ -9,7 +9,8 @@ import pytest
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding import FastEmbedEmbedder
-from hebbian_memory.memory import MemoryService
+from hebbian_memory.errors import InvalidInputError
+from hebbian_memory.memory import MemoryService, estimate_tokens
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.storage import Store
 from hebbian_memory.text import terms
@@ -65,12 +66,16 @@ def test_a_reply_is_found_by_the_meaning_of_the_question_it_answers(
 ) -> None:
     """The answer shares no word and little meaning with the query; only its episode (the question before it)
     does. Nearby distractors about vehicles outrank it on its own vector, so episode_share=0 must lose it."""
-    tuned = load_settings(env={}, overrides={"data_dir": str(data_dir), "recall.episode_share": share})
+    overrides = {"data_dir": str(data_dir), "recall.episode_share": share, "recall.episode_spread": 0.0}
+    tuned = load_settings(env={}, overrides=overrides)
     clock = ManualClock(datetime(2025, 3, 1, tzinfo=UTC))
     service = MemoryService(tuned, Store.open(tuned.data_dir / "memory.duckdb", clock.now()), real_embedder, clock)
     service.warm_up()
     try:
-        suv, van = "Dad keeps talking about buying an electric SUV someday.", "We rented a minivan for the family road trip."
+        suv, van = (
+            "Dad keeps talking about buying an electric SUV someday.",
+            "We rented a minivan for the family road trip.",
+        )
         for text in [*DISTRACTORS, suv, van]:
             service.remember(text)
         turns = ["Did your brother ever get a new car?", "Yes, a red convertible, he loves it."]
@@ -81,6 +86,71 @@ def test_a_reply_is_found_by_the_meaning_of_the_question_it_answers(
         assert found is (share > 0)
     finally:
         service.close()
+
+
+def episode_service(data_dir: Path, embedder: FastEmbedEmbedder, **recall: float) -> MemoryService:
+    """A service with the lexical context fields off, so only the mechanisms under test see episodes."""
+    overrides: dict[str, object] = {"data_dir": str(data_dir), "lexical.previous_weight": 0, "lexical.next_weight": 0}
+    overrides |= {f"recall.{key}": value for key, value in recall.items()}
+    tuned = load_settings(env={}, overrides=overrides)
+    clock = ManualClock(datetime(2025, 3, 1, tzinfo=UTC))
+    service = MemoryService(tuned, Store.open(tuned.data_dir / "memory.duckdb", clock.now()), embedder, clock)
+    service.warm_up()
+    return service
+
+
+@pytest.mark.parametrize("spread", [0.1, 0.0])
+def test_the_turn_after_the_best_match_is_brought_along(
+    data_dir: Path, real_embedder: FastEmbedEmbedder, spread: float
+) -> None:
+    """The answer comes in the turn after the one the question matches, and shares no word with the query;
+    memories of other gatherings are closer to the query on their own, unless its neighbour passes it a share."""
+    service = episode_service(data_dir, real_embedder, episode_share=0.0, episode_spread=spread)
+    try:
+        gatherings = ["The festival downtown was packed with families.", "We played board games at the party."]
+        for text in [*DISTRACTORS, *gatherings]:
+            service.remember(text)
+        turns = ["Last weekend I had a picnic with friends from church.", "Charades and a scavenger hunt, so fun!"]
+        matched, answer = (r.id for r in service.remember_many([MemoryInput(content=t) for t in turns], 1))
+        query = "What happened at the church picnic?"
+        assert not set(terms(query)) & set(terms(turns[1]))
+        found = top_ids(service, query, k=3)
+        assert found[0] == matched
+        assert (answer in found) is (spread > 0)
+    finally:
+        service.close()
+
+
+def test_near_duplicates_are_left_out_so_other_hits_get_their_place(
+    data_dir: Path, real_embedder: FastEmbedEmbedder
+) -> None:
+    for threshold, expected_tea in ((0.97, 1), (1.0, 2)):
+        service = episode_service(data_dir / str(threshold), real_embedder, duplicate_cosine=threshold)
+        try:
+            tea = {
+                service.remember(t).id for t in ("I drink green tea every morning.", "I drink green tea every morning!")
+            }
+            coffee = service.remember("Coffee after lunch gives me a headache.").id
+            hits = top_ids(service, "What do I drink in the morning?", k=2)
+            assert len(set(hits) & tea) == expected_tea
+            assert (coffee in hits) is (expected_tea == 1)
+        finally:
+            service.close()
+
+
+def test_a_token_budget_packs_the_best_hits_that_fit(service: MemoryService) -> None:
+    long_note = "Tomato plants need deep watering twice a week in summer; " * 8  # about 120 tokens
+    long_id = service.remember(long_note).id
+    short = [service.remember(t).id for t in ("Tomatoes like full sun.", "Tomato seedlings go out in May.")]
+    service.remember("The car needs new tyres.")
+    unbounded = service.recall("how to grow tomatoes", k=3)
+    assert long_id in [h.id for h in unbounded.hits]
+    packed = service.recall("how to grow tomatoes", k=3, token_budget=14)
+    assert {h.id for h in packed.hits} == set(short), "the long note does not fit; the smaller ones do"
+    assert packed.tokens <= 14
+    assert packed.tokens == sum(estimate_tokens(h.content) for h in packed.hits)
+    with pytest.raises(InvalidInputError, match="token_budget"):
+        service.recall("tomatoes", token_budget=0)
 
 
 def test_naming_a_speaker_favours_what_that_speaker_said(service: MemoryService) -> None:

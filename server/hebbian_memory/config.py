@@ -56,6 +56,9 @@ class RecallSettings:
     entity_keys: list[str]
     entity_boost: float
     episode_share: float
+    episode_spread: float
+    episode_hops: int
+    duplicate_cosine: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,17 +213,15 @@ def _build(raw: dict[str, Any]) -> Settings:
 
 
 def _validate(s: Settings) -> None:
-    problems: list[str] = []
-    if s.log_level not in _LOG_LEVELS:
-        problems.append(f"log_level must be one of {', '.join(_LOG_LEVELS)}")
-    if s.index.dtype not in _DTYPES:
-        problems.append(f"index.dtype must be one of {', '.join(_DTYPES)}")
-    if not 0.0 <= s.recall.dense_weight <= 1.0:
-        problems.append("recall.dense_weight must be between 0 and 1")
-    if not 0.0 < s.associate.default_strength <= 1.0:
-        problems.append("associate.default_strength must be in (0, 1]")
-    if not 1 <= s.recall.default_k <= s.limits.max_k:
-        problems.append("recall.default_k must be between 1 and limits.max_k")
+    ranges = [
+        (s.log_level in _LOG_LEVELS, f"log_level must be one of {', '.join(_LOG_LEVELS)}"),
+        (s.index.dtype in _DTYPES, f"index.dtype must be one of {', '.join(_DTYPES)}"),
+        (0.0 <= s.recall.dense_weight <= 1.0, "recall.dense_weight must be between 0 and 1"),
+        (0.0 < s.recall.duplicate_cosine <= 1.0, "recall.duplicate_cosine must be in (0, 1]"),
+        (0.0 < s.associate.default_strength <= 1.0, "associate.default_strength must be in (0, 1]"),
+        (1 <= s.recall.default_k <= s.limits.max_k, "recall.default_k must be between 1 and limits.max_k"),
+    ]
+    problems = [message for ok, message in ranges if not ok]
     for section in (s.limits, s.model, s.index, s.lexical, s.recall):
         for f in fields(section):
             value = getattr(section, f.name)

@@ -38,6 +38,7 @@ from hebbian_memory.text import words
 log = logging.getLogger(__name__)
 
 WARM_UP_TIMEOUT_S = 600.0
+MAX_TOKEN_BUDGET = 1_000_000
 _MODEL_META_KEY = "embedding_model"
 
 
@@ -53,17 +54,28 @@ class _Prepared:
     event_time: datetime | None
 
 
+_Floats = np.ndarray[Any, np.dtype[np.float32]]
+
+
 @dataclass(frozen=True, slots=True)
 class _Candidates:
     ids: list[int]
-    cosine: np.ndarray[Any, np.dtype[np.float32]]
-    episode_cosine: np.ndarray[Any, np.dtype[np.float32]]
-    lexical: np.ndarray[Any, np.dtype[np.float32]]
+    cosine: _Floats
+    episode_cosine: _Floats
+    lexical: _Floats
 
     @staticmethod
     def empty() -> "_Candidates":
         nothing = np.zeros(0, np.float32)
         return _Candidates([], nothing, nothing, nothing)
+
+    def extend(self, more: "_Candidates") -> "_Candidates":
+        return _Candidates(
+            self.ids + more.ids,
+            np.concatenate([self.cosine, more.cosine]),
+            np.concatenate([self.episode_cosine, more.episode_cosine]),
+            np.concatenate([self.lexical, more.lexical]),
+        )
 
 
 class MemoryService:
@@ -78,10 +90,12 @@ class MemoryService:
         self._lexical: LexicalIndex = BM25Index(self._fields, k1=settings.lexical.k1)
         self._entities: dict[int, frozenset[str]] = {}
         self._previous_of: dict[int, int] = {}  # memory id -> the memory before it in its session
+        self._next_of: dict[int, int] = {}  # memory id -> the memory after it in its session
         # The last memory stored in each live session, whose "next" context the following memory fills.
         self._episode_tail: dict[int, tuple[int, str]] = {}
         self._index: VectorIndex | None = None
         self._write_lock = threading.RLock()
+        self._writes = 0  # bumped under the write lock whenever memories are stored or deleted
         self._ready = threading.Event()
         self._warm_up_error: HebbianMemoryError | None = None
         self._last_save = time.monotonic()
@@ -137,6 +151,7 @@ class MemoryService:
                 self._entities[doc.id] = found
             if doc.previous_id is not None:
                 self._previous_of[doc.id] = doc.previous_id
+                self._next_of[doc.previous_id] = doc.id
             else:
                 self._previous_of.pop(doc.id, None)
 
@@ -206,6 +221,7 @@ class MemoryService:
         ]
         index = self._wait_ready()
 
+        writes_seen = self._writes
         stored = self._store.ids_by_hash([p.content_hash for p in prepared])
         fresh = list({p.content_hash: p for p in prepared if p.content_hash not in stored}.values())
         # Embedding runs outside the lock: it is the slow part, and concurrent calls may overlap in it.
@@ -214,7 +230,10 @@ class MemoryService:
         )
         with self._write_lock:
             now = self._clock.now()
-            known = self._store.ids_by_hash([p.content_hash for p in prepared])
+            # Look again only if another call stored or forgot memories while we were embedding.
+            known = (
+                stored if self._writes == writes_seen else self._store.ids_by_hash([p.content_hash for p in prepared])
+            )
             new: dict[str, _Prepared] = {}
             for p in prepared:
                 if p.content_hash not in known:
@@ -236,6 +255,7 @@ class MemoryService:
                 for p in new.values()
             ]
             ids = self._store.insert(rows, now)
+            self._writes += 1
             if rows:
                 index.add(ids, np.stack([r.embedding for r in rows]))
             for memory_id, row in zip(ids, rows, strict=True):
@@ -291,10 +311,12 @@ class MemoryService:
         tags: Sequence[str] | None = None,
         since: str | datetime | None = None,
         until: str | datetime | None = None,
+        token_budget: int | None = None,
     ) -> RecallResult:
         limits, cfg = self._settings.limits, self._settings.recall
         text = inputs.text(query, "query", limits.max_query_chars)
         top_k = inputs.count(cfg.default_k if k is None else k, "k", limits.max_k)
+        budget = None if token_budget is None else inputs.count(token_budget, "token_budget", MAX_TOKEN_BUDGET)
         wanted_tags = inputs.tags(tags, limits)
         start, end = inputs.when(since, "since"), inputs.when(until, "until")
         if start and end and start > end:
@@ -305,12 +327,16 @@ class MemoryService:
             found = self._candidates(index, text, query_vector, max(cfg.candidates, top_k), wanted_tags, start, end)
             if not found.ids:
                 return RecallResult(hits=[])
-            dense, lexical = _min_max(found.episode_cosine), _min_max(found.lexical)
-            fused = cfg.dense_weight * dense + (1.0 - cfg.dense_weight) * lexical
-            fused += cfg.entity_boost * self._entity_matches(found.ids, text)
-            order: list[int] = np.argsort(-fused, kind="stable")[:top_k].tolist()
+            dense, lexical, fused = self._fuse(found, text)
+            if cfg.episode_spread > 0 and cfg.episode_hops > 0:
+                found, dense, lexical, fused = self._spread_in_episodes(
+                    index, found, fused, text, query_vector[0], top_k, (wanted_tags, start, end)
+                )
+            order = self._diverse_order(index, found.ids, fused, top_k if budget is None else len(found.ids))
+            rows = self._store.get([found.ids[i] for i in order])
+            if budget is not None:
+                order = _pack(order, [estimate_tokens(rows[found.ids[i]].content) for i in order], budget, top_k)
             chosen = [found.ids[i] for i in order]
-            rows = self._store.get(chosen)
         hits = [
             RecallHit(
                 id=memory_id,
@@ -329,9 +355,83 @@ class MemoryService:
             for i, memory_id in zip(order, chosen, strict=True)
             if memory_id in rows
         ]
-        return RecallResult(hits=hits)
+        return RecallResult(hits=hits, tokens=sum(estimate_tokens(h.content) for h in hits))
 
-    def _entity_matches(self, ids: Sequence[int], query: str) -> np.ndarray[Any, np.dtype[np.float32]]:
+    def _diverse_order(self, index: VectorIndex, ids: list[int], fused: _Floats, top_k: int) -> list[int]:
+        """The best ``top_k`` candidates, skipping near-duplicates of a better one (cosine at or above
+        ``recall.duplicate_cosine``) so that copies do not crowd out other evidence."""
+        threshold = self._settings.recall.duplicate_cosine
+        ranked: list[int] = np.argsort(-fused, kind="stable").tolist()
+        if threshold >= 1.0 or len(ranked) <= 1:
+            return ranked[:top_k]
+        vectors = index.vectors([ids[i] for i in ranked])
+        order: list[int] = []
+        kept: list[int] = []
+        for position, i in enumerate(ranked):
+            if kept and float(np.max(vectors[kept] @ vectors[position])) >= threshold:
+                continue
+            order.append(i)
+            kept.append(position)
+            if len(order) == top_k:
+                break
+        return order
+
+    def _fuse(self, found: _Candidates, query: str) -> tuple[_Floats, _Floats, _Floats]:
+        """Min-max normalised dense and lexical scores, and their weighted sum plus the entity boost."""
+        cfg = self._settings.recall
+        dense, lexical = _min_max(found.episode_cosine), _min_max(found.lexical)
+        fused = cfg.dense_weight * dense + (1.0 - cfg.dense_weight) * lexical
+        fused += cfg.entity_boost * self._entity_matches(found.ids, query)
+        return dense, lexical, fused.astype(np.float32)
+
+    def _spread_in_episodes(
+        self,
+        index: VectorIndex,
+        found: _Candidates,
+        fused: _Floats,
+        query: str,
+        query_vector: _Floats,
+        top_k: int,
+        filters: tuple[Sequence[str], datetime | None, datetime | None],
+    ) -> tuple[_Candidates, _Floats, _Floats, _Floats]:
+        """The best candidates pass a share of their score to their session neighbours (which join the
+        candidates): what answers a question often comes a turn or two after what matches it."""
+        cfg = self._settings.recall
+        seeds: list[int] = np.argsort(-fused, kind="stable")[: max(2 * top_k, 20)].tolist()
+        reach = {found.ids[s]: self._episode_neighbours(found.ids[s], cfg.episode_hops) for s in seeds}
+        known = set(found.ids)
+        extra = list(dict.fromkeys(n for near in reach.values() for n, _ in near if n not in known))
+        tags, since, until = filters
+        if extra and (tags or since is not None or until is not None):
+            allowed = self._store.matching(extra, tags, since, until)
+            extra = [i for i in extra if i in allowed]
+        if extra:
+            found = found.extend(self._score(index, extra, query, query_vector))
+        dense, lexical, fused = self._fuse(found, query)
+        position = {memory_id: j for j, memory_id in enumerate(found.ids)}
+        bonus = np.zeros_like(fused)
+        for seed_id, near in reach.items():
+            source = fused[position[seed_id]]
+            for neighbour, hops in near:
+                j = position.get(neighbour)
+                if j is not None:
+                    bonus[j] = max(bonus[j], source * 0.5 ** (hops - 1))
+        return found, dense, lexical, fused + cfg.episode_spread * bonus
+
+    def _episode_neighbours(self, memory_id: int, hops: int) -> list[tuple[int, int]]:
+        """(memory id, distance) of the memories up to ``hops`` before and after one in its session."""
+        out: list[tuple[int, int]] = []
+        for links in (self._previous_of, self._next_of):
+            current = memory_id
+            for distance in range(1, hops + 1):
+                step = links.get(current)
+                if step is None:
+                    break
+                out.append((step, distance))
+                current = step
+        return out
+
+    def _entity_matches(self, ids: Sequence[int], query: str) -> _Floats:
         """1 for each memory carrying an entity the query names (e.g. its speaker), else 0."""
         named = set(words(query))
         return np.asarray([bool(self._entities.get(i, frozenset()) & named) for i in ids], dtype=np.float32)
@@ -370,20 +470,24 @@ class MemoryService:
         ids = list(dict.fromkeys(dense_ids + lexical_ids))
         if not ids:
             return _Candidates.empty()
+        return self._score(index, ids, query, query_vector[0])
+
+    def _score(self, index: VectorIndex, ids: list[int], query: str, query_vector: _Floats) -> _Candidates:
+        """Score memories exactly by both measures."""
         vectors = index.vectors(ids)
-        cosine = (vectors @ query_vector[0]).astype(np.float32)
+        cosine = (vectors @ query_vector).astype(np.float32)
         bm25 = dict(self._lexical.search(query, len(ids), only=ids))
         lexical = np.asarray([bm25.get(i, 0.0) for i in ids], dtype=np.float32)
-        return _Candidates(ids, cosine, self._episode_cosine(index, ids, vectors, cosine, query_vector[0]), lexical)
+        return _Candidates(ids, cosine, self._episode_cosine(index, ids, vectors, cosine, query_vector), lexical)
 
     def _episode_cosine(
         self,
         index: VectorIndex,
         ids: Sequence[int],
         vectors: Vectors,
-        cosine: np.ndarray[Any, np.dtype[np.float32]],
-        query: np.ndarray[Any, np.dtype[np.float32]],
-    ) -> np.ndarray[Any, np.dtype[np.float32]]:
+        cosine: _Floats,
+        query: _Floats,
+    ) -> _Floats:
         """Cosine of each memory read in its episode (its vector plus a share of the previous memory's), or
         its own cosine when that is higher: a reply matches the question it answers."""
         share = self._settings.recall.episode_share
@@ -466,11 +570,15 @@ class MemoryService:
             doomed = self._store.select_for_forget(id_list, tag_list, cutoff)
             episodes = self._store.sessions_of(doomed)
             self._store.delete(doomed)
+            self._writes += 1
             index.remove(doomed)
             for memory_id in doomed:
                 self._lexical.remove(memory_id)
                 self._entities.pop(memory_id, None)
-                self._previous_of.pop(memory_id, None)
+                before_it = self._previous_of.pop(memory_id, None)
+                if before_it is not None and self._next_of.get(before_it) == memory_id:
+                    del self._next_of[before_it]
+                self._next_of.pop(memory_id, None)
             # Neighbours held the forgotten text as context: index their episodes again without it.
             survivors = self._store.documents(sorted(episodes)) if episodes else []
             self._index_documents(survivors)
@@ -483,7 +591,7 @@ class MemoryService:
         return ForgetResult(forgotten=len(doomed), ids=doomed[:1000])
 
 
-def _min_max(values: np.ndarray[Any, np.dtype[np.float32]]) -> np.ndarray[Any, np.dtype[np.float32]]:
+def _min_max(values: _Floats) -> _Floats:
     """Scale to 0..1 within this candidate set; a constant set maps to 1 if positive, else 0."""
     if values.size == 0:
         return values
@@ -491,3 +599,22 @@ def _min_max(values: np.ndarray[Any, np.dtype[np.float32]]) -> np.ndarray[Any, n
     if high - low < 1e-9:
         return np.full_like(values, 1.0 if high > 0 else 0.0)
     return ((values - low) / (high - low)).astype(np.float32)
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens an LLM will spend on ``text``, roughly (about four characters per token in English)."""
+    return max(1, -(-len(text) // 4))
+
+
+def _pack(order: list[int], costs: list[int], budget: int, limit: int) -> list[int]:
+    """The best-ranked hits that fit in ``budget`` tokens together, at most ``limit`` of them; a hit too
+    large for what is left is skipped in favour of smaller ones further down."""
+    packed: list[int] = []
+    left = budget
+    for i, cost in zip(order, costs, strict=True):
+        if cost <= left:
+            packed.append(i)
+            left -= cost
+            if len(packed) == limit:
+                break
+    return packed

@@ -48,6 +48,7 @@ class RecallHit(_Frozen):
 
 class RecallResult(_Frozen):
     hits: list[RecallHit]
+    tokens: int = Field(default=0, description="Estimated tokens of the hits' content together (4 chars/token).")
 
 
 class Association(_Frozen):

@@ -98,10 +98,14 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         tags: Annotated[list[str] | None, Field(description="Only memories carrying all of these tags.")] = None,
         since: Annotated[str | None, Field(description=f"Only memories of events at or after this {_DATE}.")] = None,
         until: Annotated[str | None, Field(description=f"Only memories of events at or before this {_DATE}.")] = None,
+        token_budget: Annotated[
+            int | None,
+            Field(description="Fit the hits into about this many tokens: the best that fit, up to k of them."),
+        ] = None,
     ) -> RecallResult:
-        """Find memories by meaning and by keywords, best first. Each hit has its id, content, tags, score
-        (with its semantic and keyword parts) and times."""
-        return await _run(ctx, lambda s, _sid: s.recall(query, k, tags, since, until))
+        """Find memories by meaning and by keywords, best first; near-duplicates are left out. Each hit has
+        its id, content, tags, score (with its semantic and keyword parts) and times."""
+        return await _run(ctx, lambda s, _sid: s.recall(query, k, tags, since, until, token_budget))
 
     @server.tool(
         title="Associate",
