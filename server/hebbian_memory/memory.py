@@ -60,6 +60,7 @@ _Floats = np.ndarray[Any, np.dtype[np.float32]]
 @dataclass(frozen=True, slots=True)
 class _Candidates:
     ids: list[int]
+    vectors: Vectors  # their embeddings, read once from the index
     cosine: _Floats
     episode_cosine: _Floats
     lexical: _Floats
@@ -67,11 +68,12 @@ class _Candidates:
     @staticmethod
     def empty() -> "_Candidates":
         nothing = np.zeros(0, np.float32)
-        return _Candidates([], nothing, nothing, nothing)
+        return _Candidates([], np.zeros((0, 0), np.float32), nothing, nothing, nothing)
 
     def extend(self, more: "_Candidates") -> "_Candidates":
         return _Candidates(
             self.ids + more.ids,
+            np.concatenate([self.vectors, more.vectors]),
             np.concatenate([self.cosine, more.cosine]),
             np.concatenate([self.episode_cosine, more.episode_cosine]),
             np.concatenate([self.lexical, more.lexical]),
@@ -332,7 +334,7 @@ class MemoryService:
                 found, dense, lexical, fused = self._spread_in_episodes(
                     index, found, fused, text, query_vector[0], top_k, (wanted_tags, start, end)
                 )
-            order = self._diverse_order(index, found.ids, fused, top_k if budget is None else len(found.ids))
+            order = self._diverse_order(found, fused, top_k if budget is None else len(found.ids))
             rows = self._store.get([found.ids[i] for i in order])
             if budget is not None:
                 order = _pack(order, [estimate_tokens(rows[found.ids[i]].content) for i in order], budget, top_k)
@@ -357,21 +359,18 @@ class MemoryService:
         ]
         return RecallResult(hits=hits, tokens=sum(estimate_tokens(h.content) for h in hits))
 
-    def _diverse_order(self, index: VectorIndex, ids: list[int], fused: _Floats, top_k: int) -> list[int]:
+    def _diverse_order(self, found: _Candidates, fused: _Floats, top_k: int) -> list[int]:
         """The best ``top_k`` candidates, skipping near-duplicates of a better one (cosine at or above
         ``recall.duplicate_cosine``) so that copies do not crowd out other evidence."""
         threshold = self._settings.recall.duplicate_cosine
         ranked: list[int] = np.argsort(-fused, kind="stable").tolist()
         if threshold >= 1.0 or len(ranked) <= 1:
             return ranked[:top_k]
-        vectors = index.vectors([ids[i] for i in ranked])
         order: list[int] = []
-        kept: list[int] = []
-        for position, i in enumerate(ranked):
-            if kept and float(np.max(vectors[kept] @ vectors[position])) >= threshold:
+        for i in ranked:
+            if order and float(np.max(found.vectors[order] @ found.vectors[i])) >= threshold:
                 continue
             order.append(i)
-            kept.append(position)
             if len(order) == top_k:
                 break
         return order
@@ -478,7 +477,8 @@ class MemoryService:
         cosine = (vectors @ query_vector).astype(np.float32)
         bm25 = dict(self._lexical.search(query, len(ids), only=ids))
         lexical = np.asarray([bm25.get(i, 0.0) for i in ids], dtype=np.float32)
-        return _Candidates(ids, cosine, self._episode_cosine(index, ids, vectors, cosine, query_vector), lexical)
+        episode = self._episode_cosine(index, ids, vectors, cosine, query_vector)
+        return _Candidates(ids, vectors, cosine, episode, lexical)
 
     def _episode_cosine(
         self,
