@@ -17,14 +17,6 @@ def test_help_and_version_describe_the_commands() -> None:
     assert __version__ in runner.invoke(main, ["--version"]).output
 
 
-def test_http_transports_refuse_non_loopback_addresses(tmp_path: Path) -> None:
-    result = CliRunner().invoke(
-        main, ["--data-dir", str(tmp_path), "serve", "--transport", "streamable-http", "--host", "0.0.0.0"]
-    )
-    assert result.exit_code != 0
-    assert "loopback" in result.output
-
-
 def test_a_damaged_database_stops_the_server_with_the_file_named_and_unchanged(tmp_path: Path) -> None:
     db = tmp_path / "memory.duckdb"
     db.write_bytes(b"\x01not duckdb" * 10_000)

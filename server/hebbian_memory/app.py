@@ -1,24 +1,31 @@
-"""The composition root: build_server wires settings, storage, model, indexes and tools into an MCPServer."""
+"""The composition root: build_server wires settings, the memory node (owner or forwarder) and the tools."""
 
+import hmac
 import logging
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
 import anyio
-import anyio.to_thread
 from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hebbian_memory import __version__
 from hebbian_memory.clock import Clock, SystemClock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import Embedder, FastEmbedEmbedder
-from hebbian_memory.memory import MemoryService
-from hebbian_memory.storage import Store
-from hebbian_memory.tools import INSTRUCTIONS, AppContext, register_tools
+from hebbian_memory.sharing.node import Node
+from hebbian_memory.tools import INSTRUCTIONS, AppContext, Sessions, register_tools
 
 log = logging.getLogger(__name__)
 
-FLUSH_INTERVAL_S = 5.0
+
+def build_node(settings: Settings, *, clock: Clock | None = None, embedder: Embedder | None = None) -> Node:
+    """This process's memory node; it owns or reaches the data dir once :meth:`Node.running` is entered."""
+    the_embedder = embedder or FastEmbedEmbedder(
+        settings.model.name, settings.model_cache_dir, settings.model.threads, settings.model.batch_size
+    )
+    return Node(settings, clock or SystemClock(), the_embedder)
 
 
 def build_server(
@@ -27,32 +34,20 @@ def build_server(
     clock: Clock | None = None,
     embedder: Embedder | None = None,
     transport: str = "stdio",
+    node: Node | None = None,
 ) -> MCPServer[AppContext]:
-    """Build the MCP server; nothing is opened until its lifespan starts."""
-    the_clock = clock or SystemClock()
-    the_embedder = embedder or FastEmbedEmbedder(
-        settings.model.name, settings.model_cache_dir, settings.model.threads, settings.model.batch_size
-    )
+    """Build the MCP server. Without ``node`` its lifespan runs its own (stdio, in-memory clients); the HTTP
+    transports pass a node that lives as long as the process, since SSE enters the lifespan per connection."""
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppContext]) -> AsyncGenerator[AppContext]:
-        store = await anyio.to_thread.run_sync(Store.open, settings.data_dir / "memory.duckdb", the_clock.now())
-        service = MemoryService(settings, store, the_embedder, the_clock)
-        session_id = await anyio.to_thread.run_sync(service.start_session, transport)
-        try:
-            async with anyio.create_task_group() as tg:
-                # The model loads in the background so `initialize` is answered at once; calls wait for it.
-                tg.start_soon(_warm_up, service)
-                tg.start_soon(_flush_loop, service)
-                try:
-                    yield AppContext(service=service, session_id=session_id)
-                finally:
-                    tg.cancel_scope.cancel()
-        finally:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(service.end_session, session_id)
-                await anyio.to_thread.run_sync(service.close)
-                log.info("closed %s", settings.data_dir)
+        if node is not None:
+            async with _sessions(node, transport) as context:
+                yield context
+            return
+        own = build_node(settings, clock=clock, embedder=embedder)
+        async with own.running(), _sessions(own, transport) as context:
+            yield context
 
     server: MCPServer[AppContext] = MCPServer(
         name="hebbian-memory",
@@ -66,12 +61,57 @@ def build_server(
     return server
 
 
-async def _warm_up(service: MemoryService) -> None:
-    # Not cancellable mid-way (a thread cannot be interrupted); close() waits for it to finish.
-    await anyio.to_thread.run_sync(service.warm_up, abandon_on_cancel=True)
+@asynccontextmanager
+async def _sessions(node: Node, transport: str) -> AsyncGenerator[AppContext]:
+    sessions = Sessions(node, transport)
+    try:
+        yield AppContext(node=node, sessions=sessions)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await sessions.close()
 
 
-async def _flush_loop(service: MemoryService) -> None:
-    while True:
-        await anyio.sleep(FLUSH_INTERVAL_S)
-        await anyio.to_thread.run_sync(service.flush)
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+def build_http_app(server: MCPServer[AppContext], settings: Settings, transport: str, host: str, port: int) -> ASGIApp:
+    """The ASGI app for SSE or streamable HTTP: Host/Origin checks always on (against DNS rebinding), and the
+    bearer token required on every request when one is configured."""
+    names = [*LOOPBACK_HOSTS, *settings.http.allowed_hosts]
+    if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
+        names.append(f"[{host}]" if ":" in host else host)
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[f"{name}:{port}" for name in names] + [name for name in names if name in LOOPBACK_HOSTS],
+        allowed_origins=[f"{scheme}://{name}:{port}" for name in names for scheme in ("http", "https")],
+    )
+    limits = settings.limits
+    body_limit = max(4 << 20, limits.max_batch * (2 * limits.max_content_chars + limits.max_metadata_bytes))
+    if transport == "sse":
+        app: ASGIApp = server.sse_app(transport_security=security, host=host, max_request_body_size=body_limit)
+    else:
+        app = server.streamable_http_app(transport_security=security, host=host, max_request_body_size=body_limit)
+    return BearerTokenMiddleware(app, settings.http.token) if settings.http.token else app
+
+
+class BearerTokenMiddleware:
+    """Rejects every HTTP request that lacks ``Authorization: Bearer <token>`` (compared in constant time)."""
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self._expected):
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"text/plain"), (b"www-authenticate", b"Bearer")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": b"A valid bearer token is required."})
+                return
+        await self._app(scope, receive, send)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 from typing import cast
 
+import anyio
 import click
 
 from hebbian_memory import __version__
@@ -59,23 +60,23 @@ def main(ctx: click.Context, data_dir: Path | None, config_file: Path | None, lo
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
 @click.pass_context
 def serve(ctx: click.Context, transport: str, host: str, port: int) -> None:
-    """Serve MCP over stdio (default), SSE or streamable HTTP."""
-    from hebbian_memory.app import build_server  # imports mcp (about 1 s): only for commands that serve
+    """Serve MCP over stdio (default), SSE or streamable HTTP.
 
+    Any number of servers may run on one data dir: the first owns it and the others forward to it."""
     settings = _settings(ctx)
-    if transport != "stdio" and not _is_loopback(host):
+    if transport != "stdio" and not _is_loopback(host) and not settings.http.token:
         raise click.ClickException(
-            f"Refusing to serve memories on {host}: only loopback addresses (127.0.0.1, ::1, localhost) are allowed."
+            f"Refusing to serve memories on {host} without a token: anyone who can reach that address could read "
+            "them. Set HEBBIAN_MEMORY_HTTP_TOKEN (16+ characters, e.g. from `openssl rand -hex 24`) and give "
+            "clients the header 'Authorization: Bearer <token>', or bind to 127.0.0.1."
         )
-    server = build_server(settings, transport=transport)
     try:
-        match transport:
-            case "stdio":
-                server.run("stdio")
-            case "sse":
-                server.run("sse", host=host, port=port)
-            case _:
-                server.run("streamable-http", host=host, port=port)
+        if transport == "stdio":
+            from hebbian_memory.app import build_server  # imports mcp (about 1 s): only for commands that serve
+
+            build_server(settings).run("stdio")
+        else:
+            anyio.run(_serve_http, settings, transport, host, port)
     except KeyboardInterrupt:
         pass
     except Exception as e:  # a damaged database, say, found when the lifespan opens it (inside task groups)
@@ -83,6 +84,19 @@ def serve(ctx: click.Context, transport: str, host: str, port: int) -> None:
         if cause is None:
             raise
         raise click.ClickException(str(cause)) from e
+
+
+async def _serve_http(settings: Settings, transport: str, host: str, port: int) -> None:
+    """One memory node for the whole process (SSE enters the MCP lifespan once per connection)."""
+    import uvicorn
+
+    from hebbian_memory.app import build_http_app, build_node, build_server
+
+    async with build_node(settings).running() as node:
+        server = build_server(settings, transport=transport, node=node)
+        app = build_http_app(server, settings, transport, host, port)
+        config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower())
+        await uvicorn.Server(config).serve()
 
 
 def _our_error(error: BaseException) -> HebbianMemoryError | None:

@@ -25,6 +25,8 @@ _CHECKOUT_DEFAULTS = Path(__file__).resolve().parents[2] / "config" / "default.t
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _DTYPES = ("f32", "f16", "i8")
+_SOCKETS = ("auto", "tcp")
+MIN_TOKEN_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +91,18 @@ class AssociateSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SharingSettings:
+    connect_timeout: float
+    socket: str
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    token: str
+    allowed_hosts: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
     log_level: str
@@ -98,6 +112,8 @@ class Settings:
     lexical: LexicalSettings
     index: IndexSettings
     associate: AssociateSettings
+    sharing: SharingSettings
+    http: HttpSettings
 
     @property
     def model_cache_dir(self) -> Path:
@@ -111,6 +127,8 @@ SECTIONS: dict[str, type[Any]] = {
     "lexical": LexicalSettings,
     "index": IndexSettings,
     "associate": AssociateSettings,
+    "sharing": SharingSettings,
+    "http": HttpSettings,
 }
 _TOP_LEVEL = ("data_dir", "log_level")
 
@@ -216,13 +234,16 @@ def _validate(s: Settings) -> None:
     ranges = [
         (s.log_level in _LOG_LEVELS, f"log_level must be one of {', '.join(_LOG_LEVELS)}"),
         (s.index.dtype in _DTYPES, f"index.dtype must be one of {', '.join(_DTYPES)}"),
+        (s.sharing.socket in _SOCKETS, f"sharing.socket must be one of {', '.join(_SOCKETS)}"),
         (0.0 <= s.recall.dense_weight <= 1.0, "recall.dense_weight must be between 0 and 1"),
         (0.0 < s.recall.duplicate_cosine <= 1.0, "recall.duplicate_cosine must be in (0, 1]"),
         (0.0 < s.associate.default_strength <= 1.0, "associate.default_strength must be in (0, 1]"),
         (1 <= s.recall.default_k <= s.limits.max_k, "recall.default_k must be between 1 and limits.max_k"),
     ]
     problems = [message for ok, message in ranges if not ok]
-    for section in (s.limits, s.model, s.index, s.lexical, s.recall):
+    if s.http.token and len(s.http.token) < MIN_TOKEN_CHARS:
+        problems.append(f"http.token must be at least {MIN_TOKEN_CHARS} characters (try: openssl rand -hex 24)")
+    for section in (s.limits, s.model, s.index, s.lexical, s.recall, s.sharing):
         for f in fields(section):
             value = getattr(section, f.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:

@@ -6,6 +6,7 @@ HebbianMemoryError                 base; ``str(err)`` is a message fit for the m
 ├── ConfigError                   a setting, config file or environment variable is wrong
 ├── ModelError                    the embedding model is missing, damaged or failed to load
 └── StorageError                  the database cannot be used
+    ├── DatabaseLockedError       another process (not one of ours) holds the database file
     └── DatabaseDamagedError      the database file is unreadable; never reset or overwritten
 """
 
@@ -43,6 +44,10 @@ class ModelError(HebbianMemoryError):
 
 class StorageError(HebbianMemoryError):
     """The database could not be used."""
+
+
+class DatabaseLockedError(StorageError):
+    """Another process holds the database file's lock."""
 
 
 class DatabaseDamagedError(StorageError):

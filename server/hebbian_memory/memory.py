@@ -95,6 +95,8 @@ class MemoryService:
         self._next_of: dict[int, int] = {}  # memory id -> the memory after it in its session
         # The last memory stored in each live session, whose "next" context the following memory fills.
         self._episode_tail: dict[int, tuple[int, str]] = {}
+        # Sessions started here have no memories yet; any other (one a previous owner started) may have some.
+        self._fresh_sessions: set[int] = set()
         self._index: VectorIndex | None = None
         self._write_lock = threading.RLock()
         self._writes = 0  # bumped under the write lock whenever memories are stored or deleted
@@ -187,8 +189,10 @@ class MemoryService:
         finally:
             self._store.close()
 
-    def start_session(self, transport: str) -> int:
-        return self._store.start_session(transport, self._clock.now())
+    def start_session(self, transport: str, client_name: str | None = None, client_version: str | None = None) -> int:
+        session_id = self._store.start_session(transport, client_name, client_version, self._clock.now())
+        self._fresh_sessions.add(session_id)
+        return session_id
 
     def end_session(self, session_id: int) -> None:
         self._store.end_session(session_id, self._clock.now())
@@ -289,6 +293,10 @@ class MemoryService:
     def _index_in_episode(self, memory_id: int, row: NewMemory, session_id: int | None) -> None:
         """Keyword-index a new memory with the previous one of its session as context, and vice versa."""
         previous = self._episode_tail.get(session_id) if session_id is not None else None
+        if previous is None and session_id is not None and session_id not in self._fresh_sessions:
+            # A session carried over from a previous owner process: its episode continues from the database.
+            self._fresh_sessions.add(session_id)
+            previous = self._store.last_of_session(session_id, memory_id)
         doc = DocumentRow(
             memory_id,
             row.content,
@@ -416,6 +424,10 @@ class MemoryService:
                 if j is not None:
                     bonus[j] = max(bonus[j], source * 0.5 ** (hops - 1))
         return found, dense, lexical, fused + cfg.episode_spread * bonus
+
+    def episode_neighbours(self, memory_id: int) -> list[int]:
+        """Ids of the memories stored just before and after one in its session."""
+        return [neighbour for neighbour, _ in self._episode_neighbours(memory_id, 1)]
 
     def _episode_neighbours(self, memory_id: int, hops: int) -> list[tuple[int, int]]:
         """(memory id, distance) of the memories up to ``hops`` before and after one in its session."""

@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from hebbian_memory.errors import DatabaseDamagedError, StorageError
+from hebbian_memory.errors import DatabaseDamagedError, DatabaseLockedError, StorageError
 from hebbian_memory.storage.schema import migrate
 
 log = logging.getLogger(__name__)
@@ -97,9 +97,10 @@ class Store:
             conn = duckdb.connect(str(path))
         except duckdb.IOException as e:
             if "lock" in str(e).lower():  # DuckDB has no typed lock error; this is its only lock signal
-                raise StorageError(
-                    f"The database {path} is in use by another process ({e}). Stop the other hebbian-memory "
-                    "server or point this one at another data dir (--data-dir)."
+                raise DatabaseLockedError(
+                    f"The database {path} is in use by another process ({e}). hebbian-memory servers share a "
+                    "data dir through its owner.lock; stop the program named here, or point this server at "
+                    "another data dir (--data-dir)."
                 ) from e
             raise _damaged(path, e) from e
         except (duckdb.SerializationException, duckdb.InternalException, duckdb.InvalidInputException) as e:
@@ -145,17 +146,27 @@ class Store:
         with self._tx() as c:
             c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
 
-    def start_session(self, transport: str, now: datetime) -> int:
+    def start_session(self, transport: str, client_name: str | None, client_version: str | None, now: datetime) -> int:
         with self._tx() as c:
             row = c.execute(
-                "INSERT INTO sessions (transport, started_at) VALUES (?, ?) RETURNING id", [transport, _naive(now)]
+                "INSERT INTO sessions (transport, client_name, client_version, started_at) VALUES (?, ?, ?, ?) "
+                "RETURNING id",
+                [transport, client_name, client_version, _naive(now)],
             ).fetchone()
         assert row is not None
         return int(row[0])
 
     def end_session(self, session_id: int, now: datetime) -> None:
         with self._tx() as c:
-            c.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", [_naive(now), session_id])
+            c.execute("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL", [_naive(now), session_id])
+
+    def last_of_session(self, session_id: int, before_id: int) -> tuple[int, str] | None:
+        """The id and text of the newest memory of a session stored before ``before_id``."""
+        rows = self._fetch(
+            "SELECT id, content FROM memories WHERE session_id = ? AND id < ? ORDER BY id DESC LIMIT 1",
+            [session_id, before_id],
+        )
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
     # --- memories ----------------------------------------------------------------------------------------
 

@@ -1,0 +1,264 @@
+"""This process's way to the memory: it owns the data dir (the MemoryService runs here and serves the others)
+or it forwards every call to the process that does, and takes over when that one exits or dies."""
+
+import logging
+import os
+import socket
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Literal, TypeVar
+
+import anyio
+import anyio.to_thread
+from anyio.abc import ByteStream, Listener, TaskGroup, TaskStatus
+
+from hebbian_memory.clock import Clock
+from hebbian_memory.config import Settings
+from hebbian_memory.embedding import Embedder
+from hebbian_memory.errors import DatabaseLockedError, HebbianMemoryError, StorageError
+from hebbian_memory.memory import MemoryService
+from hebbian_memory.sharing.election import (
+    OwnerAddress,
+    OwnerLock,
+    new_token,
+    read_address,
+    remove_address,
+    socket_path,
+    write_address,
+)
+from hebbian_memory.sharing.ops import END_SESSION, START_SESSION, Args, Op
+from hebbian_memory.sharing.owner import OwnerServer
+from hebbian_memory.sharing.remote import OwnerGone, RemoteMemory
+from hebbian_memory.storage import Store
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+FLUSH_INTERVAL_S = 5.0
+MAX_ATTEMPTS = 5  # an owner dying mid-call hands the call to its successor; give up after this many in a row
+RESTARTED_NOTE = (
+    " (The memory process restarted during this call and it was sent again; the first attempt may already "
+    "have been carried out.)"
+)
+
+
+class LocalMemory:
+    """Calls on this process's own service, in worker threads."""
+
+    def __init__(self, service: MemoryService) -> None:
+        self.service = service
+
+    async def call(self, op: Op[T], args: Args) -> T:
+        return await anyio.to_thread.run_sync(op.run, self.service, args)
+
+
+class Node:
+    """Owner or forwarder of one data dir; tools call :meth:`call` and never need to know which."""
+
+    def __init__(self, settings: Settings, clock: Clock, embedder: Embedder) -> None:
+        self._settings = settings
+        self._clock = clock
+        self._embedder = embedder
+        self._lock = OwnerLock(settings.data_dir)
+        self._memory: LocalMemory | RemoteMemory | None = None
+        self._sessions: set[int] = set()  # sessions opened through this node and not yet ended
+        self._switching = anyio.Lock()
+        self._tg: TaskGroup | None = None
+        self._owner_scope: anyio.CancelScope | None = None
+        self._owner_done = anyio.Event()
+
+    @property
+    def role(self) -> Literal["owner", "forwarder", "closed"]:
+        if isinstance(self._memory, LocalMemory):
+            return "owner"
+        return "forwarder" if self._memory is not None else "closed"
+
+    @property
+    def service(self) -> MemoryService | None:
+        """The service, when this process owns the data dir."""
+        return self._memory.service if isinstance(self._memory, LocalMemory) else None
+
+    @asynccontextmanager
+    async def running(self) -> AsyncGenerator["Node"]:
+        """Own or reach the data dir for the life of the block; hand ownership on cleanly at the end."""
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            try:
+                await self._connect_or_own()
+                yield self
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await self._stop()
+                tg.cancel_scope.cancel()
+
+    async def call(self, op: Op[T], args: Args) -> T:
+        """Run one operation wherever the memory lives; a call cut off by the owner's exit is sent again."""
+        restarted = False
+        for _ in range(MAX_ATTEMPTS):
+            memory = self._memory
+            if memory is None:
+                raise HebbianMemoryError("The memory is shutting down. Try again in a moment.")
+            try:
+                return await memory.call(op, args)
+            except OwnerGone as e:
+                log.warning("lost the memory owner (%s); finding the next one", e)
+                restarted = True
+                await self._replace(memory)
+            except HebbianMemoryError as e:
+                if restarted:
+                    raise HebbianMemoryError(f"{e}{RESTARTED_NOTE}") from e
+                raise
+        raise StorageError(
+            f"The memory owner process for {self._settings.data_dir} exited {MAX_ATTEMPTS} times in a row during "
+            "one call. Check its log (stderr) and try again."
+        )
+
+    async def start_session(self, transport: str, client_name: str | None, client_version: str | None) -> int:
+        session_id = await self.call(
+            START_SESSION, {"transport": transport, "client_name": client_name, "client_version": client_version}
+        )
+        self._sessions.add(session_id)
+        return session_id
+
+    async def end_session(self, session_id: int) -> None:
+        if session_id in self._sessions:
+            self._sessions.discard(session_id)
+            await self.call(END_SESSION, {"session_id": session_id})
+
+    # --- election ----------------------------------------------------------------------------------------
+
+    async def _replace(self, lost: LocalMemory | RemoteMemory) -> None:
+        async with self._switching:
+            if self._memory is lost:  # the first caller to notice finds the successor; the rest use it
+                self._memory = None
+                await self._connect_or_own()
+
+    async def _connect_or_own(self) -> None:
+        """Become the owner if nobody is, else connect to the one who is; retry until the timeout."""
+        timeout = self._settings.sharing.connect_timeout
+        deadline = anyio.current_time() + timeout
+        delay = 0.02
+        last_problem = "no owner answered"
+        while True:
+            if self._lock.try_acquire():
+                try:
+                    self._memory = await self._become_owner(deadline)
+                except BaseException:
+                    self._lock.release()
+                    raise
+                log.info("owner of %s (pid %d)", self._settings.data_dir, os.getpid())
+                return
+            address = read_address(self._settings.data_dir)
+            if address is not None:
+                try:
+                    remote = await RemoteMemory.connect(address, self._sessions)
+                except (OwnerGone, OSError) as e:
+                    last_problem = str(e)
+                else:
+                    assert self._tg is not None
+                    self._tg.start_soon(remote.read_replies)
+                    self._memory = remote
+                    log.info("forwarding to the owner of %s (pid %d)", self._settings.data_dir, remote.owner_pid)
+                    return
+            if anyio.current_time() > deadline:
+                raise StorageError(
+                    f"Another process holds {self._settings.data_dir / 'owner.lock'} but does not answer "
+                    f"({last_problem}) after {timeout:.0f} s. If a hebbian-memory server is hung, stop it; "
+                    "else point this one at another data dir (--data-dir)."
+                )
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+    async def _become_owner(self, deadline: float) -> LocalMemory:
+        service = await self._open_service(deadline)
+        try:
+            listener, address = await self._listen()
+        except BaseException:
+            await anyio.to_thread.run_sync(service.close)
+            raise
+        assert self._tg is not None
+        self._owner_done = anyio.Event()
+        await self._tg.start(self._own, service, listener, address)
+        return LocalMemory(service)
+
+    async def _open_service(self, deadline: float) -> MemoryService:
+        path = self._settings.data_dir / "memory.duckdb"
+        while True:
+            try:
+                store = await anyio.to_thread.run_sync(Store.open, path, self._clock.now())
+                return MemoryService(self._settings, store, self._embedder, self._clock)
+            except DatabaseLockedError:
+                # The previous owner may still be closing the file; anything else holding it past the
+                # deadline is a foreign process, and the error names it.
+                if anyio.current_time() > deadline:
+                    raise
+                await anyio.sleep(0.1)
+
+    async def _listen(self) -> tuple[Listener[ByteStream], OwnerAddress]:
+        data_dir, token = self._settings.data_dir, new_token()
+        listener: Listener[ByteStream]
+        if self._settings.sharing.socket == "tcp" or not hasattr(socket, "AF_UNIX"):
+            tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+            port = tcp.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
+            listener, address = tcp, OwnerAddress(os.getpid(), "tcp", f"127.0.0.1:{port}", token)
+        else:
+            path = socket_path(data_dir)
+            listener = await anyio.create_unix_listener(path, mode=0o600)
+            address = OwnerAddress(os.getpid(), "unix", str(path), token)
+        write_address(data_dir, address)
+        return listener, address
+
+    async def _own(
+        self,
+        service: MemoryService,
+        listener: Listener[ByteStream],
+        address: OwnerAddress,
+        *,
+        task_status: TaskStatus[None],
+    ) -> None:
+        """The owner's background work: warm-up, index flushing, serving the forwarders. Runs until
+        :meth:`_stop`; then closes the database before releasing the lock, so the successor can open it."""
+        try:
+            with anyio.CancelScope() as scope:
+                self._owner_scope = scope
+                async with anyio.create_task_group() as tg:
+                    # The model loads in the background so `initialize` is answered at once; calls wait for it.
+                    tg.start_soon(_warm_up, service)
+                    tg.start_soon(_flush_loop, service)
+                    tg.start_soon(listener.serve, OwnerServer(service, address.token).handle)
+                    task_status.started()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await listener.aclose()
+                remove_address(self._settings.data_dir, address)
+                try:
+                    await anyio.to_thread.run_sync(service.close)
+                finally:
+                    self._lock.release()
+                    self._owner_done.set()
+                    log.info("released %s", self._settings.data_dir)
+
+    async def _stop(self) -> None:
+        for session_id in list(self._sessions):
+            try:
+                await self.end_session(session_id)
+            except HebbianMemoryError as e:
+                log.warning("could not end session %d: %s", session_id, e)
+        memory, self._memory = self._memory, None
+        if isinstance(memory, LocalMemory) and self._owner_scope is not None:
+            self._owner_scope.cancel()  # in-flight calls finish first: their threads are never abandoned
+            await self._owner_done.wait()
+        elif isinstance(memory, RemoteMemory):
+            await memory.aclose()
+
+
+async def _warm_up(service: MemoryService) -> None:
+    # Not cancellable mid-way (a thread cannot be interrupted); close() waits for it to finish.
+    await anyio.to_thread.run_sync(service.warm_up, abandon_on_cancel=True)
+
+
+async def _flush_loop(service: MemoryService) -> None:
+    while True:
+        await anyio.sleep(FLUSH_INTERVAL_S)
+        await anyio.to_thread.run_sync(service.flush)

@@ -1,0 +1,64 @@
+"""The memory operations as data: a name, how the owner runs it on its MemoryService, and how its result
+travels as JSON. The owner's own tool calls and forwarded calls take exactly the same path."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, TypeAdapter
+
+from hebbian_memory.memory import MemoryService
+from hebbian_memory.models import (
+    AssociateResult,
+    ForgetResult,
+    MemoryInput,
+    RecallResult,
+    RememberResult,
+)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+Args = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Op(Generic[T]):
+    name: str
+    run: Callable[[MemoryService, Args], T]
+    encode: Callable[[T], Any]
+    decode: Callable[[Any], T]
+
+
+def _model(name: str, model: type[M], run: Callable[[MemoryService, Args], M]) -> Op[M]:
+    return Op(name, run, lambda result: result.model_dump(mode="json"), model.model_validate)
+
+
+def _plain(name: str, adapter: TypeAdapter[T], run: Callable[[MemoryService, Args], T]) -> Op[T]:
+    return Op(name, run, lambda result: adapter.dump_python(result, mode="json"), adapter.validate_python)
+
+
+START_SESSION = _plain(
+    "start_session",
+    TypeAdapter(int),
+    lambda s, a: s.start_session(a["transport"], a.get("client_name"), a.get("client_version")),
+)
+END_SESSION = _plain("end_session", TypeAdapter(type(None)), lambda s, a: s.end_session(a["session_id"]))
+REMEMBER_MANY = _plain(
+    "remember_many",
+    TypeAdapter(list[RememberResult]),
+    lambda s, a: s.remember_many([MemoryInput.model_validate(m) for m in a["memories"]], a.get("session_id")),
+)
+RECALL = _model(
+    "recall",
+    RecallResult,
+    lambda s, a: s.recall(a["query"], a.get("k"), a.get("tags"), a.get("since"), a.get("until"), a.get("token_budget")),
+)
+ASSOCIATE = _model(
+    "associate",
+    AssociateResult,
+    lambda s, a: s.associate(a["source_id"], a["target_ids"], a.get("strength"), a.get("session_id")),
+)
+FORGET = _model("forget", ForgetResult, lambda s, a: s.forget(a.get("ids"), a.get("tags"), a.get("before")))
+
+OPS: dict[str, Op[Any]] = {op.name: op for op in (START_SESSION, END_SESSION, REMEMBER_MANY, RECALL, ASSOCIATE, FORGET)}

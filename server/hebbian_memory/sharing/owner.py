@@ -1,0 +1,74 @@
+"""The owner's side: answers forwarded calls from the other servers on its data dir."""
+
+import contextlib
+import hmac
+import logging
+import os
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from anyio.abc import ByteStream
+
+from hebbian_memory.errors import HebbianMemoryError
+from hebbian_memory.memory import MemoryService
+from hebbian_memory.sharing.ops import END_SESSION, OPS, START_SESSION, Args
+from hebbian_memory.sharing.wire import GONE, Channel, Message, ProtocolError
+
+log = logging.getLogger(__name__)
+
+
+class OwnerServer:
+    """Serves one connection per forwarding server; each call runs on the service in a worker thread."""
+
+    def __init__(self, service: MemoryService, token: str) -> None:
+        self._service = service
+        self._token = token
+
+    async def handle(self, stream: ByteStream) -> None:
+        channel = Channel(stream)
+        sessions: set[int] = set()  # the client's open sessions, ended if it goes away without ending them
+        try:
+            hello = await channel.receive()
+            if not hmac.compare_digest(str(hello.get("token", "")), self._token):
+                await channel.send({"error": "wrong token"})
+                return
+            sessions.update(int(s) for s in hello.get("sessions", []))
+            await channel.send({"ok": True, "pid": os.getpid()})
+            async with anyio.create_task_group() as tg:
+                while True:
+                    try:
+                        message = await channel.receive()
+                    except (*GONE, ProtocolError):
+                        break  # in-flight calls still finish: a write that started completes
+                    tg.start_soon(self._answer, channel, message, sessions)
+        except (*GONE, ProtocolError) as e:
+            log.debug("forwarding client dropped during hello: %s", e)
+        finally:
+            with anyio.CancelScope(shield=True):
+                for session_id in sessions:
+                    await anyio.to_thread.run_sync(self._service.end_session, session_id)
+                await channel.aclose()
+
+    async def _answer(self, channel: Channel, message: Message, sessions: set[int]) -> None:
+        request_id = message.get("id")
+        op = OPS.get(str(message.get("op")))
+        args: Any = message.get("args")
+        reply: Message
+        try:
+            if op is None or not isinstance(args, dict):
+                raise ProtocolError(f"unknown operation {message.get('op')!r}")
+            call_args: Args = args  # pyright: ignore[reportUnknownVariableType] -- a JSON object
+            result = await anyio.to_thread.run_sync(op.run, self._service, call_args)
+            reply = {"id": request_id, "result": op.encode(result)}
+            if op is START_SESSION:
+                sessions.add(int(result))
+            elif op is END_SESSION:
+                sessions.discard(int(call_args["session_id"]))
+        except HebbianMemoryError as e:
+            reply = {"id": request_id, "error": str(e)}
+        except Exception as e:  # a bug must not take the owner down for every client: report it to the caller
+            log.exception("forwarded %s failed", message.get("op"))
+            reply = {"id": request_id, "error": f"Internal error in the memory owner process: {e!r}"}
+        with contextlib.suppress(*GONE):
+            await channel.send(reply)

@@ -1,0 +1,146 @@
+"""The HTTP transports (SSE, streamable HTTP) through the real mcp client against a real server process:
+loopback by default, a bearer token when one is set (and required off loopback), Host/Origin checks on."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Generator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx2
+import pytest
+from click.testing import CliRunner
+from mcp import Client
+from mcp.client.sse import sse_client
+from mcp.client.streamable_http import streamable_http_client
+
+from hebbian_memory.cli import main
+from tests.helpers import call
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "test-token-0123456789abcdef"
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def http_server(data_dir: Path, transport: str, *args: str, token: str | None = None) -> Generator[int]:
+    """Start ``hebbian-memory serve`` over HTTP and yield its port once it accepts connections."""
+    port = free_port()
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir.parent)}
+    if token:
+        env["HEBBIAN_MEMORY_HTTP_TOKEN"] = token
+    command = [sys.executable, "-m", "hebbian_memory", "--data-dir", str(data_dir), "serve"]
+    process = subprocess.Popen(
+        [*command, "--transport", transport, "--port", str(port), *args], env=env, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server did not start listening"
+                time.sleep(0.1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        if process.stderr:
+            process.stderr.close()
+
+
+@pytest.mark.anyio
+async def test_streamable_http_on_loopback_stores_and_recalls(data_dir: Path) -> None:
+    with http_server(data_dir, "streamable-http") as port:
+        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            stored = await call(client, "remember", content="The wifi password is on the fridge.")
+            hits = (await call(client, "recall", query="where is the wifi password", k=1))["hits"]
+    assert hits[0]["id"] == stored["id"]
+
+
+@pytest.mark.anyio
+async def test_sse_on_loopback_stores_and_recalls(data_dir: Path) -> None:
+    with http_server(data_dir, "sse") as port:
+        async with Client(sse_client(f"http://127.0.0.1:{port}/sse")) as client:
+            stored = await call(client, "remember", content="Grandma's lasagne needs three hours.")
+            hits = (await call(client, "recall", query="how long does the lasagne take", k=1))["hits"]
+    assert hits[0]["id"] == stored["id"]
+
+
+def test_binding_beyond_loopback_without_a_token_refuses_to_start(tmp_path: Path) -> None:
+    for transport in ("streamable-http", "sse"):
+        result = CliRunner().invoke(
+            main, ["--data-dir", str(tmp_path), "serve", "--transport", transport, "--host", "0.0.0.0"], env={}
+        )
+        assert result.exit_code != 0
+        assert "without a token" in result.output
+        assert "HEBBIAN_MEMORY_HTTP_TOKEN" in result.output
+    assert not (tmp_path / "memory.duckdb").exists()
+
+
+def test_a_short_token_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["--data-dir", str(tmp_path), "serve", "--transport", "sse"], env={"HEBBIAN_MEMORY_HTTP_TOKEN": "abc"}
+    )
+    assert result.exit_code != 0
+    assert "at least 16 characters" in result.output
+
+
+@pytest.mark.anyio
+async def test_with_a_token_requests_without_it_are_rejected_and_with_it_served(data_dir: Path) -> None:
+    with http_server(data_dir, "streamable-http", "--host", "0.0.0.0", token=TOKEN) as port:
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with httpx2.AsyncClient() as http:
+            anonymous = await http.post(url, json=INITIALIZE, headers=MCP_HEADERS)
+            wrong = await http.post(url, json=INITIALIZE, headers={**MCP_HEADERS, "authorization": "Bearer nope"})
+        assert (anonymous.status_code, wrong.status_code) == (401, 401)
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        authorised = httpx2.AsyncClient(headers={"authorization": f"Bearer {TOKEN}"})
+        async with authorised, Client(streamable_http_client(url, http_client=authorised)) as client:
+            stored = await call(client, "remember", content="The spare key is under the blue pot.")
+            hits = (await call(client, "recall", query="spare key", k=1))["hits"]
+        assert hits[0]["id"] == stored["id"]
+
+
+@pytest.mark.anyio
+async def test_a_forged_host_or_origin_is_rejected_over_streamable_http(data_dir: Path) -> None:
+    with http_server(data_dir, "streamable-http") as port:
+        url = f"http://127.0.0.1:{port}/mcp"
+        async with httpx2.AsyncClient() as http:
+            honest = await http.post(url, json=INITIALIZE, headers=MCP_HEADERS)
+            forged_host = await http.post(url, json=INITIALIZE, headers={**MCP_HEADERS, "host": f"evil.test:{port}"})
+            forged_origin = await http.post(url, json=INITIALIZE, headers={**MCP_HEADERS, "origin": "http://evil.test"})
+    assert honest.status_code == 200
+    assert forged_host.status_code == 421
+    assert forged_origin.status_code == 403
+
+
+@pytest.mark.anyio
+async def test_a_forged_host_or_origin_is_rejected_over_sse(data_dir: Path) -> None:
+    with http_server(data_dir, "sse") as port:
+        url = f"http://127.0.0.1:{port}/sse"
+        # One client per request: the SDK's SSE endpoint drops the connection after refusing a request.
+        async with httpx2.AsyncClient() as http:
+            forged_host = await http.get(url, headers={"host": f"evil.test:{port}"})
+        async with httpx2.AsyncClient() as http:
+            forged_origin = await http.get(url, headers={"origin": f"http://evil.test:{port}"})
+    assert forged_host.status_code == 421
+    assert forged_origin.status_code == 403
