@@ -79,7 +79,7 @@ async def test_a_forwarder_takes_over_when_the_owner_stops_and_keeps_every_memor
         first = await owner.start(tg)
         async with node(settings).running() as second:
             assert (first.role, second.role) == ("owner", "forwarder")
-            session = await second.start_session("stdio", "test-client", "1.0")
+            session = await second.start_session("stdio", "test-client", "1.0", "default")
             ids = [await remember(second, f"Note {i} about the garden shed roof.", session) for i in range(5)]
             await owner.stop()
             # The owner is gone; the next call finds no one and the forwarder becomes the owner.
@@ -98,7 +98,7 @@ async def test_an_episode_continues_across_a_takeover(settings: Settings) -> Non
         owner = OwnerInTask(settings)
         await owner.start(tg)
         async with node(settings).running() as second:
-            session = await second.start_session("stdio", None, None)
+            session = await second.start_session("stdio", None, None, "default")
             question = await remember(second, "What colour did we paint the nursery?", session)
             await owner.stop()
             answer = await remember(second, "Sage green, two coats.", session)  # stored by the new owner

@@ -41,7 +41,8 @@ def test_rows_round_trip_with_times_in_utc(tmp_path: Path) -> None:
     row = store.get([memory_id])[memory_id]
     assert (row.content, row.tags, row.metadata, row.created_at) == ("hello", ["a", "b"], {"k": "hello"}, NOW)
     assert store.embeddings([memory_id], 4).tolist() == [[0.0, 1.0, 2.0, 3.0]]
-    assert store.ids_by_hash(["hash-hello", "nope"]) == {"hash-hello": memory_id}
+    assert store.ids_by_hash(["hash-hello", "nope"], "default") == {"hash-hello": memory_id}
+    assert store.ids_by_hash(["hash-hello"], "elsewhere") == {}
     store.close()
 
 

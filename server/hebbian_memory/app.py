@@ -14,8 +14,9 @@ from hebbian_memory import __version__
 from hebbian_memory.clock import Clock, SystemClock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import Embedder, FastEmbedEmbedder
+from hebbian_memory.sessions import Sessions
 from hebbian_memory.sharing.node import Node
-from hebbian_memory.tools import INSTRUCTIONS, AppContext, Sessions, register_tools
+from hebbian_memory.tools import INSTRUCTIONS, AppContext, register_tools
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +43,11 @@ def build_server(
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppContext]) -> AsyncGenerator[AppContext]:
         if node is not None:
-            async with _sessions(node, transport) as context:
+            async with _sessions(node, transport, settings) as context:
                 yield context
             return
         own = build_node(settings, clock=clock, embedder=embedder)
-        async with own.running(), _sessions(own, transport) as context:
+        async with own.running(), _sessions(own, transport, settings) as context:
             yield context
 
     server: MCPServer[AppContext] = MCPServer(
@@ -62,8 +63,8 @@ def build_server(
 
 
 @asynccontextmanager
-async def _sessions(node: Node, transport: str) -> AsyncGenerator[AppContext]:
-    sessions = Sessions(node, transport)
+async def _sessions(node: Node, transport: str, settings: Settings) -> AsyncGenerator[AppContext]:
+    sessions = Sessions(node, transport, settings.project, settings.project_from_roots)
     try:
         yield AppContext(node=node, sessions=sessions)
     finally:

@@ -106,6 +106,8 @@ class HttpSettings:
 class Settings:
     data_dir: Path
     log_level: str
+    project: str
+    project_from_roots: bool
     model: ModelSettings
     limits: LimitSettings
     recall: RecallSettings
@@ -130,7 +132,7 @@ SECTIONS: dict[str, type[Any]] = {
     "sharing": SharingSettings,
     "http": HttpSettings,
 }
-_TOP_LEVEL = ("data_dir", "log_level")
+_TOP_LEVEL = ("data_dir", "log_level", "project", "project_from_roots")
 
 
 def default_config_path() -> Path:
@@ -225,7 +227,13 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
 def _build(raw: dict[str, Any]) -> Settings:
     sections = {name: cls(**raw[name]) for name, cls in SECTIONS.items()}
     data_dir = Path(raw["data_dir"]).expanduser() if raw["data_dir"] else platformdirs.user_data_path(APP_NAME)
-    settings = Settings(data_dir=data_dir.absolute(), log_level=str(raw["log_level"]).upper(), **sections)
+    settings = Settings(
+        data_dir=data_dir.absolute(),
+        log_level=str(raw["log_level"]).upper(),
+        project=str(raw["project"]).strip() or "default",
+        project_from_roots=bool(raw["project_from_roots"]),
+        **sections,
+    )
     _validate(settings)
     return settings
 

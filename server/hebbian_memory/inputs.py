@@ -14,6 +14,8 @@ from hebbian_memory.errors import InvalidInputError
 # C0 controls other than tab, newline and carriage return have no place in remembered text.
 _BAD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+DEFAULT_PROJECT = "default"
+MAX_PROJECT_CHARS = 256
 _DATE_HINT = "an ISO 8601 date or date-time such as 2024-05-01 or 2024-05-01T14:30:00Z"
 
 
@@ -113,3 +115,10 @@ def ids(values: Sequence[int], name: str, maximum: int) -> list[int]:
     if bad:
         raise InvalidInputError(f"{name} has invalid ids {bad[:5]}; ids are positive integers returned by remember.")
     return list(dict.fromkeys(values))
+
+
+def project(value: str) -> str:
+    """A project name: a workspace path, or any short label."""
+    if not isinstance(value, str):  # pyright: ignore[reportUnnecessaryIsInstance] -- forwarded JSON may be anything
+        raise InvalidInputError("project must be a string, such as 'default' or a workspace folder's path.")
+    return text(value, "project", MAX_PROJECT_CHARS)

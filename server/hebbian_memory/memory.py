@@ -32,13 +32,14 @@ from hebbian_memory.models import (
     RememberResult,
     ScoreParts,
 )
-from hebbian_memory.storage import DocumentRow, NewMemory, Store
+from hebbian_memory.storage import DocumentRow, Filters, NewMemory, Store
 from hebbian_memory.text import words
 
 log = logging.getLogger(__name__)
 
 WARM_UP_TIMEOUT_S = 600.0
 MAX_TOKEN_BUDGET = 1_000_000
+DEFAULT_PROJECT = inputs.DEFAULT_PROJECT
 _MODEL_META_KEY = "embedding_model"
 
 
@@ -97,6 +98,7 @@ class MemoryService:
         self._episode_tail: dict[int, tuple[int, str]] = {}
         # Sessions started here have no memories yet; any other (one a previous owner started) may have some.
         self._fresh_sessions: set[int] = set()
+        self._project_counts: dict[str, int] = {}  # memories per project: recall skips the filter if all are in one
         self._index: VectorIndex | None = None
         self._write_lock = threading.RLock()
         self._writes = 0  # bumped under the write lock whenever memories are stored or deleted
@@ -123,6 +125,7 @@ class MemoryService:
             if outcome != "loaded":
                 index.save()
             self._index_documents(self._store.documents())
+            self._project_counts = self._store.project_counts()
             log.info(
                 "ready: %d memories, vector index %s, in %.2f s",
                 len(self._lexical),
@@ -189,8 +192,16 @@ class MemoryService:
         finally:
             self._store.close()
 
-    def start_session(self, transport: str, client_name: str | None = None, client_version: str | None = None) -> int:
-        session_id = self._store.start_session(transport, client_name, client_version, self._clock.now())
+    def start_session(
+        self,
+        transport: str,
+        client_name: str | None = None,
+        client_version: str | None = None,
+        project: str = DEFAULT_PROJECT,
+    ) -> int:
+        session_id = self._store.start_session(
+            transport, client_name, client_version, inputs.project(project), self._clock.now()
+        )
         self._fresh_sessions.add(session_id)
         return session_id
 
@@ -207,6 +218,7 @@ class MemoryService:
         importance: float = 0.5,
         event_time: str | datetime | None = None,
         session_id: int | None = None,
+        project: str = DEFAULT_PROJECT,
     ) -> RememberResult:
         item = MemoryInput(
             content=content,
@@ -215,11 +227,15 @@ class MemoryService:
             importance=importance,
             event_time=event_time.isoformat() if isinstance(event_time, datetime) else event_time,
         )
-        return self.remember_many([item], session_id)[0]
+        return self.remember_many([item], session_id, project)[0]
 
-    def remember_many(self, items: Sequence[MemoryInput], session_id: int | None = None) -> list[RememberResult]:
-        """Store many memories at once (batched embedding); all are validated first, so one bad item stores none."""
+    def remember_many(
+        self, items: Sequence[MemoryInput], session_id: int | None = None, project: str = DEFAULT_PROJECT
+    ) -> list[RememberResult]:
+        """Store many memories at once (batched embedding); all are validated first, so one bad item stores none.
+        Identical text already stored in the same project is reinforced instead of stored again."""
         limits = self._settings.limits
+        project = inputs.project(project)
         if not 1 <= len(items) <= limits.max_batch:
             raise InvalidInputError(f"Send between 1 and {limits.max_batch} memories per call, got {len(items)}.")
         prepared = [
@@ -228,7 +244,7 @@ class MemoryService:
         index = self._wait_ready()
 
         writes_seen = self._writes
-        stored = self._store.ids_by_hash([p.content_hash for p in prepared])
+        stored = self._store.ids_by_hash([p.content_hash for p in prepared], project)
         fresh = list({p.content_hash: p for p in prepared if p.content_hash not in stored}.values())
         # Embedding runs outside the lock: it is the slow part, and concurrent calls may overlap in it.
         vectors = dict(
@@ -238,7 +254,9 @@ class MemoryService:
             now = self._clock.now()
             # Look again only if another call stored or forgot memories while we were embedding.
             known = (
-                stored if self._writes == writes_seen else self._store.ids_by_hash([p.content_hash for p in prepared])
+                stored
+                if self._writes == writes_seen
+                else self._store.ids_by_hash([p.content_hash for p in prepared], project)
             )
             new: dict[str, _Prepared] = {}
             for p in prepared:
@@ -257,11 +275,13 @@ class MemoryService:
                     embedding=vectors[p.content_hash],
                     embedding_model=self._embedder.model_id,
                     session_id=session_id,
+                    project=project,
                 )
                 for p in new.values()
             ]
             ids = self._store.insert(rows, now)
             self._writes += 1
+            self._project_counts[project] = self._project_counts.get(project, 0) + len(rows)
             if rows:
                 index.add(ids, np.stack([r.embedding for r in rows]))
             for memory_id, row in zip(ids, rows, strict=True):
@@ -322,7 +342,9 @@ class MemoryService:
         since: str | datetime | None = None,
         until: str | datetime | None = None,
         token_budget: int | None = None,
+        project: str | None = DEFAULT_PROJECT,
     ) -> RecallResult:
+        """Best memories for ``query`` in ``project`` (None: in every project)."""
         limits, cfg = self._settings.limits, self._settings.recall
         text = inputs.text(query, "query", limits.max_query_chars)
         top_k = inputs.count(cfg.default_k if k is None else k, "k", limits.max_k)
@@ -331,16 +353,18 @@ class MemoryService:
         start, end = inputs.when(since, "since"), inputs.when(until, "until")
         if start and end and start > end:
             raise InvalidInputError("since is after until, so nothing can match. Swap them or widen the range.")
+        within = None if project is None else inputs.project(project)
         index = self._wait_ready()
         query_vector = self._embedder.embed([text])
         with self._write_lock:
-            found = self._candidates(index, text, query_vector, max(cfg.candidates, top_k), wanted_tags, start, end)
+            filters = Filters(wanted_tags, start, end, self._project_filter(within))
+            found = self._candidates(index, text, query_vector, max(cfg.candidates, top_k), filters)
             if not found.ids:
                 return RecallResult(hits=[])
             dense, lexical, fused = self._fuse(found, text)
             if cfg.episode_spread > 0 and cfg.episode_hops > 0:
                 found, dense, lexical, fused = self._spread_in_episodes(
-                    index, found, fused, text, query_vector[0], top_k, (wanted_tags, start, end)
+                    index, found, fused, text, query_vector[0], top_k, filters
                 )
             order = self._diverse_order(found, fused, top_k if budget is None else len(found.ids))
             rows = self._store.get([found.ids[i] for i in order])
@@ -366,6 +390,12 @@ class MemoryService:
             if memory_id in rows
         ]
         return RecallResult(hits=hits, tokens=sum(estimate_tokens(h.content) for h in hits))
+
+    def _project_filter(self, project: str | None) -> str | None:
+        """The project to filter on, or None when no filter is needed (every memory is in it)."""
+        if project is None or self._project_counts.get(project, 0) == sum(self._project_counts.values()) > 0:
+            return None
+        return project
 
     def _diverse_order(self, found: _Candidates, fused: _Floats, top_k: int) -> list[int]:
         """The best ``top_k`` candidates, skipping near-duplicates of a better one (cosine at or above
@@ -399,7 +429,7 @@ class MemoryService:
         query: str,
         query_vector: _Floats,
         top_k: int,
-        filters: tuple[Sequence[str], datetime | None, datetime | None],
+        filters: Filters,
     ) -> tuple[_Candidates, _Floats, _Floats, _Floats]:
         """The best candidates pass a share of their score to their session neighbours (which join the
         candidates): what answers a question often comes a turn or two after what matches it."""
@@ -408,9 +438,8 @@ class MemoryService:
         reach = {found.ids[s]: self._episode_neighbours(found.ids[s], cfg.episode_hops) for s in seeds}
         known = set(found.ids)
         extra = list(dict.fromkeys(n for near in reach.values() for n, _ in near if n not in known))
-        tags, since, until = filters
-        if extra and (tags or since is not None or until is not None):
-            allowed = self._store.matching(extra, tags, since, until)
+        if extra and filters.active:
+            allowed = self._store.matching(extra, filters)
             extra = [i for i in extra if i in allowed]
         if extra:
             found = found.extend(self._score(index, extra, query, query_vector))
@@ -453,15 +482,11 @@ class MemoryService:
         query: str,
         query_vector: Vectors,
         n: int,
-        tags: Sequence[str],
-        since: datetime | None,
-        until: datetime | None,
+        filters: Filters,
     ) -> _Candidates:
         """The union of dense and lexical candidates, each scored exactly by both measures."""
-        filtered = bool(tags) or since is not None or until is not None
-        allowed = (
-            self._store.filter_ids(tags, since, until, self._settings.recall.exact_filter_limit) if filtered else None
-        )
+        filtered = filters.active
+        allowed = self._store.filter_ids(filters, self._settings.recall.exact_filter_limit) if filtered else None
         if allowed is not None:
             # A selective filter: score every allowed memory exactly, so the filter can never hide a match.
             if not allowed:
@@ -475,7 +500,7 @@ class MemoryService:
             dense_ids = [i for i, _ in index.search(query_vector[0], over)]
             lexical_ids = [i for i, _ in self._lexical.search(query, over)]
             if filtered:
-                keep = self._store.matching(dense_ids + lexical_ids, tags, since, until)
+                keep = self._store.matching(dense_ids + lexical_ids, filters)
                 dense_ids = [i for i in dense_ids if i in keep][:n]
                 lexical_ids = [i for i in lexical_ids if i in keep][:n]
         ids = list(dict.fromkeys(dense_ids + lexical_ids))
@@ -562,12 +587,15 @@ class MemoryService:
         ids: Sequence[int] | None = None,
         tags: Sequence[str] | None = None,
         before: str | datetime | None = None,
+        project: str | None = DEFAULT_PROJECT,
     ) -> ForgetResult:
-        """Delete every memory matching all given criteria, from the database and both indexes."""
+        """Delete every memory matching all given criteria, from the database and both indexes. Ids name
+        memories in any project; tags and before select only within ``project`` (None: in every project)."""
         limits = self._settings.limits
         id_list = inputs.ids(ids, "ids", limits.max_ids) if ids else None
         tag_list = inputs.tags(tags, limits)
         cutoff = inputs.when(before, "before")
+        within = None if project is None or id_list is not None else inputs.project(project)
         if id_list is None and not tag_list and cutoff is None:
             raise InvalidInputError(
                 "Say what to forget: give ids, tags (memories carrying all of them) or before (an ISO date); "
@@ -579,11 +607,13 @@ class MemoryService:
                 missing = self._store.missing(id_list)
                 if missing:
                     raise MemoryNotFoundError(missing)
-            doomed = self._store.select_for_forget(id_list, tag_list, cutoff)
+            doomed = self._store.select_for_forget(id_list, tag_list, cutoff, within)
             episodes = self._store.sessions_of(doomed)
             self._store.delete(doomed)
             self._writes += 1
             index.remove(doomed)
+            if doomed:
+                self._project_counts = self._store.project_counts()
             for memory_id in doomed:
                 self._lexical.remove(memory_id)
                 self._entities.pop(memory_id, None)

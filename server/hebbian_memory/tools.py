@@ -1,11 +1,8 @@
 """MCP tool adapters: typed arguments, one service call each, typed errors turned into tool errors."""
 
-import contextlib
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-import anyio
-from mcp.server.connection import Connection
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import ToolAnnotations
@@ -20,56 +17,9 @@ from hebbian_memory.models import (
     RememberManyResult,
     RememberResult,
 )
+from hebbian_memory.sessions import Sessions
 from hebbian_memory.sharing.node import Node
 from hebbian_memory.sharing.ops import ASSOCIATE, FORGET, RECALL, REMEMBER_MANY, Args, Op
-
-
-class Sessions:
-    """The memory sessions of one lifespan's clients. A session is what one client does in one sitting: a stdio
-    server process or an SSE connection (each has its own lifespan), one streamable-HTTP MCP session (by its
-    Mcp-Session-Id), or, for stateless streamable-HTTP requests, everything one client (by name and version)
-    sends while the server runs. Sessions start at a client's first call and end when it goes, or at exit."""
-
-    def __init__(self, node: Node, transport: str) -> None:
-        self._node = node
-        self._transport = transport
-        self._ids: dict[tuple[str, ...], int] = {}
-        self._lock = anyio.Lock()
-
-    async def of(self, ctx: "AppCtx") -> int:
-        params = ctx.session.client_params
-        client = params.client_info if params else None
-        key: tuple[str, ...] = ("lifespan",)
-        mcp_session = (ctx.headers or {}).get("mcp-session-id")
-        if self._transport == "streamable-http":
-            key = (
-                ("mcp-session", mcp_session)
-                if mcp_session
-                else ("client", str(client and client.name), str(client and client.version))
-            )
-        async with self._lock:
-            session_id = self._ids.get(key)
-            if session_id is None:
-                session_id = await self._node.start_session(
-                    self._transport, client.name if client else None, client.version if client else None
-                )
-                self._ids[key] = session_id
-                if mcp_session:
-                    # Connection.exit_stack is the SDK's per-connection teardown; the per-request ServerSession
-                    # has no public way to reach it.
-                    connection: Connection = ctx.session._connection  # pyright: ignore[reportPrivateUsage]
-                    connection.exit_stack.push_async_callback(self._end, key)
-            return session_id
-
-    async def _end(self, key: tuple[str, ...]) -> None:
-        session_id = self._ids.pop(key, None)
-        if session_id is not None:
-            with contextlib.suppress(HebbianMemoryError):  # the process is closing; the node ends what is left
-                await self._node.end_session(session_id)
-
-    async def close(self) -> None:
-        for key in list(self._ids):
-            await self._end(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +42,19 @@ and `forget` when the user asks you to delete something."""
 _DATE = "ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T14:30:00Z (UTC when no offset is given)"
 
 
-async def _run(ctx: AppCtx, op: Op[T], args: Args, *, in_session: bool = False) -> T:
-    """Run one memory operation (here or in the owner process); our typed errors become tool errors."""
+_PROJECT = (
+    "The project (namespace) to use instead of this session's: by default memories go to and come from the "
+    "project of the client's workspace, or the configured one."
+)
+
+
+async def _run(ctx: AppCtx, op: Op[T], args: Args, project: str | None) -> T:
+    """Run one memory operation (here or in the owner process) in this client's session and project; our
+    typed errors become tool errors."""
     app = ctx.request_context.lifespan_context
     try:
-        if in_session:
-            args = {**args, "session_id": await app.sessions.of(ctx)}
+        session = await app.sessions.of(ctx)
+        args = {**args, "session_id": session.id, "project": session.project if project is None else project}
         return await app.node.call(op, args)
     except HebbianMemoryError as e:
         raise ToolError(str(e)) from e
@@ -123,11 +80,12 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         event_time: Annotated[
             str | None, Field(description=f"When the remembered thing happened, if not now: {_DATE}.")
         ] = None,
+        project: Annotated[str | None, Field(description=_PROJECT)] = None,
     ) -> RememberResult:
         """Store a memory and return its id. Remembering identical text again returns the same id and
         reinforces that memory instead of storing a copy. The memory is recallable as soon as this returns."""
         item = MemoryInput(content=content, tags=tags, metadata=metadata, importance=importance, event_time=event_time)
-        (result,) = await _run(ctx, REMEMBER_MANY, {"memories": [item.model_dump()]}, in_session=True)
+        (result,) = await _run(ctx, REMEMBER_MANY, {"memories": [item.model_dump()]}, project)
         return result
 
     @server.tool(
@@ -137,10 +95,11 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     async def remember_many(
         ctx: AppCtx,
         memories: Annotated[list[MemoryInput], Field(description="The memories to store, in order (up to 1000).")],
+        project: Annotated[str | None, Field(description=_PROJECT)] = None,
     ) -> RememberManyResult:
         """Store many memories in one call (bulk import; much faster than one remember per memory). They are
         stored in the order given, as one episode. If any item is invalid, none is stored and the error names it."""
-        results = await _run(ctx, REMEMBER_MANY, {"memories": [m.model_dump() for m in memories]}, in_session=True)
+        results = await _run(ctx, REMEMBER_MANY, {"memories": [m.model_dump() for m in memories]}, project)
         return RememberManyResult(results=results)
 
     @server.tool(title="Recall", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
@@ -155,11 +114,21 @@ def register_tools(server: MCPServer[AppContext]) -> None:
             int | None,
             Field(description="Fit the hits into about this many tokens: the best that fit, up to k of them."),
         ] = None,
+        project: Annotated[str | None, Field(description=_PROJECT)] = None,
+        all_projects: Annotated[bool, Field(description="Search every project, not just this one.")] = False,
     ) -> RecallResult:
         """Find memories by meaning and by keywords, best first; near-duplicates are left out. Each hit has
         its id, content, tags, score (with its semantic and keyword parts) and times."""
-        args = {"query": query, "k": k, "tags": tags, "since": since, "until": until, "token_budget": token_budget}
-        return await _run(ctx, RECALL, args)
+        args = {
+            "query": query,
+            "k": k,
+            "tags": tags,
+            "since": since,
+            "until": until,
+            "token_budget": token_budget,
+            "all_projects": all_projects,
+        }
+        return await _run(ctx, RECALL, args, project)
 
     @server.tool(
         title="Associate",
@@ -176,7 +145,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         """Link memories that belong together, or strengthen existing links (weights never pass 1).
         Returns every link with its weight and whether it is new."""
         args = {"source_id": source_id, "target_ids": target_ids, "strength": strength}
-        return await _run(ctx, ASSOCIATE, args, in_session=True)
+        return await _run(ctx, ASSOCIATE, args, None)
 
     @server.tool(
         title="Forget",
@@ -189,7 +158,13 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         ids: Annotated[list[int] | None, Field(description="Ids of the memories to delete.")] = None,
         tags: Annotated[list[str] | None, Field(description="Delete memories carrying all of these tags.")] = None,
         before: Annotated[str | None, Field(description=f"Delete memories stored before this {_DATE}.")] = None,
+        project: Annotated[str | None, Field(description=_PROJECT)] = None,
+        all_projects: Annotated[
+            bool, Field(description="Let tags and before select in every project, not just this one.")
+        ] = False,
     ) -> ForgetResult:
         """Permanently delete memories: their text, embeddings, index entries and links. Give at least one of
-        ids, tags or before; with several, only memories matching all of them are deleted."""
-        return await _run(ctx, FORGET, {"ids": ids, "tags": tags, "before": before})
+        ids, tags or before; with several, only memories matching all of them are deleted. Ids work in any
+        project; tags and before select only in this session's project unless all_projects is set."""
+        args = {"ids": ids, "tags": tags, "before": before, "all_projects": all_projects}
+        return await _run(ctx, FORGET, args, project)

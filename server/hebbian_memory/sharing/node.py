@@ -114,10 +114,16 @@ class Node:
             "one call. Check its log (stderr) and try again."
         )
 
-    async def start_session(self, transport: str, client_name: str | None, client_version: str | None) -> int:
-        session_id = await self.call(
-            START_SESSION, {"transport": transport, "client_name": client_name, "client_version": client_version}
-        )
+    async def start_session(
+        self, transport: str, client_name: str | None, client_version: str | None, project: str
+    ) -> int:
+        args = {
+            "transport": transport,
+            "client_name": client_name,
+            "client_version": client_version,
+            "project": project,
+        }
+        session_id = await self.call(START_SESSION, args)
         self._sessions.add(session_id)
         return session_id
 

@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
-from hebbian_memory.memory import MemoryService
+from hebbian_memory.memory import DEFAULT_PROJECT, MemoryService
 from hebbian_memory.models import (
     AssociateResult,
     ForgetResult,
@@ -38,27 +38,38 @@ def _plain(name: str, adapter: TypeAdapter[T], run: Callable[[MemoryService, Arg
     return Op(name, run, lambda result: adapter.dump_python(result, mode="json"), adapter.validate_python)
 
 
+def _scope(args: Args) -> str | None:
+    """The project a recall or forget looks in; None: every project."""
+    return None if args.get("all_projects") else args.get("project", DEFAULT_PROJECT)
+
+
 START_SESSION = _plain(
     "start_session",
     TypeAdapter(int),
-    lambda s, a: s.start_session(a["transport"], a.get("client_name"), a.get("client_version")),
+    lambda s, a: s.start_session(
+        a["transport"], a.get("client_name"), a.get("client_version"), a.get("project", DEFAULT_PROJECT)
+    ),
 )
 END_SESSION = _plain("end_session", TypeAdapter(type(None)), lambda s, a: s.end_session(a["session_id"]))
 REMEMBER_MANY = _plain(
     "remember_many",
     TypeAdapter(list[RememberResult]),
-    lambda s, a: s.remember_many([MemoryInput.model_validate(m) for m in a["memories"]], a.get("session_id")),
+    lambda s, a: s.remember_many(
+        [MemoryInput.model_validate(m) for m in a["memories"]], a.get("session_id"), a.get("project", DEFAULT_PROJECT)
+    ),
 )
 RECALL = _model(
     "recall",
     RecallResult,
-    lambda s, a: s.recall(a["query"], a.get("k"), a.get("tags"), a.get("since"), a.get("until"), a.get("token_budget")),
+    lambda s, a: s.recall(
+        a["query"], a.get("k"), a.get("tags"), a.get("since"), a.get("until"), a.get("token_budget"), _scope(a)
+    ),
 )
 ASSOCIATE = _model(
     "associate",
     AssociateResult,
     lambda s, a: s.associate(a["source_id"], a["target_ids"], a.get("strength"), a.get("session_id")),
 )
-FORGET = _model("forget", ForgetResult, lambda s, a: s.forget(a.get("ids"), a.get("tags"), a.get("before")))
+FORGET = _model("forget", ForgetResult, lambda s, a: s.forget(a.get("ids"), a.get("tags"), a.get("before"), _scope(a)))
 
 OPS: dict[str, Op[Any]] = {op.name: op for op in (START_SESSION, END_SESSION, REMEMBER_MANY, RECALL, ASSOCIATE, FORGET)}

@@ -71,8 +71,19 @@ def _v1_initial(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+def _v2_projects(conn: duckdb.DuckDBPyConnection) -> None:
+    """Projects: every memory and session belongs to one; exact duplicates are detected within a project."""
+    conn.execute("""
+        DROP INDEX memories_content_hash;
+        ALTER TABLE memories ADD COLUMN project VARCHAR DEFAULT 'default';
+        ALTER TABLE memories ALTER COLUMN project SET NOT NULL;
+        CREATE UNIQUE INDEX memories_project_hash ON memories (project, content_hash);
+        ALTER TABLE sessions ADD COLUMN project VARCHAR;
+    """)
+
+
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_projects)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -42,6 +42,21 @@ class NewMemory:
     embedding: npt.NDArray[np.float32]
     embedding_model: str
     session_id: int | None
+    project: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What a memory must match: all of ``tags``, an event time in [since, until], and the project (None: any)."""
+
+    tags: Sequence[str] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    project: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.tags) or self.since is not None or self.until is not None or self.project is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +161,14 @@ class Store:
         with self._tx() as c:
             c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", [key, value])
 
-    def start_session(self, transport: str, client_name: str | None, client_version: str | None, now: datetime) -> int:
+    def start_session(
+        self, transport: str, client_name: str | None, client_version: str | None, project: str, now: datetime
+    ) -> int:
         with self._tx() as c:
             row = c.execute(
-                "INSERT INTO sessions (transport, client_name, client_version, started_at) VALUES (?, ?, ?, ?) "
-                "RETURNING id",
-                [transport, client_name, client_version, _naive(now)],
+                "INSERT INTO sessions (transport, client_name, client_version, project, started_at) "
+                "VALUES (?, ?, ?, ?, ?) RETURNING id",
+                [transport, client_name, client_version, project, _naive(now)],
             ).fetchone()
         assert row is not None
         return int(row[0])
@@ -189,11 +206,11 @@ class Store:
             c.execute(
                 """INSERT INTO memories (id, content, content_hash, tags, metadata, importance, created_at,
                        updated_at, event_time, last_accessed_at, access_count, strength, tier, session_id,
-                       embedding, embedding_model)
+                       embedding, embedding_model, project)
                    SELECT unnest($ids::BIGINT[]), unnest($content::VARCHAR[]), unnest($hash::VARCHAR[]),
                        unnest($tags::VARCHAR[][]), unnest($metadata::VARCHAR[]), unnest($importance::DOUBLE[]),
                        $now, $now, unnest($event_time::TIMESTAMP[]), $now, 0, 1.0, 1, unnest($session::BIGINT[]),
-                       unnest($embedding::BLOB[]), unnest($model::VARCHAR[])""",
+                       unnest($embedding::BLOB[]), unnest($model::VARCHAR[]), unnest($project::VARCHAR[])""",
                 {
                     "ids": ids,
                     "content": [m.content for m in memories],
@@ -206,6 +223,7 @@ class Store:
                     "session": [m.session_id for m in memories],
                     "embedding": [m.embedding.astype("<f4").tobytes() for m in memories],
                     "model": [m.embedding_model for m in memories],
+                    "project": [m.project for m in memories],
                 },
             )
             c.execute(
@@ -221,8 +239,8 @@ class Store:
             row = c.execute(
                 """INSERT INTO memories (content, content_hash, tags, metadata, importance, created_at, updated_at,
                        event_time, last_accessed_at, access_count, strength, tier, session_id, embedding,
-                       embedding_model)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1.0, 1, ?, ?, ?) RETURNING id""",
+                       embedding_model, project)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1.0, 1, ?, ?, ?, ?) RETURNING id""",
                 [
                     m.content,
                     m.content_hash,
@@ -236,6 +254,7 @@ class Store:
                     m.session_id,
                     m.embedding.astype("<f4").tobytes(),
                     m.embedding_model,
+                    m.project,
                 ],
             ).fetchone()
             assert row is not None
@@ -245,9 +264,11 @@ class Store:
             )
         return int(row[0])
 
-    def ids_by_hash(self, hashes: Sequence[str]) -> dict[str, int]:
+    def ids_by_hash(self, hashes: Sequence[str], project: str) -> dict[str, int]:
+        """Ids of the memories of ``project`` with these content hashes."""
         rows = self._fetch(
-            "SELECT content_hash, id FROM memories WHERE content_hash IN (SELECT unnest(?))", [list(hashes)]
+            "SELECT content_hash, id FROM memories WHERE project = ? AND content_hash IN (SELECT unnest(?))",
+            [project, list(hashes)],
         )
         return {str(r[0]): int(r[1]) for r in rows}
 
@@ -352,27 +373,28 @@ class Store:
                 [[v.astype("<f4").tobytes(), model, i] for i, v in vectors.items()],
             )
 
-    def filter_ids(
-        self, tags: Sequence[str], since: datetime | None, until: datetime | None, limit: int
-    ) -> list[int] | None:
+    def project_counts(self) -> dict[str, int]:
+        return {str(r[0]): int(r[1]) for r in self._fetch("SELECT project, count(*) FROM memories GROUP BY project")}
+
+    def filter_ids(self, filters: Filters, limit: int) -> list[int] | None:
         """Ids matching every filter, or None when more than ``limit`` match."""
-        where, params = _filters(tags, since, until)
+        where, params = _filters(filters)
         rows = self._fetch(f"SELECT id FROM memories WHERE {where} LIMIT ?", [*params, limit + 1])
         return None if len(rows) > limit else [int(r[0]) for r in rows]
 
-    def matching(
-        self, ids: Sequence[int], tags: Sequence[str], since: datetime | None, until: datetime | None
-    ) -> set[int]:
+    def matching(self, ids: Sequence[int], filters: Filters) -> set[int]:
         """Those of ``ids`` that pass every filter."""
         if not ids:
             return set()
-        where, params = _filters(tags, since, until)
+        where, params = _filters(filters)
         rows = self._fetch(f"SELECT id FROM memories WHERE id IN (SELECT unnest(?)) AND {where}", [list(ids), *params])
         return {int(r[0]) for r in rows}
 
-    def select_for_forget(self, ids: Sequence[int] | None, tags: Sequence[str], before: datetime | None) -> list[int]:
-        """Ids matching every given criterion (ids, all tags, created before)."""
-        where, params = _filters(tags, None, None)
+    def select_for_forget(
+        self, ids: Sequence[int] | None, tags: Sequence[str], before: datetime | None, project: str | None
+    ) -> list[int]:
+        """Ids matching every given criterion (ids, all tags, created before, in the project)."""
+        where, params = _filters(Filters(tags=tags, project=project))
         if ids is not None:
             where += " AND id IN (SELECT unnest(?))"
             params.append(list(ids))
@@ -437,18 +459,21 @@ class Store:
         return [(int(r[0]), float(r[1])) for r in rows]
 
 
-def _filters(tags: Sequence[str], since: datetime | None, until: datetime | None) -> tuple[str, list[object]]:
+def _filters(f: Filters) -> tuple[str, list[object]]:
     clauses = ["TRUE"]
     params: list[object] = []
-    if tags:
+    if f.tags:
         clauses.append("list_has_all(tags, ?::VARCHAR[])")
-        params.append(list(tags))
-    if since is not None:
+        params.append(list(f.tags))
+    if f.since is not None:
         clauses.append("event_time >= ?")
-        params.append(_naive(since))
-    if until is not None:
+        params.append(_naive(f.since))
+    if f.until is not None:
         clauses.append("event_time <= ?")
-        params.append(_naive(until))
+        params.append(_naive(f.until))
+    if f.project is not None:
+        clauses.append("project = ?")
+        params.append(f.project)
     return " AND ".join(clauses), params
 
 

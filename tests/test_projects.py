@@ -1,0 +1,117 @@
+"""Projects keep one person's work apart: storage, recall and forget stay within a project unless asked,
+and a client's workspace root (MCP roots) chooses its project."""
+
+from collections.abc import AsyncGenerator, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from mcp import Client
+from mcp.client.context import ClientRequestContext
+from mcp_types import ListRootsResult, Root
+
+from hebbian_memory.clock import ManualClock
+from hebbian_memory.config import Settings
+from hebbian_memory.memory import MemoryService
+from hebbian_memory.sessions import root_project
+from hebbian_memory.storage import Store
+from hebbian_memory.storage.schema import MIGRATIONS
+from tests.helpers import FakeEmbedder, call, server_params
+
+START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[MemoryService]:
+    clock = ManualClock(START)
+    svc = MemoryService(settings, Store.open(settings.data_dir / "memory.duckdb", START), FakeEmbedder(), clock)
+    svc.warm_up()
+    yield svc
+    svc.close()
+
+
+def test_recall_stays_in_its_project_unless_asked_for_all(service: MemoryService) -> None:
+    shop = service.remember("deploy the shop with make release", tags=["deploy"], project="/code/shop")
+    blog = service.remember("deploy the blog with hugo deploy", tags=["deploy"], project="/code/blog")
+    assert [h.id for h in service.recall("how do we deploy", project="/code/shop").hits] == [shop.id]
+    assert [h.id for h in service.recall("how do we deploy", project="/code/blog").hits] == [blog.id]
+    assert {h.id for h in service.recall("how do we deploy", project=None).hits} == {shop.id, blog.id}
+    assert service.recall("how do we deploy", project="/code/other").hits == []
+
+
+def test_the_same_text_in_two_projects_is_two_memories(service: MemoryService) -> None:
+    first = service.remember("use tabs, not spaces", project="a")
+    second = service.remember("use tabs, not spaces", project="b")
+    again = service.remember("use tabs, not spaces", project="a")
+    assert first.id != second.id
+    assert (again.id, again.created) == (first.id, False)
+
+
+def test_forget_by_tag_stays_in_its_project(service: MemoryService) -> None:
+    service.remember("old shop note", tags=["old"], project="shop")
+    kept = service.remember("old blog note", tags=["old"], project="blog")
+    assert service.forget(tags=["old"], project="shop").forgotten == 1
+    assert [h.id for h in service.recall("old note", project=None).hits] == [kept.id]
+
+
+def test_a_first_schema_database_migrates_with_its_memories_in_the_default_project(tmp_path: Path) -> None:
+    path = tmp_path / "v1.duckdb"
+    conn = duckdb.connect(str(path))
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    MIGRATIONS[0](conn)
+    conn.execute("INSERT INTO schema_version VALUES (1, now())")
+    conn.execute(
+        """INSERT INTO memories VALUES (7, 'kept from v1', 'h', [], '{}', 0.5, now(), now(), now(), now(), 0, 1.0, 1,
+           NULL, ?, 'test')""",
+        [b"\x00" * 16],
+    )
+    conn.close()
+    store = Store.open(path, START)
+    try:
+        assert store.project_counts() == {"default": 1}
+        assert store.ids_by_hash(["h"], "default") == {"h": 7}
+    finally:
+        store.close()
+
+
+def test_root_uris_become_folder_paths() -> None:
+    assert root_project("file:///home/ana/code/shop/") == "/home/ana/code/shop"
+    assert root_project("file:///home/ana/My%20Project") == "/home/ana/My Project"
+    assert root_project("file://server/share/x") == "//server/share/x"
+    assert root_project("https://example.com/repo") == "https://example.com/repo"
+
+
+@asynccontextmanager
+async def client_with_roots(data_dir: Path, *roots: str) -> AsyncGenerator[Client]:
+    async def list_roots(context: ClientRequestContext) -> ListRootsResult:  # noqa: ARG001 -- the protocol names it
+        return ListRootsResult(roots=[Root(uri=uri) for uri in roots])  # pyright: ignore[reportArgumentType]
+
+    # Roots belong to the handshake-era protocol (2025 versions, which today's IDE clients speak); the
+    # 2026-07-28 protocol dropped them.
+    callback = list_roots if roots else None
+    params = server_params(data_dir)
+    async with Client(params, read_timeout_seconds=120, list_roots_callback=callback, mode="legacy") as client:
+        yield client
+
+
+@pytest.mark.anyio
+@pytest.mark.slow
+async def test_clients_in_different_workspaces_do_not_see_each_others_memories(data_dir: Path) -> None:
+    async with (
+        client_with_roots(data_dir, "file:///home/ana/code/shop") as shop,
+        client_with_roots(data_dir, "file:///home/ana/code/blog") as blog,
+        client_with_roots(data_dir) as rootless,
+    ):
+        in_shop = await call(shop, "remember", content="The shop's staging server is called mercury.")
+        in_blog = await call(blog, "remember", content="The blog's staging server is called venus.")
+        anywhere = await call(rootless, "remember", content="The home router's staging server is called mars.")
+        query = "what is the staging server called"
+        assert [h["id"] for h in (await call(shop, "recall", query=query))["hits"]] == [in_shop["id"]]
+        assert [h["id"] for h in (await call(blog, "recall", query=query))["hits"]] == [in_blog["id"]]
+        assert [h["id"] for h in (await call(rootless, "recall", query=query))["hits"]] == [anywhere["id"]]
+        everything = await call(shop, "recall", query=query, all_projects=True)
+        assert {h["id"] for h in everything["hits"]} == {in_shop["id"], in_blog["id"], anywhere["id"]}
+        explicit = await call(rootless, "recall", query=query, project="/home/ana/code/blog")
+        assert [h["id"] for h in explicit["hits"]] == [in_blog["id"]]
