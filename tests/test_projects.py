@@ -85,7 +85,7 @@ def test_root_uris_become_folder_paths() -> None:
 
 @asynccontextmanager
 async def client_with_roots(data_dir: Path, *roots: str) -> AsyncGenerator[Client]:
-    async def list_roots(context: ClientRequestContext) -> ListRootsResult:  # noqa: ARG001 -- the protocol names it
+    async def list_roots(context: ClientRequestContext) -> ListRootsResult:
         return ListRootsResult(roots=[Root(uri=uri) for uri in roots])  # pyright: ignore[reportArgumentType]
 
     # Roots belong to the handshake-era protocol (2025 versions, which today's IDE clients speak); the
