@@ -17,6 +17,8 @@ from hebbian_memory.sharing.wire import GONE, Channel, Message, ProtocolError
 
 log = logging.getLogger(__name__)
 
+REPLY_TIMEOUT_S = 5.0
+
 
 class OwnerServer:
     """Serves one connection per forwarding server; each call runs on the service in a worker thread."""
@@ -70,5 +72,11 @@ class OwnerServer:
         except Exception as e:  # a bug must not take the owner down for every client: report it to the caller
             log.exception("forwarded %s failed", message.get("op"))
             reply = {"id": request_id, "error": f"Internal error in the memory owner process: {e!r}"}
-        with contextlib.suppress(*GONE):
+        # Shielded: when the owner stops, a call that has run still gets its answer (bounded, in case the
+        # forwarder has stopped reading), so the forwarder need not send it again to the next owner.
+        with (
+            anyio.CancelScope(shield=True),
+            contextlib.suppress(*GONE, TimeoutError),
+            anyio.fail_after(REPLY_TIMEOUT_S),
+        ):
             await channel.send(reply)
