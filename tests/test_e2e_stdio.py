@@ -97,18 +97,22 @@ async def test_tag_and_time_filters_are_exact(data_dir: Path) -> None:
 async def test_associate_creates_then_strengthens_links_and_rejects_unknown_ids(data_dir: Path) -> None:
     async with stdio_client(data_dir) as client:
         a, b, c = [(await call(client, "remember", content=f))["id"] for f in FACTS[:3]]
-        made = (await call(client, "associate", source_id=a, target_ids=[b, c]))["links"]
-        again = (await call(client, "associate", source_id=b, target_ids=[a], strength=0.5))["links"]
-        error = await call_error(client, "associate", source_id=a, target_ids=[b, 9999])
-        after_error = (await call(client, "associate", source_id=a, target_ids=[b], strength=0.1))["links"]
-    assert [(link["target_id"], link["weight"], link["created"]) for link in made] == [(b, 0.5, True), (c, 0.5, True)]
-    assert again[0]["source_id"] == b
+        made = (await call(client, "associate", source_id=a, target_ids=[c]))["links"]
+        again = (await call(client, "associate", source_id=c, target_ids=[a], strength=0.5))["links"]
+        error = await call_error(client, "associate", source_id=a, target_ids=[c, 9999])
+        after_error = (await call(client, "associate", source_id=a, target_ids=[c], strength=0.1))["links"]
+        in_time = (await call(client, "associate", source_id=a, target_ids=[b], strength=0.5))["links"]
+    assert [(link["target_id"], link["weight"], link["created"]) for link in made] == [(c, 0.5, True)]
+    assert again[0]["source_id"] == c
     assert again[0]["target_id"] == a
     assert again[0]["weight"] == pytest.approx(0.75)
     assert not again[0]["created"]
     assert "9999" in error
     assert "recall" in error
-    assert after_error[0]["weight"] == pytest.approx(0.775), "the rejected call must not have strengthened a-b"
+    assert after_error[0]["weight"] == pytest.approx(0.775), "the rejected call must not have strengthened a-c"
+    # a and b were stored one after the other, so a temporal link (0.5) joins them already.
+    assert (in_time[0]["created"], in_time[0]["kind"]) == (False, "explicit")
+    assert in_time[0]["weight"] == pytest.approx(0.75)
 
 
 async def test_forget_is_final_across_restarts_and_index_rebuilds(data_dir: Path) -> None:
@@ -153,10 +157,10 @@ async def test_a_restarted_server_keeps_memories_tags_metadata_and_links(data_di
             (await call(client, "remember", content=f, tags=[f"t{i}"], metadata={"n": i}, importance=0.9))["id"]
             for i, f in enumerate(FACTS)
         ]
-        await call(client, "associate", source_id=ids[0], target_ids=[ids[1]])
+        await call(client, "associate", source_id=ids[0], target_ids=[ids[2]])
     async with stdio_client(data_dir) as client:
         hits = {h["id"]: h for h in (await call(client, "recall", query="anything", k=100))["hits"]}
-        link = (await call(client, "associate", source_id=ids[0], target_ids=[ids[1]], strength=0.5))["links"][0]
+        link = (await call(client, "associate", source_id=ids[0], target_ids=[ids[2]], strength=0.5))["links"][0]
         pg = (await call(client, "recall", query="which database engine runs in production", k=1))["hits"]
     assert set(hits) == set(ids)
     for i, memory_id in enumerate(ids):
@@ -223,7 +227,7 @@ async def test_the_console_script_serves_four_annotated_tools_with_instructions(
             memories=[{"content": "Bulk one: the boiler was serviced"}, {"content": "The console script works"}],
         )
         found = (await call(client, "recall", query="when was the heating checked", k=1))["hits"]
-    assert set(tools) == {"remember", "remember_many", "recall", "associate", "forget"}
+    assert set(tools) == {"remember", "remember_many", "recall", "associate", "forget", "stats"}
     assert [r["created"] for r in batch["results"]] == [True, False]
     assert batch["results"][1]["id"] == stored["id"]
     assert found[0]["id"] == batch["results"][0]["id"]

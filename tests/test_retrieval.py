@@ -66,7 +66,7 @@ def test_a_reply_is_found_by_the_meaning_of_the_question_it_answers(
 ) -> None:
     """The answer shares no word and little meaning with the query; only its episode (the question before it)
     does. Nearby distractors about vehicles outrank it on its own vector, so episode_share=0 must lose it."""
-    overrides = {"data_dir": str(data_dir), "recall.episode_share": share, "recall.episode_spread": 0.0}
+    overrides = {"data_dir": str(data_dir), "recall.episode_share": share, "plasticity.spread_weight": 0.0}
     tuned = load_settings(env={}, overrides=overrides)
     clock = ManualClock(datetime(2025, 3, 1, tzinfo=UTC))
     service = MemoryService(tuned, Store.open(tuned.data_dir / "memory.duckdb", clock.now()), real_embedder, clock)
@@ -88,10 +88,10 @@ def test_a_reply_is_found_by_the_meaning_of_the_question_it_answers(
         service.close()
 
 
-def episode_service(data_dir: Path, embedder: FastEmbedEmbedder, **recall: float) -> MemoryService:
+def episode_service(data_dir: Path, embedder: FastEmbedEmbedder, **settings: float) -> MemoryService:
     """A service with the lexical context fields off, so only the mechanisms under test see episodes."""
     overrides: dict[str, object] = {"data_dir": str(data_dir), "lexical.previous_weight": 0, "lexical.next_weight": 0}
-    overrides |= {f"recall.{key}": value for key, value in recall.items()}
+    overrides |= {key.replace("__", "."): value for key, value in settings.items()}
     tuned = load_settings(env={}, overrides=overrides)
     clock = ManualClock(datetime(2025, 3, 1, tzinfo=UTC))
     service = MemoryService(tuned, Store.open(tuned.data_dir / "memory.duckdb", clock.now()), embedder, clock)
@@ -99,13 +99,13 @@ def episode_service(data_dir: Path, embedder: FastEmbedEmbedder, **recall: float
     return service
 
 
-@pytest.mark.parametrize("spread", [0.1, 0.0])
-def test_the_turn_after_the_best_match_is_brought_along(
+@pytest.mark.parametrize("spread", [0.3, 0.0])
+def test_the_turn_after_the_best_match_is_brought_along_its_temporal_link(
     data_dir: Path, real_embedder: FastEmbedEmbedder, spread: float
 ) -> None:
     """The answer comes in the turn after the one the question matches, and shares no word with the query;
     memories of other gatherings are closer to the query on their own, unless its neighbour passes it a share."""
-    service = episode_service(data_dir, real_embedder, episode_share=0.0, episode_spread=spread)
+    service = episode_service(data_dir, real_embedder, recall__episode_share=0.0, plasticity__spread_weight=spread)
     try:
         gatherings = ["The festival downtown was packed with families.", "We played board games at the party."]
         for text in [*DISTRACTORS, *gatherings]:
@@ -114,9 +114,14 @@ def test_the_turn_after_the_best_match_is_brought_along(
         matched, answer = (r.id for r in service.remember_many([MemoryInput(content=t) for t in turns], 1))
         query = "What happened at the church picnic?"
         assert not set(terms(query)) & set(terms(turns[1]))
-        found = top_ids(service, query, k=3)
-        assert found[0] == matched
-        assert (answer in found) is (spread > 0)
+        hits = service.recall(query, k=3).hits
+        assert hits[0].id == matched
+        assert hits[0].reason == "direct"
+        linked = [h for h in hits if h.id == answer]
+        assert bool(linked) is (spread > 0)
+        if linked:
+            assert linked[0].via is not None
+            assert (linked[0].via.memory_id, linked[0].via.kind) == (matched, "temporal")
     finally:
         service.close()
 
@@ -125,7 +130,7 @@ def test_near_duplicates_are_left_out_so_other_hits_get_their_place(
     data_dir: Path, real_embedder: FastEmbedEmbedder
 ) -> None:
     for threshold, expected_tea in ((0.97, 1), (1.0, 2)):
-        service = episode_service(data_dir / str(threshold), real_embedder, duplicate_cosine=threshold)
+        service = episode_service(data_dir / str(threshold), real_embedder, recall__duplicate_cosine=threshold)
         try:
             tea = {
                 service.remember(t).id for t in ("I drink green tea every morning.", "I drink green tea every morning!")

@@ -104,7 +104,7 @@ async def test_an_episode_continues_across_a_takeover(settings: Settings) -> Non
             answer = await remember(second, "Sage green, two coats.", session)  # stored by the new owner
             service = second.service
             assert service is not None
-            assert service.episode_neighbours(answer) == [question]
+            assert service.links(answer) == [(question, 0.5)], "the new owner links it to the previous turn"
 
 
 async def test_a_rejected_forwarded_call_gives_the_owners_message_and_changes_nothing(settings: Settings) -> None:

@@ -4,7 +4,7 @@ import ipaddress
 import logging
 import sys
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import anyio
 import click
@@ -13,6 +13,10 @@ from hebbian_memory import __version__
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.errors import HebbianMemoryError
 
+if TYPE_CHECKING:
+    from hebbian_memory.sharing.ops import Op
+
+T = TypeVar("T")
 TRANSPORTS = ("stdio", "sse", "streamable-http")
 
 
@@ -97,6 +101,41 @@ async def _serve_http(settings: Settings, transport: str, host: str, port: int) 
         app = build_http_app(server, settings, transport, host, port)
         config = uvicorn.Config(app, host=host, port=port, log_level=settings.log_level.lower())
         await uvicorn.Server(config).serve()
+
+
+@main.command()
+@click.pass_context
+def consolidate(ctx: click.Context) -> None:
+    """Run one consolidation pass now (decay, tiers, pruning, replay) and print what it did as JSON."""
+    from hebbian_memory.sharing.ops import CONSOLIDATE
+
+    click.echo(_call(_settings(ctx), CONSOLIDATE).model_dump_json(indent=2))
+
+
+@main.command()
+@click.pass_context
+def stats(ctx: click.Context) -> None:
+    """Print counts of memories and links per tier and kind, and the last consolidation, as JSON."""
+    from hebbian_memory.sharing.ops import STATS
+
+    click.echo(_call(_settings(ctx), STATS).model_dump_json(indent=2))
+
+
+def _call(settings: Settings, op: "Op[T]") -> T:
+    """One operation on the data dir: through its running owner, or as the owner for the moment."""
+    from hebbian_memory.app import build_node
+
+    async def run() -> T:
+        async with build_node(settings).running() as node:
+            return await node.call(op, {})
+
+    try:
+        return anyio.run(run)
+    except Exception as e:
+        cause = _our_error(e)
+        if cause is None:
+            raise
+        raise click.ClickException(str(cause)) from e
 
 
 def _our_error(error: BaseException) -> HebbianMemoryError | None:

@@ -58,8 +58,6 @@ class RecallSettings:
     entity_keys: list[str]
     entity_boost: float
     episode_share: float
-    episode_spread: float
-    episode_hops: int
     duplicate_cosine: float
 
 
@@ -91,6 +89,36 @@ class AssociateSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PlasticitySettings:
+    enabled: bool
+    increment: float
+    temporal_weight: float
+    cycle_hours: float
+    decay_l1: float
+    decay_l2: float
+    decay_l3: float
+    floor: float
+    l2_min_co_access: int
+    l3_min_co_access: int
+    l3_min_weight: float
+    demote_l3_below: float
+    demote_l2_below: float
+    max_links_per_memory: int
+    max_links: int
+    use_window: int
+    recall_uses: int
+    seeds: int
+    spread_hops: int
+    hop_factor: float
+    spread_weight: float
+    pass_minutes: float
+    replay_count: int
+    strength_exp_days: float
+    strength_tau_days: float
+    strength_power: float
+
+
+@dataclass(frozen=True, slots=True)
 class SharingSettings:
     connect_timeout: float
     socket: str
@@ -116,6 +144,7 @@ class Settings:
     associate: AssociateSettings
     sharing: SharingSettings
     http: HttpSettings
+    plasticity: PlasticitySettings
 
     @property
     def model_cache_dir(self) -> Path:
@@ -131,6 +160,7 @@ SECTIONS: dict[str, type[Any]] = {
     "associate": AssociateSettings,
     "sharing": SharingSettings,
     "http": HttpSettings,
+    "plasticity": PlasticitySettings,
 }
 _TOP_LEVEL = ("data_dir", "log_level", "project", "project_from_roots")
 
@@ -246,12 +276,19 @@ def _validate(s: Settings) -> None:
         (0.0 <= s.recall.dense_weight <= 1.0, "recall.dense_weight must be between 0 and 1"),
         (0.0 < s.recall.duplicate_cosine <= 1.0, "recall.duplicate_cosine must be in (0, 1]"),
         (0.0 < s.associate.default_strength <= 1.0, "associate.default_strength must be in (0, 1]"),
+        (
+            all(0.0 < r <= 1.0 for r in (s.plasticity.decay_l1, s.plasticity.decay_l2, s.plasticity.decay_l3)),
+            "plasticity.decay_l1/l2/l3 must be in (0, 1]",
+        ),
+        (0.0 <= s.plasticity.increment <= 1.0, "plasticity.increment must be between 0 and 1"),
+        (0.0 < s.plasticity.temporal_weight <= 1.0, "plasticity.temporal_weight must be in (0, 1]"),
+        (s.plasticity.cycle_hours > 0 and s.plasticity.pass_minutes > 0, "plasticity cycle and pass must be > 0"),
         (1 <= s.recall.default_k <= s.limits.max_k, "recall.default_k must be between 1 and limits.max_k"),
     ]
     problems = [message for ok, message in ranges if not ok]
     if s.http.token and len(s.http.token) < MIN_TOKEN_CHARS:
         problems.append(f"http.token must be at least {MIN_TOKEN_CHARS} characters (try: openssl rand -hex 24)")
-    for section in (s.limits, s.model, s.index, s.lexical, s.recall, s.sharing):
+    for section in (s.limits, s.model, s.index, s.lexical, s.recall, s.sharing, s.plasticity):
         for f in fields(section):
             value = getattr(section, f.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:

@@ -15,24 +15,28 @@ from typing import Any
 
 import numpy as np
 
-from hebbian_memory import documents, inputs
+from hebbian_memory import documents, inputs, maintenance, plasticity
 from hebbian_memory.clock import Clock
 from hebbian_memory.config import LimitSettings, Settings
 from hebbian_memory.embedding import Embedder, Vectors
 from hebbian_memory.errors import HebbianMemoryError, InvalidInputError, MemoryNotFoundError
 from hebbian_memory.index import VectorIndex
+from hebbian_memory.learning import Learning, Pair, pair
 from hebbian_memory.lexical import BM25Index, LexicalIndex
 from hebbian_memory.models import (
     AssociateResult,
     Association,
+    ConsolidateResult,
     ForgetResult,
+    LinkVia,
     MemoryInput,
     RecallHit,
     RecallResult,
     RememberResult,
     ScoreParts,
+    StatsResult,
 )
-from hebbian_memory.storage import DocumentRow, Filters, NewMemory, Store
+from hebbian_memory.storage import Chain, DocumentRow, Filters, NewMemory, Store
 from hebbian_memory.text import words
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,7 @@ WARM_UP_TIMEOUT_S = 600.0
 MAX_TOKEN_BUDGET = 1_000_000
 DEFAULT_PROJECT = inputs.DEFAULT_PROJECT
 _MODEL_META_KEY = "embedding_model"
+_LAST_PASS_META_KEY = "last_consolidation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +103,7 @@ class MemoryService:
         self._episode_tail: dict[int, tuple[int, str]] = {}
         # Sessions started here have no memories yet; any other (one a previous owner started) may have some.
         self._fresh_sessions: set[int] = set()
+        self._learning = Learning(settings.plasticity)
         self._project_counts: dict[str, int] = {}  # memories per project: recall skips the filter if all are in one
         self._index: VectorIndex | None = None
         self._write_lock = threading.RLock()
@@ -126,6 +132,8 @@ class MemoryService:
                 index.save()
             self._index_documents(self._store.documents())
             self._project_counts = self._store.project_counts()
+            if self._settings.plasticity.enabled:
+                self._learning.load(self._store.all_links())
             log.info(
                 "ready: %d memories, vector index %s, in %.2f s",
                 len(self._lexical),
@@ -171,7 +179,10 @@ class MemoryService:
         return self._index
 
     def flush(self, force: bool = False) -> None:
-        """Save the vector index if enough changes or time have accumulated (or always, with ``force``)."""
+        """Record buffered access events; save the vector index if enough changes or time have accumulated
+        (or always, with ``force``)."""
+        with self._write_lock:
+            self._store.record_events(self._learning.take_events())
         index = self._index
         if index is None or index.unsaved_changes == 0:
             return
@@ -207,6 +218,8 @@ class MemoryService:
 
     def end_session(self, session_id: int) -> None:
         self._store.end_session(session_id, self._clock.now())
+        with self._write_lock:
+            self._learning.end_session(session_id)
 
     # --- remember ----------------------------------------------------------------------------------------
 
@@ -264,6 +277,9 @@ class MemoryService:
                     new.setdefault(p.content_hash, p)
             for digest in new.keys() - vectors.keys():  # a duplicate was forgotten meanwhile
                 vectors[digest] = self._embedder.embed([new[digest].content])[0]
+            tail = self._tail(session_id)
+            learn = self._settings.plasticity.enabled and session_id is not None
+            chain = Chain(tail[0] if tail else None, self._settings.plasticity.temporal_weight) if learn else None
             rows = [
                 NewMemory(
                     content=p.content,
@@ -279,22 +295,53 @@ class MemoryService:
                 )
                 for p in new.values()
             ]
-            ids = self._store.insert(rows, now)
+            ids = self._store.insert(rows, now, chain)
             self._writes += 1
+            if chain is not None and ids:
+                self._learning.temporal([*([chain.after] if chain.after is not None else []), *ids], now)
             self._project_counts[project] = self._project_counts.get(project, 0) + len(rows)
             if rows:
                 index.add(ids, np.stack([r.embedding for r in rows]))
             for memory_id, row in zip(ids, rows, strict=True):
                 self._index_in_episode(memory_id, row, session_id)
-            created = dict(zip(new.keys(), ids, strict=True))
-            results: list[RememberResult] = []
-            for p in prepared:
-                first = p.content_hash in created and all(r.id != created[p.content_hash] for r in results)
-                memory_id = known.get(p.content_hash) or created[p.content_hash]
-                results.append(RememberResult(id=memory_id, created=first))
-                if not first:
-                    self._store.reinforce(memory_id, p.tags, p.importance, session_id, now)
+            return self._results(prepared, known, dict(zip(new.keys(), ids, strict=True)), session_id, now)
+
+    def _results(
+        self,
+        prepared: Sequence[_Prepared],
+        known: Mapping[str, int],
+        created: Mapping[str, int],
+        session_id: int | None,
+        now: datetime,
+    ) -> list[RememberResult]:
+        """One result per item; items already stored (or repeated in the batch) reinforce their memory."""
+        results: list[RememberResult] = []
+        reinforced: list[int] = []
+        for p in prepared:
+            first = p.content_hash in created and all(r.id != created[p.content_hash] for r in results)
+            memory_id = known.get(p.content_hash) or created[p.content_hash]
+            results.append(RememberResult(id=memory_id, created=first))
+            if not first:
+                self._store.reinforce(memory_id, p.tags, p.importance, session_id, now)
+                reinforced.append(memory_id)
+        if reinforced and self._settings.plasticity.enabled:  # stating a known fact again is using it
+            self._learn(self._learning.used(session_id, reinforced, None, now), now)
         return results
+
+    def _learn(self, pairs: list[Pair], now: datetime) -> None:
+        self._learning.strengthen(self._store, pairs, now)
+
+    def _tail(self, session_id: int | None) -> tuple[int, str] | None:
+        """The last memory of a session, where its episode continues (from the database for a session that
+        a previous owner process started)."""
+        if session_id is None:
+            return None
+        if session_id not in self._episode_tail and session_id not in self._fresh_sessions:
+            self._fresh_sessions.add(session_id)
+            last = self._store.last_of_session(session_id, 2**62)
+            if last is not None:
+                self._episode_tail[session_id] = last
+        return self._episode_tail.get(session_id)
 
     def _prepare(self, item: MemoryInput, limits: LimitSettings, where: str) -> _Prepared:
         try:
@@ -313,10 +360,6 @@ class MemoryService:
     def _index_in_episode(self, memory_id: int, row: NewMemory, session_id: int | None) -> None:
         """Keyword-index a new memory with the previous one of its session as context, and vice versa."""
         previous = self._episode_tail.get(session_id) if session_id is not None else None
-        if previous is None and session_id is not None and session_id not in self._fresh_sessions:
-            # A session carried over from a previous owner process: its episode continues from the database.
-            self._fresh_sessions.add(session_id)
-            previous = self._store.last_of_session(session_id, memory_id)
         doc = DocumentRow(
             memory_id,
             row.content,
@@ -343,6 +386,7 @@ class MemoryService:
         until: str | datetime | None = None,
         token_budget: int | None = None,
         project: str | None = DEFAULT_PROJECT,
+        session_id: int | None = None,
     ) -> RecallResult:
         """Best memories for ``query`` in ``project`` (None: in every project)."""
         limits, cfg = self._settings.limits, self._settings.recall
@@ -362,8 +406,11 @@ class MemoryService:
             if not found.ids:
                 return RecallResult(hits=[])
             dense, lexical, fused = self._fuse(found, text)
-            if cfg.episode_spread > 0 and cfg.episode_hops > 0:
-                found, dense, lexical, fused = self._spread_in_episodes(
+            direct = len(found.ids)  # the candidates from the indexes; any after them came through links
+            reached: dict[int, plasticity.Reached] = {}
+            rules = self._settings.plasticity
+            if rules.enabled and rules.spread_weight > 0 and rules.spread_hops > 0:
+                found, dense, lexical, fused, reached = self._spread_activation(
                     index, found, fused, text, query_vector[0], top_k, filters
                 )
             order = self._diverse_order(found, fused, top_k if budget is None else len(found.ids))
@@ -371,6 +418,8 @@ class MemoryService:
             if budget is not None:
                 order = _pack(order, [estimate_tokens(rows[found.ids[i]].content) for i in order], budget, top_k)
             chosen = [found.ids[i] for i in order]
+            if rules.enabled:
+                self._learn(self._learning.recalled(session_id, chosen, self._clock.now()), self._clock.now())
         hits = [
             RecallHit(
                 id=memory_id,
@@ -385,6 +434,8 @@ class MemoryService:
                 ),
                 created_at=rows[memory_id].created_at,
                 event_time=rows[memory_id].event_time,
+                reason="direct" if i < direct else "linked",
+                via=_via(reached.get(memory_id)),
             )
             for i, memory_id in zip(order, chosen, strict=True)
             if memory_id in rows
@@ -421,7 +472,7 @@ class MemoryService:
         fused += cfg.entity_boost * self._entity_matches(found.ids, query)
         return dense, lexical, fused.astype(np.float32)
 
-    def _spread_in_episodes(
+    def _spread_activation(
         self,
         index: VectorIndex,
         found: _Candidates,
@@ -430,46 +481,29 @@ class MemoryService:
         query_vector: _Floats,
         top_k: int,
         filters: Filters,
-    ) -> tuple[_Candidates, _Floats, _Floats, _Floats]:
-        """The best candidates pass a share of their score to their session neighbours (which join the
-        candidates): what answers a question often comes a turn or two after what matches it."""
-        cfg = self._settings.recall
-        seeds: list[int] = np.argsort(-fused, kind="stable")[: max(2 * top_k, 20)].tolist()
-        reach = {found.ids[s]: self._episode_neighbours(found.ids[s], cfg.episode_hops) for s in seeds}
+    ) -> tuple[_Candidates, _Floats, _Floats, _Floats, dict[int, plasticity.Reached]]:
+        """Spreading activation: the best candidates pass their score along their links (x weight x hop factor
+        per hop); memories reached join the candidates, and what arrives is added to their scores. Over
+        temporal links this brings the turn after the best match (an answer often follows what matches the
+        question); over co-access links, what was used together with it."""
+        rules = self._settings.plasticity
+        n_seeds = max(rules.seeds, 2 * top_k)
+
+        def seeds(scores: _Floats) -> dict[int, float]:
+            return {found.ids[i]: float(scores[i]) for i in np.argsort(-scores, kind="stable")[:n_seeds].tolist()}
+
+        reached = plasticity.spread(seeds(fused), self._learning.neighbours, rules.spread_hops, rules.hop_factor)
         known = set(found.ids)
-        extra = list(dict.fromkeys(n for near in reach.values() for n, _ in near if n not in known))
+        extra = [memory_id for memory_id in reached if memory_id not in known]
         if extra and filters.active:
             allowed = self._store.matching(extra, filters)
             extra = [i for i in extra if i in allowed]
         if extra:
             found = found.extend(self._score(index, extra, query, query_vector))
         dense, lexical, fused = self._fuse(found, query)
-        position = {memory_id: j for j, memory_id in enumerate(found.ids)}
-        bonus = np.zeros_like(fused)
-        for seed_id, near in reach.items():
-            source = fused[position[seed_id]]
-            for neighbour, hops in near:
-                j = position.get(neighbour)
-                if j is not None:
-                    bonus[j] = max(bonus[j], source * 0.5 ** (hops - 1))
-        return found, dense, lexical, fused + cfg.episode_spread * bonus
-
-    def episode_neighbours(self, memory_id: int) -> list[int]:
-        """Ids of the memories stored just before and after one in its session."""
-        return [neighbour for neighbour, _ in self._episode_neighbours(memory_id, 1)]
-
-    def _episode_neighbours(self, memory_id: int, hops: int) -> list[tuple[int, int]]:
-        """(memory id, distance) of the memories up to ``hops`` before and after one in its session."""
-        out: list[tuple[int, int]] = []
-        for links in (self._previous_of, self._next_of):
-            current = memory_id
-            for distance in range(1, hops + 1):
-                step = links.get(current)
-                if step is None:
-                    break
-                out.append((step, distance))
-                current = step
-        return out
+        reached = plasticity.spread(seeds(fused), self._learning.neighbours, rules.spread_hops, rules.hop_factor)
+        bonus = np.asarray([reached[i].activation if i in reached else 0.0 for i in found.ids], dtype=np.float32)
+        return found, dense, lexical, fused + rules.spread_weight * bonus, reached
 
     def _entity_matches(self, ids: Sequence[int], query: str) -> _Floats:
         """1 for each memory carrying an entity the query names (e.g. its speaker), else 0."""
@@ -561,7 +595,13 @@ class MemoryService:
             missing = self._store.missing([source, *targets])
             if missing:
                 raise MemoryNotFoundError(missing)
-            links = self._store.strengthen_links(source, targets, weight, session_id, self._clock.now())
+            now = self._clock.now()
+            links = self._store.strengthen_links(source, targets, weight, session_id, now)
+            if self._settings.plasticity.enabled:
+                explicit = {pair(x.source_id, x.target_id) for x in links}
+                self._learning.saved(self._store.links_between(sorted(explicit)).values())
+                used = self._learning.used(session_id, [source, *targets], None, now)
+                self._learn([p for p in used if p not in explicit], now)  # those were strengthened just now
         return AssociateResult(
             links=[
                 Association(
@@ -576,8 +616,44 @@ class MemoryService:
             ]
         )
 
+    # --- plasticity --------------------------------------------------------------------------------------
+
+    def consolidate(self) -> ConsolidateResult:
+        """One consolidation pass now: decay, tiers, pruning, replay (see maintenance)."""
+        self._wait_ready()
+        with self._write_lock:
+            now = self._clock.now()
+            self._store.record_events(self._learning.take_events())
+            report = maintenance.consolidate(self._store, self._learning, now)
+            self._store.set_meta(_LAST_PASS_META_KEY, now.isoformat())
+        return ConsolidateResult(
+            at=report.at,
+            links=report.links,
+            pruned=report.pruned,
+            promoted=report.promoted,
+            demoted=report.demoted,
+            replayed=report.replayed,
+            memory_tiers_changed=report.memory_tiers_changed,
+        )
+
+    def stats(self) -> StatsResult:
+        self._wait_ready()
+        with self._write_lock:
+            counts = self._store.counts()
+            last = self._store.get_meta(_LAST_PASS_META_KEY)
+            projects = dict(self._project_counts)
+        return StatsResult(
+            memories=sum(projects.values()),
+            memories_by_tier=counts["memories_by_tier"],
+            links=sum(counts["links_by_tier"].values()),
+            links_by_tier=counts["links_by_tier"],
+            links_by_kind=counts["links_by_kind"],
+            projects=projects,
+            last_consolidation=datetime.fromisoformat(last) if last else None,
+        )
+
     def links(self, memory_id: int) -> list[tuple[int, float]]:
-        """(neighbour id, weight) of every link of a memory."""
+        """(neighbour id, weight) of every stored link of a memory."""
         return self._store.links_of(memory_id)
 
     # --- forget ------------------------------------------------------------------------------------------
@@ -614,6 +690,7 @@ class MemoryService:
             index.remove(doomed)
             if doomed:
                 self._project_counts = self._store.project_counts()
+            self._learning.forget(doomed)
             for memory_id in doomed:
                 self._lexical.remove(memory_id)
                 self._entities.pop(memory_id, None)
@@ -631,6 +708,12 @@ class MemoryService:
             if doomed:
                 index.save()  # the file on disk must not keep a forgotten memory's vector
         return ForgetResult(forgotten=len(doomed), ids=doomed[:1000])
+
+
+def _via(reached: plasticity.Reached | None) -> LinkVia | None:
+    if reached is None:
+        return None
+    return LinkVia(memory_id=reached.source, kind=reached.kind, weight=round(reached.weight, 6), hops=reached.hops)  # pyright: ignore[reportArgumentType] -- kinds come from the schema
 
 
 def _min_max(values: _Floats) -> _Floats:

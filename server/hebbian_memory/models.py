@@ -35,6 +35,13 @@ class ScoreParts(_Frozen):
     cosine: float = Field(description="Raw cosine similarity between query and memory embeddings.")
 
 
+class LinkVia(_Frozen):
+    memory_id: int = Field(description="The memory the activation came from.")
+    kind: Literal["explicit", "coaccess", "temporal"]
+    weight: float = Field(description="The link's weight in [0, 1].")
+    hops: int = Field(description="Links between the direct match it started from and this memory.")
+
+
 class RecallHit(_Frozen):
     id: int
     content: str
@@ -44,6 +51,10 @@ class RecallHit(_Frozen):
     parts: ScoreParts
     created_at: datetime
     event_time: datetime = Field(description="When what the memory records happened (defaults to created_at).")
+    reason: Literal["direct", "linked"] = Field(
+        default="direct", description="direct: matched the query; linked: reached only through a link (see via)."
+    )
+    via: LinkVia | None = Field(default=None, description="The link that passed activation to this memory, if any.")
 
 
 class RecallResult(_Frozen):
@@ -67,3 +78,23 @@ class AssociateResult(_Frozen):
 class ForgetResult(_Frozen):
     forgotten: int = Field(description="How many memories were deleted.")
     ids: list[int] = Field(description="Their ids (at most the first 1000).")
+
+
+class StatsResult(_Frozen):
+    memories: int
+    memories_by_tier: dict[int, int] = Field(description="1 working, 2 episodic, 3 semantic.")
+    links: int
+    links_by_tier: dict[int, int]
+    links_by_kind: dict[str, int]
+    projects: dict[str, int] = Field(description="Memories per project.")
+    last_consolidation: datetime | None
+
+
+class ConsolidateResult(_Frozen):
+    at: datetime
+    links: int = Field(description="Links after the pass.")
+    pruned: int
+    promoted: int
+    demoted: int
+    replayed: int
+    memory_tiers_changed: int

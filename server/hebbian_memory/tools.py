@@ -16,10 +16,11 @@ from hebbian_memory.models import (
     RecallResult,
     RememberManyResult,
     RememberResult,
+    StatsResult,
 )
 from hebbian_memory.sessions import Sessions
 from hebbian_memory.sharing.node import Node
-from hebbian_memory.sharing.ops import ASSOCIATE, FORGET, RECALL, REMEMBER_MANY, Args, Op
+from hebbian_memory.sharing.ops import ASSOCIATE, FORGET, RECALL, REMEMBER_MANY, STATS, Args, Op
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,7 @@ async def _run(ctx: AppCtx, op: Op[T], args: Args, project: str | None) -> T:
 
 
 def register_tools(server: MCPServer[AppContext]) -> None:
-    """Add the four memory tools to ``server``."""
+    """Add the memory tools to ``server``."""
 
     @server.tool(
         title="Remember",
@@ -168,3 +169,9 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         project; tags and before select only in this session's project unless all_projects is set."""
         args = {"ids": ids, "tags": tags, "before": before, "all_projects": all_projects}
         return await _run(ctx, FORGET, args, project)
+
+    @server.tool(title="Memory stats", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    async def stats(ctx: AppCtx) -> StatsResult:
+        """How much is stored and learned: memories and links per tier (1 working, 2 episodic, 3 semantic),
+        links per kind, memories per project, and when consolidation last ran."""
+        return await _run(ctx, STATS, {}, None)

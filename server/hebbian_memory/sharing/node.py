@@ -232,6 +232,8 @@ class Node:
                     # The model loads in the background so `initialize` is answered at once; calls wait for it.
                     tg.start_soon(_warm_up, service)
                     tg.start_soon(_flush_loop, service)
+                    if self._settings.plasticity.enabled:
+                        tg.start_soon(_consolidation_loop, service, self._settings.plasticity.pass_minutes * 60)
                     tg.start_soon(listener.serve, OwnerServer(service, address.token).handle)
                     task_status.started()
         finally:
@@ -268,3 +270,15 @@ async def _flush_loop(service: MemoryService) -> None:
     while True:
         await anyio.sleep(FLUSH_INTERVAL_S)
         await anyio.to_thread.run_sync(service.flush)
+
+
+async def _consolidation_loop(service: MemoryService, interval_s: float) -> None:
+    """Consolidation passes in the background, every interval (decay is by elapsed time, so a late pass
+    catches up). Each pass is a few short transactions under the write lock; cancelling between them is safe."""
+    while True:
+        await anyio.sleep(interval_s)
+        try:
+            report = await anyio.to_thread.run_sync(service.consolidate)
+            log.info("consolidation: %s", report)
+        except HebbianMemoryError as e:  # e.g. the model failed to load: nothing to consolidate
+            log.warning("consolidation skipped: %s", e)

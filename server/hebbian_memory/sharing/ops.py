@@ -10,10 +10,12 @@ from pydantic import BaseModel, TypeAdapter
 from hebbian_memory.memory import DEFAULT_PROJECT, MemoryService
 from hebbian_memory.models import (
     AssociateResult,
+    ConsolidateResult,
     ForgetResult,
     MemoryInput,
     RecallResult,
     RememberResult,
+    StatsResult,
 )
 
 T = TypeVar("T")
@@ -62,7 +64,14 @@ RECALL = _model(
     "recall",
     RecallResult,
     lambda s, a: s.recall(
-        a["query"], a.get("k"), a.get("tags"), a.get("since"), a.get("until"), a.get("token_budget"), _scope(a)
+        a["query"],
+        a.get("k"),
+        a.get("tags"),
+        a.get("since"),
+        a.get("until"),
+        a.get("token_budget"),
+        _scope(a),
+        a.get("session_id"),
     ),
 )
 ASSOCIATE = _model(
@@ -72,4 +81,9 @@ ASSOCIATE = _model(
 )
 FORGET = _model("forget", ForgetResult, lambda s, a: s.forget(a.get("ids"), a.get("tags"), a.get("before"), _scope(a)))
 
-OPS: dict[str, Op[Any]] = {op.name: op for op in (START_SESSION, END_SESSION, REMEMBER_MANY, RECALL, ASSOCIATE, FORGET)}
+CONSOLIDATE = _model("consolidate", ConsolidateResult, lambda s, _a: s.consolidate())
+STATS = _model("stats", StatsResult, lambda s, _a: s.stats())
+
+OPS: dict[str, Op[Any]] = {
+    op.name: op for op in (START_SESSION, END_SESSION, REMEMBER_MANY, RECALL, ASSOCIATE, FORGET, CONSOLIDATE, STATS)
+}

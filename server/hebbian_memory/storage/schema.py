@@ -72,18 +72,34 @@ def _v1_initial(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def _v2_projects(conn: duckdb.DuckDBPyConnection) -> None:
-    """Projects: every memory and session belongs to one; exact duplicates are detected within a project."""
+    """Projects: every memory and session belongs to one; exact duplicates are detected within a project.
+    Replay bookkeeping on memories."""
     conn.execute("""
-        DROP INDEX memories_content_hash;
+        DROP INDEX memories_content_hash;  -- DuckDB alters no table that an index depends on
         ALTER TABLE memories ADD COLUMN project VARCHAR DEFAULT 'default';
         ALTER TABLE memories ALTER COLUMN project SET NOT NULL;
+        ALTER TABLE memories ADD COLUMN last_replayed_at TIMESTAMP;
+        ALTER TABLE memories ADD COLUMN replay_count INTEGER DEFAULT 0;
+        ALTER TABLE memories ALTER COLUMN replay_count SET NOT NULL;
         CREATE UNIQUE INDEX memories_project_hash ON memories (project, content_hash);
         ALTER TABLE sessions ADD COLUMN project VARCHAR;
     """)
 
 
+def _v3_temporal_links(conn: duckdb.DuckDBPyConnection) -> None:
+    """Temporal links: memories stored one after another in a session are linked (weight 0.5, working tier)."""
+    conn.execute("""
+        INSERT INTO associations
+        SELECT least(previous, id), greatest(previous, id), 0.5, 1, 'temporal', 0, created_at, created_at, created_at
+        FROM (SELECT id, created_at, lag(id) OVER (PARTITION BY session_id ORDER BY id) AS previous
+              FROM memories WHERE session_id IS NOT NULL)
+        WHERE previous IS NOT NULL
+        ON CONFLICT DO NOTHING
+    """)
+
+
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_projects)
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_projects, _v3_temporal_links)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

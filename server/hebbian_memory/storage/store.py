@@ -46,6 +46,42 @@ class NewMemory:
 
 
 @dataclass(frozen=True, slots=True)
+class Link:
+    """A link as stored (``source_id < target_id``); ``weight`` is as of ``updated_at``."""
+
+    source_id: int
+    target_id: int
+    weight: float
+    tier: int
+    kind: str
+    co_access_count: int
+    created_at: datetime
+    updated_at: datetime
+    last_strengthened_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryState:
+    """What the consolidation pass needs of a memory."""
+
+    id: int
+    tier: int
+    uses: int  # accesses plus replays
+    importance: float
+    last_use: datetime  # the later of the last access and the last replay
+    last_replayed: datetime | None
+    strength: float
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    """New memories continue an episode: link them in order, the first to ``after`` (if any)."""
+
+    after: int | None
+    weight: float
+
+
+@dataclass(frozen=True, slots=True)
 class Filters:
     """What a memory must match: all of ``tags``, an event time in [since, until], and the project (None: any)."""
 
@@ -190,78 +226,89 @@ class Store:
     def count(self) -> int:
         return int(self._fetch("SELECT count(*) FROM memories")[0][0])
 
-    def insert(self, memories: Sequence[NewMemory], now: datetime) -> list[int]:
-        """Insert memories in one transaction, with a 'remembered' event each; their ids, in order."""
+    def insert(self, memories: Sequence[NewMemory], now: datetime, chain: Chain | None = None) -> list[int]:
+        """Insert memories in one transaction, with a 'remembered' event each; their ids, in order. With
+        ``chain``, they are also linked one after another (and the first to ``chain.after``): temporal links."""
         if not memories:
             return []
         ts = _naive(now)
-        if len(memories) == 1:
-            return [self._insert_one(memories[0], ts)]
         with self._tx() as c:
-            ids = [
-                int(r[0])
-                for r in c.execute("SELECT nextval('memory_id_seq') FROM range(?)", [len(memories)]).fetchall()
-            ]
-            # Column lists unnested in one statement: about ten times faster than executemany in DuckDB.
-            c.execute(
-                """INSERT INTO memories (id, content, content_hash, tags, metadata, importance, created_at,
-                       updated_at, event_time, last_accessed_at, access_count, strength, tier, session_id,
-                       embedding, embedding_model, project)
-                   SELECT unnest($ids::BIGINT[]), unnest($content::VARCHAR[]), unnest($hash::VARCHAR[]),
-                       unnest($tags::VARCHAR[][]), unnest($metadata::VARCHAR[]), unnest($importance::DOUBLE[]),
-                       $now, $now, unnest($event_time::TIMESTAMP[]), $now, 0, 1.0, 1, unnest($session::BIGINT[]),
-                       unnest($embedding::BLOB[]), unnest($model::VARCHAR[]), unnest($project::VARCHAR[])""",
-                {
-                    "ids": ids,
-                    "content": [m.content for m in memories],
-                    "hash": [m.content_hash for m in memories],
-                    "tags": [list(m.tags) for m in memories],
-                    "metadata": [json.dumps(m.metadata, ensure_ascii=False) for m in memories],
-                    "importance": [float(m.importance) for m in memories],
-                    "now": ts,
-                    "event_time": [_naive(m.event_time) for m in memories],
-                    "session": [m.session_id for m in memories],
-                    "embedding": [m.embedding.astype("<f4").tobytes() for m in memories],
-                    "model": [m.embedding_model for m in memories],
-                    "project": [m.project for m in memories],
-                },
-            )
-            c.execute(
-                """INSERT INTO access_events (memory_id, session_id, kind, occurred_at)
-                   SELECT unnest($ids::BIGINT[]), unnest($session::BIGINT[]), 'remembered', $now""",
-                {"ids": ids, "session": [m.session_id for m in memories], "now": ts},
-            )
+            ids = [self._insert_one(c, memories[0], ts)] if len(memories) == 1 else self._insert_many(c, memories, ts)
+            if chain is not None:
+                pairs = [(a, b) for a, b in zip([chain.after, *ids[:-1]], ids, strict=True) if a is not None]
+                if pairs:
+                    c.execute(
+                        """INSERT INTO associations
+                           SELECT least(a, b), greatest(a, b), $w, 1, 'temporal', 0, $now, $now, $now
+                           FROM (SELECT unnest($a::BIGINT[]) AS a, unnest($b::BIGINT[]) AS b)
+                           ON CONFLICT DO NOTHING""",
+                        {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs], "w": chain.weight, "now": ts},
+                    )
         return ids
 
-    def _insert_one(self, m: NewMemory, ts: datetime) -> int:
+    def _insert_many(self, c: duckdb.DuckDBPyConnection, memories: Sequence[NewMemory], ts: datetime) -> list[int]:
+        ids = [
+            int(r[0]) for r in c.execute("SELECT nextval('memory_id_seq') FROM range(?)", [len(memories)]).fetchall()
+        ]
+        # Column lists unnested in one statement: about ten times faster than executemany in DuckDB.
+        c.execute(
+            """INSERT INTO memories (id, content, content_hash, tags, metadata, importance, created_at,
+                   updated_at, event_time, last_accessed_at, access_count, strength, tier, session_id,
+                   embedding, embedding_model, project)
+               SELECT unnest($ids::BIGINT[]), unnest($content::VARCHAR[]), unnest($hash::VARCHAR[]),
+                   unnest($tags::VARCHAR[][]), unnest($metadata::VARCHAR[]), unnest($importance::DOUBLE[]),
+                   $now, $now, unnest($event_time::TIMESTAMP[]), $now, 0, 1.0, 1, unnest($session::BIGINT[]),
+                   unnest($embedding::BLOB[]), unnest($model::VARCHAR[]), unnest($project::VARCHAR[])""",
+            {
+                "ids": ids,
+                "content": [m.content for m in memories],
+                "hash": [m.content_hash for m in memories],
+                "tags": [list(m.tags) for m in memories],
+                "metadata": [json.dumps(m.metadata, ensure_ascii=False) for m in memories],
+                "importance": [float(m.importance) for m in memories],
+                "now": ts,
+                "event_time": [_naive(m.event_time) for m in memories],
+                "session": [m.session_id for m in memories],
+                "embedding": [m.embedding.astype("<f4").tobytes() for m in memories],
+                "model": [m.embedding_model for m in memories],
+                "project": [m.project for m in memories],
+            },
+        )
+        c.execute(
+            """INSERT INTO access_events (memory_id, session_id, kind, occurred_at)
+               SELECT unnest($ids::BIGINT[]), unnest($session::BIGINT[]), 'remembered', $now""",
+            {"ids": ids, "session": [m.session_id for m in memories], "now": ts},
+        )
+        return ids
+
+    def _insert_one(self, c: duckdb.DuckDBPyConnection, m: NewMemory, ts: datetime) -> int:
         """The single-memory case of :meth:`insert` (each remember call): plain VALUES, 1.5 ms faster."""
-        with self._tx() as c:
-            row = c.execute(
-                """INSERT INTO memories (content, content_hash, tags, metadata, importance, created_at, updated_at,
-                       event_time, last_accessed_at, access_count, strength, tier, session_id, embedding,
-                       embedding_model, project)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1.0, 1, ?, ?, ?, ?) RETURNING id""",
-                [
-                    m.content,
-                    m.content_hash,
-                    list(m.tags),
-                    json.dumps(m.metadata, ensure_ascii=False),
-                    m.importance,
-                    ts,
-                    ts,
-                    _naive(m.event_time),
-                    ts,
-                    m.session_id,
-                    m.embedding.astype("<f4").tobytes(),
-                    m.embedding_model,
-                    m.project,
-                ],
-            ).fetchone()
-            assert row is not None
-            c.execute(
-                "INSERT INTO access_events (memory_id, session_id, kind, occurred_at) VALUES (?, ?, 'remembered', ?)",
-                [row[0], m.session_id, ts],
-            )
+        row = c.execute(
+            """INSERT INTO memories (content, content_hash, tags, metadata, importance, created_at, updated_at,
+                   event_time, last_accessed_at, access_count, strength, tier, session_id, embedding,
+                   embedding_model, project)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 1.0, 1, ?, ?, ?, ?) RETURNING id""",
+            [
+                m.content,
+                m.content_hash,
+                list(m.tags),
+                json.dumps(m.metadata, ensure_ascii=False),
+                m.importance,
+                ts,
+                ts,
+                _naive(m.event_time),
+                ts,
+                m.session_id,
+                m.embedding.astype("<f4").tobytes(),
+                m.embedding_model,
+                m.project,
+            ],
+        ).fetchone()
+        assert row is not None
+        c.execute(
+            "INSERT INTO access_events (memory_id, session_id, kind, occurred_at) VALUES (?, ?, 'remembered', ?)",
+            [row[0], m.session_id, ts],
+        )
         return int(row[0])
 
     def ids_by_hash(self, hashes: Sequence[str], project: str) -> dict[str, int]:
@@ -434,7 +481,7 @@ class Store:
                 ).fetchone()
                 weight = strength if existing is None else float(existing[0]) + strength * (1.0 - float(existing[0]))
                 row = c.execute(
-                    """INSERT INTO associations VALUES (?, ?, ?, 1, 'explicit', 1, ?, ?, ?)
+                    """INSERT INTO associations VALUES (?, ?, ?, 2, 'explicit', 1, ?, ?, ?)
                        ON CONFLICT (source_id, target_id) DO UPDATE SET weight = excluded.weight,
                            kind = 'explicit', co_access_count = associations.co_access_count + 1,
                            updated_at = excluded.updated_at, last_strengthened_at = excluded.last_strengthened_at
@@ -449,6 +496,112 @@ class Store:
                 )
         return out
 
+    def all_links(self) -> list[Link]:
+        return [_link(r) for r in self._fetch(f"SELECT {_LINK_COLUMNS} FROM associations")]
+
+    def links_between(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Link]:
+        """The stored links among these (low id, high id) pairs."""
+        if not pairs:
+            return {}
+        rows = self._fetch(
+            f"""SELECT {_LINK_COLUMNS} FROM associations
+                WHERE (source_id, target_id) IN (SELECT (unnest(?::BIGINT[]), unnest(?::BIGINT[])))""",
+            [[a for a, _ in pairs], [b for _, b in pairs]],
+        )
+        return {(link.source_id, link.target_id): link for link in map(_link, rows)}
+
+    def save_links(self, links: Sequence[Link], delete: Sequence[tuple[int, int]] = ()) -> None:
+        """Write links whole (insert or replace) and delete others, in one transaction."""
+        with self._tx() as c:
+            if delete:
+                c.execute(
+                    """DELETE FROM associations WHERE (source_id, target_id) IN
+                       (SELECT (unnest(?::BIGINT[]), unnest(?::BIGINT[])))""",
+                    [[a for a, _ in delete], [b for _, b in delete]],
+                )
+            if links:
+                c.execute(
+                    f"""INSERT OR REPLACE INTO associations ({_LINK_COLUMNS})
+                        SELECT unnest($a::BIGINT[]), unnest($b::BIGINT[]), unnest($w::DOUBLE[]),
+                            unnest($tier::TINYINT[]), unnest($kind::VARCHAR[]), unnest($n::INTEGER[]),
+                            unnest($created::TIMESTAMP[]), unnest($updated::TIMESTAMP[]),
+                            unnest($strengthened::TIMESTAMP[])""",
+                    {
+                        "a": [x.source_id for x in links],
+                        "b": [x.target_id for x in links],
+                        "w": [x.weight for x in links],
+                        "tier": [x.tier for x in links],
+                        "kind": [x.kind for x in links],
+                        "n": [x.co_access_count for x in links],
+                        "created": [_naive(x.created_at) for x in links],
+                        "updated": [_naive(x.updated_at) for x in links],
+                        "strengthened": [_naive(x.last_strengthened_at) for x in links],
+                    },
+                )
+
+    def record_events(self, events: Sequence[tuple[int, int | None, str, datetime]]) -> None:
+        """Access events (memory id, session id, kind, time) in one statement."""
+        if not events:
+            return
+        with self._tx() as c:
+            c.execute(
+                """INSERT INTO access_events (memory_id, session_id, kind, occurred_at)
+                   SELECT m, s, k, t FROM (SELECT unnest($m::BIGINT[]) AS m, unnest($s::BIGINT[]) AS s,
+                                                  unnest($k::VARCHAR[]) AS k, unnest($t::TIMESTAMP[]) AS t)
+                   WHERE m IN (SELECT id FROM memories)  -- not for memories forgotten since""",
+                {
+                    "m": [e[0] for e in events],
+                    "s": [e[1] for e in events],
+                    "k": [e[2] for e in events],
+                    "t": [_naive(e[3]) for e in events],
+                },
+            )
+
+    def memory_states(self) -> list[MemoryState]:
+        rows = self._fetch(
+            """SELECT id, tier, access_count + replay_count, importance,
+                      greatest(last_accessed_at, coalesce(last_replayed_at, last_accessed_at)), last_replayed_at,
+                      strength
+               FROM memories"""
+        )
+        return [
+            MemoryState(int(r[0]), int(r[1]), int(r[2]), float(r[3]), _aware(r[4]), r[5] and _aware(r[5]), float(r[6]))
+            for r in rows
+        ]
+
+    def set_memory_states(self, ids: Sequence[int], strengths: Sequence[float], tiers: Sequence[int]) -> None:
+        if not ids:
+            return
+        with self._tx() as c:
+            c.execute(
+                """UPDATE memories SET strength = u.strength, tier = u.tier
+                   FROM (SELECT unnest($i::BIGINT[]) AS id, unnest($s::DOUBLE[]) AS strength,
+                                unnest($t::TINYINT[]) AS tier) AS u
+                   WHERE memories.id = u.id""",
+                {"i": list(ids), "s": list(strengths), "t": list(tiers)},
+            )
+
+    def mark_replayed(self, ids: Sequence[int], now: datetime) -> None:
+        if not ids:
+            return
+        with self._tx() as c:
+            c.execute(
+                """UPDATE memories SET last_replayed_at = ?, replay_count = replay_count + 1
+                   WHERE id IN (SELECT unnest(?::BIGINT[]))""",
+                [_naive(now), list(ids)],
+            )
+
+    def counts(self) -> dict[str, Any]:
+        """Memories and links per tier, links per kind."""
+        memories = dict(self._fetch("SELECT tier, count(*) FROM memories GROUP BY tier"))
+        links = dict(self._fetch("SELECT tier, count(*) FROM associations GROUP BY tier"))
+        kinds = dict(self._fetch("SELECT kind, count(*) FROM associations GROUP BY kind"))
+        return {
+            "memories_by_tier": {int(t): int(n) for t, n in memories.items()},
+            "links_by_tier": {int(t): int(n) for t, n in links.items()},
+            "links_by_kind": {str(k): int(n) for k, n in kinds.items()},
+        }
+
     def links_of(self, memory_id: int) -> list[tuple[int, float]]:
         """(neighbour id, weight) of every link touching ``memory_id``."""
         rows = self._fetch(
@@ -457,6 +610,17 @@ class Store:
             [memory_id, memory_id, memory_id],
         )
         return [(int(r[0]), float(r[1])) for r in rows]
+
+
+_LINK_COLUMNS = (
+    "source_id, target_id, weight, tier, kind, co_access_count, created_at, updated_at, last_strengthened_at"
+)
+
+
+def _link(r: tuple[Any, ...]) -> Link:
+    return Link(
+        int(r[0]), int(r[1]), float(r[2]), int(r[3]), str(r[4]), int(r[5]), _aware(r[6]), _aware(r[7]), _aware(r[8])
+    )
 
 
 def _filters(f: Filters) -> tuple[str, list[object]]:

@@ -1,0 +1,140 @@
+"""Hebbian learning in a running service: which memories a session used (the co-access gate), the links
+that makes, the link graph that recall spreads over, and the access events to record. Not thread-safe:
+the service calls it under its write lock."""
+
+import itertools
+from collections import Counter, deque
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from hebbian_memory import plasticity
+from hebbian_memory.config import PlasticitySettings
+from hebbian_memory.storage import Link, Store
+
+Pair = tuple[int, int]
+
+
+def pair(a: int, b: int) -> Pair:
+    return (a, b) if a < b else (b, a)
+
+
+class Learning:
+    """The link graph in memory (a cache of the associations table) and the per-session use tracking."""
+
+    def __init__(self, rules: PlasticitySettings) -> None:
+        self.rules = rules
+        self._graph: dict[int, dict[int, tuple[float, str]]] = {}
+        self._used: dict[int, deque[int]] = {}  # session -> memories it used, most recent last
+        self._recalled: dict[int, Counter[int]] = {}  # session -> how often each memory was returned to it
+        self._events: list[tuple[int, int | None, str, datetime]] = []
+
+    # --- the graph ---------------------------------------------------------------------------------------
+
+    def load(self, links: Iterable[Link]) -> None:
+        self._graph.clear()
+        for link in links:
+            self._put(link.source_id, link.target_id, link.weight, link.kind)
+
+    def _put(self, a: int, b: int, weight: float, kind: str) -> None:
+        self._graph.setdefault(a, {})[b] = (weight, kind)
+        self._graph.setdefault(b, {})[a] = (weight, kind)
+
+    def _drop(self, a: int, b: int) -> None:
+        for x, y in ((a, b), (b, a)):
+            near = self._graph.get(x)
+            if near is not None:
+                near.pop(y, None)
+                if not near:
+                    del self._graph[x]
+
+    def neighbours(self, memory_id: int) -> list[tuple[int, float, str]]:
+        return [(n, w, kind) for n, (w, kind) in self._graph.get(memory_id, {}).items()]
+
+    def link_count(self) -> int:
+        return sum(len(near) for near in self._graph.values()) // 2
+
+    def saved(self, links: Iterable[Link], deleted: Iterable[Pair] = ()) -> None:
+        """Mirror what was written to the database."""
+        for a, b in deleted:
+            self._drop(a, b)
+        for link in links:
+            self._put(link.source_id, link.target_id, link.weight, link.kind)
+
+    def temporal(self, chain: Sequence[int], now: datetime) -> list[Link]:
+        """The temporal links the store made for a chain of memories (first element: the one before, if any)."""
+        links = [
+            Link(*pair(a, b), self.rules.temporal_weight, plasticity.WORKING, "temporal", 0, now, now, now)
+            for a, b in itertools.pairwise(chain)
+            if b not in self._graph.get(a, {})
+        ]
+        self.saved(links)
+        return links
+
+    def forget(self, ids: Iterable[int]) -> None:
+        for memory_id in ids:
+            for neighbour in list(self._graph.get(memory_id, {})):
+                self._drop(memory_id, neighbour)
+            for window in self._used.values():
+                if memory_id in window:
+                    window.remove(memory_id)
+            for counts in self._recalled.values():
+                counts.pop(memory_id, None)
+
+    # --- the co-access gate ------------------------------------------------------------------------------
+
+    def used(self, session_id: int | None, ids: Iterable[int], kind: str | None, now: datetime) -> list[Pair]:
+        """Memories a session used (remembered again, linked, or recalled repeatedly): each pairs with the
+        memories that session used last (up to ``use_window``). Returns the pairs to strengthen."""
+        out: list[Pair] = []
+        for memory_id in ids:
+            if kind is not None:  # None: the caller has recorded the event already
+                self._events.append((memory_id, session_id, kind, now))
+            if session_id is None:
+                continue
+            window = self._used.setdefault(session_id, deque(maxlen=self.rules.use_window))
+            out.extend(pair(memory_id, other) for other in window if other != memory_id)
+            if memory_id in window:
+                window.remove(memory_id)
+            window.append(memory_id)
+        return list(dict.fromkeys(out))
+
+    def recalled(self, session_id: int | None, ids: Sequence[int], now: datetime) -> list[Pair]:
+        """Memories returned by a recall. Being returned is not use; being returned again to the same session
+        (``recall_uses`` times) is: the assistant keeps coming back to it."""
+        self._events.extend((memory_id, session_id, "recalled", now) for memory_id in ids)
+        if session_id is None:
+            return []
+        counts = self._recalled.setdefault(session_id, Counter())
+        now_used: list[int] = []
+        for memory_id in ids:
+            counts[memory_id] += 1
+            if counts[memory_id] == self.rules.recall_uses:
+                now_used.append(memory_id)
+        return self.used(session_id, now_used, "used", now) if now_used else []
+
+    def end_session(self, session_id: int) -> None:
+        self._used.pop(session_id, None)
+        self._recalled.pop(session_id, None)
+
+    def strengthen(self, store: Store, pairs: Sequence[Pair], now: datetime) -> list[Link]:
+        """Hebb for co-accessed pairs: existing links first decay to now, then gain the increment."""
+        if not pairs:
+            return []
+        existing = store.links_between(pairs)
+        links: list[Link] = []
+        for a, b in pairs:
+            old = existing.get((a, b))
+            if old is None:
+                weight = plasticity.strengthen(0.0, self.rules)
+                links.append(Link(a, b, weight, plasticity.WORKING, "coaccess", 1, now, now, now))
+            else:
+                current = plasticity.decayed(old.weight, old.tier, now - old.updated_at, self.rules)
+                weight = plasticity.strengthen(current, self.rules)
+                links.append(Link(a, b, weight, old.tier, old.kind, old.co_access_count + 1, old.created_at, now, now))
+        store.save_links(links)
+        self.saved(links)
+        return links
+
+    def take_events(self) -> list[tuple[int, int | None, str, datetime]]:
+        events, self._events = self._events, []
+        return events
