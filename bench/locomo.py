@@ -170,7 +170,7 @@ _NO_STEPS = {
     "lexical.metadata_weight": 0.0,
     "recall.entity_boost": 0.0,
     "recall.episode_share": 0.0,
-    "recall.episode_spread": 0.0,
+    "plasticity.enabled": False,
     "recall.duplicate_cosine": 1.0,
 }
 ABLATIONS: dict[str, dict[str, Any]] = {
@@ -182,11 +182,19 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "- metadata field": {"lexical.metadata_weight": 0.0},
     "- entity boost": {"recall.entity_boost": 0.0},
     "- episode vector (share)": {"recall.episode_share": 0.0},
-    "- episode spread": {"recall.episode_spread": 0.0},
+    "- plasticity (no links, no spreading)": {"plasticity.enabled": False},
+    "plasticity, spreading over 2 hops": {"plasticity.spread_hops": 2},
     "- near-duplicate collapse": {"recall.duplicate_cosine": 1.0},
     "fusion, no other step": _NO_STEPS,
     "dense only, no other step": {**_NO_STEPS, "recall.dense_weight": 1.0},
     "BM25 only, no other step": {**_NO_STEPS, "recall.dense_weight": 0.0},
+}
+
+
+# Issue 4's comparison: the conversations replayed session by session, with links and spreading or without.
+PLASTICITY: dict[str, dict[str, Any]] = {
+    "plasticity on": {},
+    "plasticity off": {"plasticity.enabled": False},
 }
 
 
@@ -200,10 +208,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "locomo.json")
     parser.add_argument("--limit", type=int, default=None, help="only the first N conversations")
     parser.add_argument("--ablate", action="store_true", help="run every configuration in ABLATIONS")
+    parser.add_argument("--plasticity", action="store_true", help="plasticity on and off, per category")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting override")
     args = parser.parse_args()
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    variants = {name: variant | overrides for name, variant in (ABLATIONS if args.ablate else {"default": {}}).items()}
+    chosen: dict[str, dict[str, Any]] = ABLATIONS if args.ablate else PLASTICITY if args.plasticity else {"default": {}}
+    variants = {name: variant | overrides for name, variant in chosen.items()}
     started = time.perf_counter()
     report: dict[str, Any] = {"machine": machine(), "data": str(args.data)}
     report |= anyio.run(run, variants, args.data, args.limit)
@@ -211,6 +221,21 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(table(report))
+    if args.plasticity:
+        for name in report["runs"]:
+            print(f"\n{name}:\n\n" + category_table(report, name))
+
+
+def category_table(report: Mapping[str, Any], name: str) -> str:
+    """Markdown: every metric per category for one configuration."""
+    lines = ["| category | n | any@1 | any@5 | any@10 | all@5 | all@10 | MRR |", "|---|---|---|---|---|---|---|---|"]
+    scores = report["runs"][name]["scores"]
+    for category in [*CATEGORIES.values(), "overall"]:
+        if category in scores:
+            m = scores[category]
+            cells = [f"{m[k]:.3f}" for k in ("any@1", "any@5", "any@10", "all@5", "all@10", "mrr")]
+            lines.append(f"| {category} | {int(m['n'])} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table(report: Mapping[str, Any]) -> str:

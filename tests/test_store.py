@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hebbian_memory.errors import DatabaseDamagedError, StorageError
-from hebbian_memory.storage import NewMemory, Store
+from hebbian_memory.storage import Link, NewMemory, Store
 from hebbian_memory.storage.schema import SCHEMA_VERSION, current_version
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -49,7 +49,8 @@ def test_rows_round_trip_with_times_in_utc(tmp_path: Path) -> None:
 def test_deleting_a_memory_removes_its_links_and_events(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "m.duckdb", NOW)
     a, b = store.insert([_memory("a"), _memory("b")], NOW)
-    store.strengthen_links(a, [b], 0.5, None, NOW)
+    store.save_links([Link(a, b, 0.5, 2, "explicit", 1, NOW, NOW, NOW)], events=[(a, None, "linked", NOW)])
+    assert [link.target_id for link in store.links_of(a)] == [b]
     store.delete([a])
     assert store.get([a]) == {}
     assert store.links_of(b) == []

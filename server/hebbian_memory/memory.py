@@ -36,7 +36,7 @@ from hebbian_memory.models import (
     ScoreParts,
     StatsResult,
 )
-from hebbian_memory.storage import Chain, DocumentRow, Filters, NewMemory, Store
+from hebbian_memory.storage import Chain, DocumentRow, Filters, Link, NewMemory, Store
 from hebbian_memory.text import words
 
 log = logging.getLogger(__name__)
@@ -596,25 +596,38 @@ class MemoryService:
             if missing:
                 raise MemoryNotFoundError(missing)
             now = self._clock.now()
-            links = self._store.strengthen_links(source, targets, weight, session_id, now)
+            pairs = [pair(source, target) for target in targets]
+            existing = self._store.links_between(pairs)
+            links = [self._explicit(existing.get(p), p, weight, now) for p in pairs]
+            events = [(m, session_id, "linked", now) for m in (source, *targets)]
+            self._store.save_links(links, events=events)
             if self._settings.plasticity.enabled:
-                explicit = {pair(x.source_id, x.target_id) for x in links}
-                self._learning.saved(self._store.links_between(sorted(explicit)).values())
+                self._learning.saved(links)
                 used = self._learning.used(session_id, [source, *targets], None, now)
-                self._learn([p for p in used if p not in explicit], now)  # those were strengthened just now
+                self._learn([p for p in used if p not in set(pairs)], now)  # those were strengthened just now
         return AssociateResult(
             links=[
                 Association(
-                    source_id=link.source_id,
-                    target_id=link.target_id,
+                    source_id=source,
+                    target_id=target,
                     weight=round(link.weight, 6),
                     tier=link.tier,
-                    kind=link.kind,  # pyright: ignore[reportArgumentType] -- the schema only holds valid kinds
-                    created=link.created,
+                    kind="explicit",
+                    created=p not in existing,
                 )
-                for link in links
+                for target, p, link in zip(targets, pairs, links, strict=True)
             ]
         )
+
+    def _explicit(self, old: Link | None, ends: Pair, strength: float, now: datetime) -> Link:
+        """An explicit link made or strengthened: w <- w + s(1 - w), from its weight decayed to now; explicit
+        links start in the episodic tier (they decay slower than working links)."""
+        if old is None:
+            return Link(*ends, strength, plasticity.EPISODIC, "explicit", 1, now, now, now)
+        current = plasticity.decayed(old.weight, old.tier, now - old.updated_at, self._settings.plasticity)
+        weight = min(1.0, current + strength * (1.0 - current))
+        tier = max(old.tier, plasticity.EPISODIC)
+        return Link(*ends, weight, tier, "explicit", old.co_access_count + 1, old.created_at, now, now)
 
     # --- plasticity --------------------------------------------------------------------------------------
 
@@ -653,8 +666,15 @@ class MemoryService:
         )
 
     def links(self, memory_id: int) -> list[tuple[int, float]]:
-        """(neighbour id, weight) of every stored link of a memory."""
-        return self._store.links_of(memory_id)
+        """(neighbour id, weight now) of every stored link of a memory."""
+        now = self._clock.now()
+        return [
+            (
+                link.target_id if link.source_id == memory_id else link.source_id,
+                plasticity.decayed(link.weight, link.tier, now - link.updated_at, self._settings.plasticity),
+            )
+            for link in self._store.links_of(memory_id)
+        ]
 
     # --- forget ------------------------------------------------------------------------------------------
 

@@ -121,16 +121,6 @@ class DocumentRow:
     previous_id: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class LinkRow:
-    source_id: int
-    target_id: int
-    weight: float
-    tier: int
-    kind: str
-    created: bool
-
-
 class Store:
     """Thread-safe access to the database; every public method is one transaction."""
 
@@ -467,35 +457,6 @@ class Store:
 
     # --- associations ------------------------------------------------------------------------------------
 
-    def strengthen_links(
-        self, source_id: int, target_ids: Sequence[int], strength: float, session_id: int | None, now: datetime
-    ) -> list[LinkRow]:
-        """Create explicit links or strengthen existing ones (w <- w + s(1 - w)); returned from the source's side."""
-        ts = _naive(now)
-        out: list[LinkRow] = []
-        with self._tx() as c:
-            for target in target_ids:
-                a, b = min(source_id, target), max(source_id, target)
-                existing = c.execute(
-                    "SELECT weight FROM associations WHERE source_id = ? AND target_id = ?", [a, b]
-                ).fetchone()
-                weight = strength if existing is None else float(existing[0]) + strength * (1.0 - float(existing[0]))
-                row = c.execute(
-                    """INSERT INTO associations VALUES (?, ?, ?, 2, 'explicit', 1, ?, ?, ?)
-                       ON CONFLICT (source_id, target_id) DO UPDATE SET weight = excluded.weight,
-                           kind = 'explicit', co_access_count = associations.co_access_count + 1,
-                           updated_at = excluded.updated_at, last_strengthened_at = excluded.last_strengthened_at
-                       RETURNING weight, tier, kind""",
-                    [a, b, min(weight, 1.0), ts, ts, ts],
-                ).fetchone()
-                assert row is not None
-                out.append(LinkRow(source_id, target, float(row[0]), int(row[1]), str(row[2]), existing is None))
-                c.executemany(
-                    "INSERT INTO access_events (memory_id, session_id, kind, occurred_at) VALUES (?, ?, 'linked', ?)",
-                    [[source_id, session_id, ts], [target, session_id, ts]],
-                )
-        return out
-
     def all_links(self) -> list[Link]:
         return [_link(r) for r in self._fetch(f"SELECT {_LINK_COLUMNS} FROM associations")]
 
@@ -510,9 +471,16 @@ class Store:
         )
         return {(link.source_id, link.target_id): link for link in map(_link, rows)}
 
-    def save_links(self, links: Sequence[Link], delete: Sequence[tuple[int, int]] = ()) -> None:
-        """Write links whole (insert or replace) and delete others, in one transaction."""
+    def save_links(
+        self,
+        links: Sequence[Link],
+        delete: Sequence[tuple[int, int]] = (),
+        events: Sequence[tuple[int, int | None, str, datetime]] = (),
+    ) -> None:
+        """Write links whole (insert or replace), delete others and record access events, in one transaction."""
         with self._tx() as c:
+            if events:
+                self._insert_events(c, events)
             if delete:
                 c.execute(
                     """DELETE FROM associations WHERE (source_id, target_id) IN
@@ -541,21 +509,25 @@ class Store:
 
     def record_events(self, events: Sequence[tuple[int, int | None, str, datetime]]) -> None:
         """Access events (memory id, session id, kind, time) in one statement."""
-        if not events:
-            return
-        with self._tx() as c:
-            c.execute(
-                """INSERT INTO access_events (memory_id, session_id, kind, occurred_at)
-                   SELECT m, s, k, t FROM (SELECT unnest($m::BIGINT[]) AS m, unnest($s::BIGINT[]) AS s,
-                                                  unnest($k::VARCHAR[]) AS k, unnest($t::TIMESTAMP[]) AS t)
-                   WHERE m IN (SELECT id FROM memories)  -- not for memories forgotten since""",
-                {
-                    "m": [e[0] for e in events],
-                    "s": [e[1] for e in events],
-                    "k": [e[2] for e in events],
-                    "t": [_naive(e[3]) for e in events],
-                },
-            )
+        if events:
+            with self._tx() as c:
+                self._insert_events(c, events)
+
+    def _insert_events(
+        self, c: duckdb.DuckDBPyConnection, events: Sequence[tuple[int, int | None, str, datetime]]
+    ) -> None:
+        c.execute(
+            """INSERT INTO access_events (memory_id, session_id, kind, occurred_at)
+               SELECT m, s, k, t FROM (SELECT unnest($m::BIGINT[]) AS m, unnest($s::BIGINT[]) AS s,
+                                              unnest($k::VARCHAR[]) AS k, unnest($t::TIMESTAMP[]) AS t)
+               WHERE m IN (SELECT id FROM memories)  -- not for memories forgotten since""",
+            {
+                "m": [e[0] for e in events],
+                "s": [e[1] for e in events],
+                "k": [e[2] for e in events],
+                "t": [_naive(e[3]) for e in events],
+            },
+        )
 
     def memory_states(self) -> list[MemoryState]:
         rows = self._fetch(
@@ -602,14 +574,13 @@ class Store:
             "links_by_kind": {str(k): int(n) for k, n in kinds.items()},
         }
 
-    def links_of(self, memory_id: int) -> list[tuple[int, float]]:
-        """(neighbour id, weight) of every link touching ``memory_id``."""
+    def links_of(self, memory_id: int) -> list[Link]:
+        """Every link touching ``memory_id``."""
         rows = self._fetch(
-            """SELECT CASE WHEN source_id = ? THEN target_id ELSE source_id END, weight
-               FROM associations WHERE source_id = ? OR target_id = ?""",
-            [memory_id, memory_id, memory_id],
+            f"SELECT {_LINK_COLUMNS} FROM associations WHERE source_id = ? OR target_id = ? ORDER BY 1, 2",
+            [memory_id, memory_id],
         )
-        return [(int(r[0]), float(r[1])) for r in rows]
+        return [_link(r) for r in rows]
 
 
 _LINK_COLUMNS = (

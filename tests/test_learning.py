@@ -1,0 +1,146 @@
+"""Plasticity in the service, with an injected clock: temporal and co-access links, the use gate, decay,
+pruning, bounds and replay in consolidation passes, and forgetting."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from hebbian_memory.clock import ManualClock
+from hebbian_memory.config import load_settings
+from hebbian_memory.memory import MemoryService
+from hebbian_memory.models import MemoryInput
+from hebbian_memory.storage import Store
+from tests.helpers import FakeEmbedder
+
+START = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+def make(data_dir: Path, clock: ManualClock, **plasticity: object) -> MemoryService:
+    overrides = {"data_dir": str(data_dir), **{f"plasticity.{k}": v for k, v in plasticity.items()}}
+    settings = load_settings(env={}, overrides=overrides)
+    service = MemoryService(settings, Store.open(data_dir / "memory.duckdb", clock.now()), FakeEmbedder(), clock)
+    service.warm_up()
+    return service
+
+
+@pytest.fixture
+def service(data_dir: Path, clock: ManualClock) -> Iterator[MemoryService]:
+    svc = make(data_dir, clock)
+    yield svc
+    svc.close()
+
+
+def store_apart(service: MemoryService, *texts: str) -> list[int]:
+    """Each in a session of its own, so no temporal link joins them."""
+    return [service.remember(t, session_id=service.start_session("test")).id for t in texts]
+
+
+def test_memories_stored_one_after_another_in_a_session_are_linked_in_time(service: MemoryService) -> None:
+    session = service.start_session("test")
+    first, second = (
+        r.id for r in service.remember_many([MemoryInput(content="a one"), MemoryInput(content="b two")], session)
+    )
+    third = service.remember("c three", session_id=session).id
+    loose = service.remember("d four").id  # no session: no episode
+    assert sorted(service.links(second)) == [(first, 0.5), (third, 0.5)]
+    assert service.links(loose) == []
+
+
+def test_being_returned_once_is_not_use_but_being_returned_again_links(service: MemoryService) -> None:
+    solar, panel = store_apart(service, "solar roof quote", "solar panel installer")
+    session = service.start_session("test")
+    service.recall("solar", session_id=session)
+    assert service.links(solar) == [], "one recall returning both links nothing"
+    service.recall("solar", session_id=session)
+    assert service.links(solar) == [(panel, pytest.approx(0.025))]
+    other = service.start_session("test")
+    service.recall("solar", session_id=other)
+    assert service.links(solar) == [(panel, pytest.approx(0.025))], "another session's first recall is not use"
+
+
+def test_a_link_decays_by_elapsed_time_and_a_pass_twice_at_once_changes_nothing(
+    data_dir: Path, clock: ManualClock
+) -> None:
+    service = make(data_dir, clock, replay_count=0)  # decay alone
+    session = service.start_session("test")
+    a, b = (r.id for r in service.remember_many([MemoryInput(content="x"), MemoryInput(content="y")], session))
+    clock.advance(timedelta(days=7))
+    service.consolidate()
+    assert service.links(a) == [(b, pytest.approx(0.5 * 0.9**7))]
+    again = service.consolidate()
+    assert service.links(a) == [(b, pytest.approx(0.5 * 0.9**7))]
+    assert again.pruned == 0
+    clock.advance(timedelta(days=33))  # 0.5 * 0.9**40 < 0.01: under the floor
+    report = service.consolidate()
+    assert report.pruned == 1
+    assert service.links(a) == []
+    assert service.stats().links == 0
+    service.close()
+
+
+def test_links_per_memory_are_bounded_keeping_the_strongest(data_dir: Path, clock: ManualClock) -> None:
+    service = make(data_dir, clock, max_links_per_memory=2, use_window=10, recall_uses=1)
+    try:
+        hub, *others = store_apart(service, "hub note", "hub alpha", "hub beta", "hub gamma")
+        session = service.start_session("test")
+        service.recall("hub", session_id=session)  # every hit used at once: all pairs linked
+        service.associate(hub, [others[0]], 0.9)  # one strong link
+        service.consolidate()
+        links = dict(service.links(hub))
+        assert len(links) == 2
+        assert others[0] in links
+        assert all(len(service.links(m)) <= 2 for m in [hub, *others])
+    finally:
+        service.close()
+
+
+def test_forgotten_memories_and_their_links_never_come_back(service: MemoryService, clock: ManualClock) -> None:
+    session = service.start_session("test")
+    a, b, c = (r.id for r in service.remember_many([MemoryInput(content=t) for t in ("p", "q", "r")], session))
+    service.associate(a, [c])
+    service.forget(ids=[b])
+    clock.advance(timedelta(days=1))
+    service.consolidate()
+    assert all(b not in dict(service.links(m)) for m in (a, c))
+    assert b not in {h.id for h in service.recall("p q r", k=10).hits}
+
+
+def test_replay_reactivates_the_strongest_links_of_important_memories_once_a_cycle(
+    service: MemoryService, clock: ManualClock
+) -> None:
+    session = service.start_session("test")
+    key, neighbour = (
+        r.id
+        for r in service.remember_many(
+            [MemoryInput(content="vital fact", importance=1.0), MemoryInput(content="its context", importance=0.1)],
+            session,
+        )
+    )
+    clock.advance(timedelta(days=2))
+    first = service.consolidate()
+    # Decayed for two days, then reactivated once as a co-access.
+    assert service.links(key) == [(neighbour, pytest.approx(0.5 * 0.9**2 + 0.025))]
+    assert first.replayed >= 1
+    assert service.consolidate().replayed == 0, "not replayed twice in one cycle"
+    assert service.links(key) == [(neighbour, pytest.approx(0.5 * 0.9**2 + 0.025))]
+
+
+def test_without_plasticity_no_links_are_made_or_followed(data_dir: Path, clock: ManualClock) -> None:
+    service = make(data_dir, clock, enabled=False)
+    try:
+        session = service.start_session("test")
+        first = service.remember("one", session_id=session).id
+        service.remember("two", session_id=session)
+        service.recall("one", session_id=session)
+        service.recall("one", session_id=session)
+        assert service.links(first) == []
+        assert all(h.via is None for h in service.recall("one two").hits)
+    finally:
+        service.close()
