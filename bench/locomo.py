@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -85,6 +86,16 @@ async def ingest(sample: Mapping[str, Any], settings: Settings, embedder: Embedd
     return id_to_dia, time.perf_counter() - started
 
 
+async def rehearse(sample: Mapping[str, Any], settings: Settings, embedder: Embedder) -> None:
+    """A client that uses its memories: one session asks every question twice, so what comes back twice
+    counts as used and the co-access gate links it (nothing here is scored)."""
+    async with Client(build_server(settings, embedder=embedder)) as client:
+        for qa in sample["qa"]:
+            if qa["category"] in CATEGORIES:
+                for _ in range(2):
+                    structured(await client.call_tool("recall", {"query": qa["question"], "k": 10}))
+
+
 async def ask(
     sample: Mapping[str, Any], id_to_dia: Mapping[int, str], settings: Settings, embedder: Embedder
 ) -> tuple[list[dict[str, Any]], list[float]]:
@@ -140,11 +151,20 @@ async def run(variants: Mapping[str, Mapping[str, Any]], data: Path, limit: int 
     ingestion: list[dict[str, Any]] = []
     for sample in samples:
         with tempfile.TemporaryDirectory() as tmp:
-            base = {"data_dir": tmp, "log_level": "WARNING"}
+            stored = Path(tmp) / "stored"
+            base = {"data_dir": str(stored), "log_level": "WARNING"}
             id_to_dia, seconds = await ingest(sample, load_settings(env={}, overrides=base), embedder)
             ingestion.append({"conversation": sample["sample_id"], "turns": len(id_to_dia), "seconds": seconds})
-            for name, overrides in variants.items():
-                settings = load_settings(env={}, overrides={**base, **overrides})
+            for n, (name, overrides) in enumerate(variants.items()):
+                # Each variant on its own copy: its questions teach the store (co-access), which must not
+                # carry over into the next variant.
+                copy = shutil.copytree(stored, Path(tmp) / f"variant-{n}")
+                settings = load_settings(
+                    env={},
+                    overrides={**base, "data_dir": str(copy), **{k: v for k, v in overrides.items() if k != REHEARSE}},
+                )
+                if overrides.get(REHEARSE):
+                    await rehearse(sample, settings, embedder)
                 found, took = await ask(sample, id_to_dia, settings, embedder)
                 results[name].extend(found)
                 latencies[name].extend(took)
@@ -183,7 +203,8 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "- entity boost": {"recall.entity_boost": 0.0},
     "- episode vector (share)": {"recall.episode_share": 0.0},
     "- plasticity (no links, no spreading)": {"plasticity.enabled": False},
-    "plasticity, spreading over 2 hops": {"plasticity.spread_hops": 2},
+    "plasticity, spreading over 1 hop only": {"plasticity.spread_hops": 1},
+    "plasticity, spreading over 3 hops": {"plasticity.spread_hops": 3},
     "- near-duplicate collapse": {"recall.duplicate_cosine": 1.0},
     "fusion, no other step": _NO_STEPS,
     "dense only, no other step": {**_NO_STEPS, "recall.dense_weight": 1.0},
@@ -192,9 +213,11 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 
 
 # Issue 4's comparison: the conversations replayed session by session, with links and spreading or without.
+REHEARSE = "rehearse"  # not a setting: the variant first runs rehearse() on the store
 PLASTICITY: dict[str, dict[str, Any]] = {
     "plasticity on": {},
     "plasticity off": {"plasticity.enabled": False},
+    "plasticity on, after a session that used its memories": {REHEARSE: True},
 }
 
 

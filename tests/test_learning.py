@@ -57,11 +57,15 @@ def test_being_returned_once_is_not_use_but_being_returned_again_links(service: 
     solar, panel = store_apart(service, "solar roof quote", "solar panel installer")
     session = service.start_session("test")
     service.recall("solar", session_id=session)
+    service.flush()
     assert service.links(solar) == [], "one recall returning both links nothing"
     service.recall("solar", session_id=session)
+    assert service.links(solar) == [], "learning is written off the recall's path"
+    service.flush()
     assert service.links(solar) == [(panel, pytest.approx(0.025))]
     other = service.start_session("test")
     service.recall("solar", session_id=other)
+    service.end_session(other)
     assert service.links(solar) == [(panel, pytest.approx(0.025))], "another session's first recall is not use"
 
 

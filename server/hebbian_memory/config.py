@@ -107,6 +107,7 @@ class PlasticitySettings:
     max_links: int
     use_window: int
     recall_uses: int
+    recall_top: int
     seeds: int
     spread_hops: int
     hop_factor: float

@@ -25,8 +25,9 @@ class Learning:
         self.rules = rules
         self._graph: dict[int, dict[int, tuple[float, str]]] = {}
         self._used: dict[int, deque[int]] = {}  # session -> memories it used, most recent last
-        self._recalled: dict[int, Counter[int]] = {}  # session -> how often each memory was returned to it
+        self._co_returned: dict[int, Counter[Pair]] = {}  # session -> how often each pair came back together
         self._events: list[tuple[int, int | None, str, datetime]] = []
+        self._pending: list[Pair] = []
 
     # --- the graph ---------------------------------------------------------------------------------------
 
@@ -77,14 +78,16 @@ class Learning:
             for window in self._used.values():
                 if memory_id in window:
                     window.remove(memory_id)
-            for counts in self._recalled.values():
-                counts.pop(memory_id, None)
+            self._pending = [p for p in self._pending if memory_id not in p]
+            for counts in self._co_returned.values():
+                for ends in [e for e in counts if memory_id in e]:
+                    del counts[ends]
 
     # --- the co-access gate ------------------------------------------------------------------------------
 
     def used(self, session_id: int | None, ids: Iterable[int], kind: str | None, now: datetime) -> list[Pair]:
-        """Memories a session used (remembered again, linked, or recalled repeatedly): each pairs with the
-        memories that session used last (up to ``use_window``). Returns the pairs to strengthen."""
+        """Memories a session used explicitly (remembered again, or linked): each pairs with the memories that
+        session used last (up to ``use_window``). Returns the pairs to strengthen."""
         out: list[Pair] = []
         for memory_id in ids:
             if kind is not None:  # None: the caller has recorded the event already
@@ -98,23 +101,28 @@ class Learning:
             window.append(memory_id)
         return list(dict.fromkeys(out))
 
-    def recalled(self, session_id: int | None, ids: Sequence[int], now: datetime) -> list[Pair]:
-        """Memories returned by a recall. Being returned is not use; being returned again to the same session
-        (``recall_uses`` times) is: the assistant keeps coming back to it."""
+    def recalled(self, session_id: int | None, ids: Sequence[int], now: datetime) -> None:
+        """Memories returned by a recall. Being returned together once is not use; the same pair among the
+        top ``recall_top`` hits of ``recall_uses`` recalls of one session is: the assistant keeps needing
+        them together. Such pairs wait in :meth:`take_pending` (a recall writes nothing)."""
         self._events.extend((memory_id, session_id, "recalled", now) for memory_id in ids)
         if session_id is None:
-            return []
-        counts = self._recalled.setdefault(session_id, Counter())
-        now_used: list[int] = []
-        for memory_id in ids:
-            counts[memory_id] += 1
-            if counts[memory_id] == self.rules.recall_uses:
-                now_used.append(memory_id)
-        return self.used(session_id, now_used, "used", now) if now_used else []
+            return
+        counts = self._co_returned.setdefault(session_id, Counter())
+        for a, b in itertools.combinations(ids[: self.rules.recall_top], 2):
+            ends = pair(a, b)
+            counts[ends] += 1
+            if counts[ends] == self.rules.recall_uses:
+                self._pending.append(ends)
+
+    def take_pending(self) -> list[Pair]:
+        """Pairs that passed the recall gate, to strengthen off the recall's path (flush, session end, pass)."""
+        pending, self._pending = list(dict.fromkeys(self._pending)), []
+        return pending
 
     def end_session(self, session_id: int) -> None:
         self._used.pop(session_id, None)
-        self._recalled.pop(session_id, None)
+        self._co_returned.pop(session_id, None)
 
     def strengthen(self, store: Store, pairs: Sequence[Pair], now: datetime) -> list[Link]:
         """Hebb for co-accessed pairs: existing links first decay to now, then gain the increment."""

@@ -181,8 +181,7 @@ class MemoryService:
     def flush(self, force: bool = False) -> None:
         """Record buffered access events; save the vector index if enough changes or time have accumulated
         (or always, with ``force``)."""
-        with self._write_lock:
-            self._store.record_events(self._learning.take_events())
+        self._apply_learning()
         index = self._index
         if index is None or index.unsaved_changes == 0:
             return
@@ -218,6 +217,7 @@ class MemoryService:
 
     def end_session(self, session_id: int) -> None:
         self._store.end_session(session_id, self._clock.now())
+        self._apply_learning()
         with self._write_lock:
             self._learning.end_session(session_id)
 
@@ -331,6 +331,12 @@ class MemoryService:
     def _learn(self, pairs: list[Pair], now: datetime) -> None:
         self._learning.strengthen(self._store, pairs, now)
 
+    def _apply_learning(self) -> None:
+        """Write what recalls taught (co-access pairs, access events); kept off the recall path."""
+        with self._write_lock:
+            self._learn(self._learning.take_pending(), self._clock.now())
+            self._store.record_events(self._learning.take_events())
+
     def _tail(self, session_id: int | None) -> tuple[int, str] | None:
         """The last memory of a session, where its episode continues (from the database for a session that
         a previous owner process started)."""
@@ -419,7 +425,7 @@ class MemoryService:
                 order = _pack(order, [estimate_tokens(rows[found.ids[i]].content) for i in order], budget, top_k)
             chosen = [found.ids[i] for i in order]
             if rules.enabled:
-                self._learn(self._learning.recalled(session_id, chosen, self._clock.now()), self._clock.now())
+                self._learning.recalled(session_id, chosen, self._clock.now())
         hits = [
             RecallHit(
                 id=memory_id,
@@ -636,7 +642,7 @@ class MemoryService:
         self._wait_ready()
         with self._write_lock:
             now = self._clock.now()
-            self._store.record_events(self._learning.take_events())
+            self._apply_learning()
             report = maintenance.consolidate(self._store, self._learning, now)
             self._store.set_meta(_LAST_PASS_META_KEY, now.isoformat())
         return ConsolidateResult(

@@ -118,8 +118,10 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         project: Annotated[str | None, Field(description=_PROJECT)] = None,
         all_projects: Annotated[bool, Field(description="Search every project, not just this one.")] = False,
     ) -> RecallResult:
-        """Find memories by meaning and by keywords, best first; near-duplicates are left out. Each hit has
-        its id, content, tags, score (with its semantic and keyword parts) and times."""
+        """Find memories by meaning and by keywords, best first, in this project; near-duplicates are left
+        out. Memories linked to the best matches (stored next to them, or used together with them before) are
+        brought along. Each hit has its id, content, tags, score (with its semantic and keyword parts), times,
+        and why it was returned: reason "direct" (matched the query) or "linked", and via (the link)."""
         args = {
             "query": query,
             "k": k,

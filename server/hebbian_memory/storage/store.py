@@ -225,13 +225,17 @@ class Store:
         with self._tx() as c:
             ids = [self._insert_one(c, memories[0], ts)] if len(memories) == 1 else self._insert_many(c, memories, ts)
             if chain is not None:
+                # Each pair ends in a new memory, so none can exist yet: a plain insert, no conflict check.
                 pairs = [(a, b) for a, b in zip([chain.after, *ids[:-1]], ids, strict=True) if a is not None]
-                if pairs:
+                if len(pairs) == 1:
+                    c.execute(
+                        "INSERT INTO associations VALUES (?, ?, ?, 1, 'temporal', 0, ?, ?, ?)",
+                        [*pairs[0], chain.weight, ts, ts, ts],
+                    )
+                elif pairs:
                     c.execute(
                         """INSERT INTO associations
-                           SELECT least(a, b), greatest(a, b), $w, 1, 'temporal', 0, $now, $now, $now
-                           FROM (SELECT unnest($a::BIGINT[]) AS a, unnest($b::BIGINT[]) AS b)
-                           ON CONFLICT DO NOTHING""",
+                           SELECT unnest($a::BIGINT[]), unnest($b::BIGINT[]), $w, 1, 'temporal', 0, $now, $now, $now""",
                         {"a": [p[0] for p in pairs], "b": [p[1] for p in pairs], "w": chain.weight, "now": ts},
                     )
         return ids
@@ -302,12 +306,16 @@ class Store:
         return int(row[0])
 
     def ids_by_hash(self, hashes: Sequence[str], project: str) -> dict[str, int]:
-        """Ids of the memories of ``project`` with these content hashes."""
-        rows = self._fetch(
-            "SELECT content_hash, id FROM memories WHERE project = ? AND content_hash IN (SELECT unnest(?))",
-            [project, list(hashes)],
-        )
-        return {str(r[0]): int(r[1]) for r in rows}
+        """Ids of the memories of ``project`` with these content hashes (looked up by hash alone, the fast
+        index; the project is checked on the few rows found)."""
+        if len(hashes) == 1:
+            sql, param = "SELECT content_hash, id, project FROM memories WHERE content_hash = ?", hashes[0]
+        else:
+            sql, param = (
+                "SELECT content_hash, id, project FROM memories WHERE content_hash IN (SELECT unnest(?))",
+                list(hashes),
+            )
+        return {str(r[0]): int(r[1]) for r in self._fetch(sql, [param]) if r[2] == project}
 
     def reinforce(
         self, memory_id: int, tags: Sequence[str], importance: float, session_id: int | None, now: datetime
