@@ -148,3 +148,39 @@ def test_without_plasticity_no_links_are_made_or_followed(data_dir: Path, clock:
         assert all(h.via is None for h in service.recall("one two").hits)
     finally:
         service.close()
+
+
+def test_being_recalled_is_an_access_that_restores_strength(service: MemoryService, clock: ManualClock) -> None:
+    (kept,) = store_apart(service, "the boat's mooring number is 48")
+    clock.advance(timedelta(days=10))
+    service.consolidate()
+    faded = service.stats().memories_by_tier
+    assert faded == {1: 1}
+    clock.advance(timedelta(days=1))
+    before = {m.id: m for m in service._store.memory_states()}[kept]  # pyright: ignore[reportPrivateUsage]
+    service.recall("mooring number", session_id=service.start_session("test"))
+    service.flush()
+    after = {m.id: m for m in service._store.memory_states()}[kept]  # pyright: ignore[reportPrivateUsage]
+    assert after.last_use == clock.now()
+    assert after.uses == before.uses + 1
+
+
+def test_a_pass_keeps_what_changed_while_it_was_planning(service: MemoryService, clock: ManualClock) -> None:
+    """The pass reads and computes without the write lock; writes skip links strengthened meanwhile and
+    memories forgotten meanwhile (nothing of theirs comes back)."""
+    from hebbian_memory import maintenance
+
+    session = service.start_session("test")
+    a, b, c = (r.id for r in service.remember_many([MemoryInput(content=t) for t in ("u", "v", "w")], session))
+    clock.advance(timedelta(days=40))  # every link would be pruned by this pass
+    store, learning = service._store, service._learning  # pyright: ignore[reportPrivateUsage]
+    learning.watch()
+    plan = maintenance.plan(store.all_links(), store.memory_states(), clock.now(), learning.rules)
+    service.associate(a, [b], 0.9)  # meanwhile: a-b strengthened
+    service.forget(ids=[c])  # and c forgotten
+    touched, gone = learning.unwatch()
+    maintenance.apply(plan, store, learning, touched, gone)
+    faded = 0.5 * 0.9**40  # the temporal link, decayed, then strengthened explicitly: w + 0.9 (1 - w)
+    assert service.links(a) == [(b, pytest.approx(faded + 0.9 * (1 - faded)))], "the newer a-b survives the pass"
+    assert service.links(c) == []
+    assert [other for other, _ in service.links(b)] == [a]

@@ -28,13 +28,19 @@ class Learning:
         self._co_returned: dict[int, Counter[Pair]] = {}  # session -> how often each pair came back together
         self._events: list[tuple[int, int | None, str, datetime]] = []
         self._pending: list[Pair] = []
+        self._watching = False  # a pass is planning from a snapshot: note what changes meanwhile
+        self._touched: set[Pair] = set()
+        self._gone: set[int] = set()
 
     # --- the graph ---------------------------------------------------------------------------------------
 
-    def load(self, links: Iterable[Link]) -> None:
+    def load(self, edges: Iterable[tuple[int, int, float, str]]) -> None:
+        """Build the graph from (source, target, weight, kind) rows; weights are refreshed at each pass."""
         self._graph.clear()
-        for link in links:
-            self._put(link.source_id, link.target_id, link.weight, link.kind)
+        graph = self._graph
+        for a, b, weight, kind in edges:
+            graph.setdefault(a, {})[b] = (weight, kind)
+            graph.setdefault(b, {})[a] = (weight, kind)
 
     def _put(self, a: int, b: int, weight: float, kind: str) -> None:
         self._graph.setdefault(a, {})[b] = (weight, kind)
@@ -58,8 +64,21 @@ class Learning:
         """Mirror what was written to the database."""
         for a, b in deleted:
             self._drop(a, b)
+            if self._watching:
+                self._touched.add((a, b))
         for link in links:
             self._put(link.source_id, link.target_id, link.weight, link.kind)
+            if self._watching:
+                self._touched.add((link.source_id, link.target_id))
+
+    def watch(self) -> None:
+        """Start noting the links and memories that change while a pass plans from a snapshot."""
+        self._watching, self._touched, self._gone = True, set(), set()
+
+    def unwatch(self) -> tuple[set[Pair], set[int]]:
+        """Stop noting; the links touched and the memories forgotten since :meth:`watch`."""
+        self._watching = False
+        return self._touched, self._gone
 
     def temporal(self, chain: Sequence[int], now: datetime) -> list[Link]:
         """The temporal links the store made for a chain of memories (first element: the one before, if any)."""
@@ -73,6 +92,8 @@ class Learning:
 
     def forget(self, ids: Iterable[int]) -> None:
         for memory_id in ids:
+            if self._watching:
+                self._gone.add(memory_id)
             for neighbour in list(self._graph.get(memory_id, {})):
                 self._drop(memory_id, neighbour)
             for window in self._used.values():

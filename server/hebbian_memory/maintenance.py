@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from hebbian_memory import plasticity
 from hebbian_memory.config import PlasticitySettings
 from hebbian_memory.learning import Learning, Pair
-from hebbian_memory.storage import Link, Store
+from hebbian_memory.storage import Link, MemoryState, Store
 
 REPLAY_LINKS = 3  # links reactivated per replayed memory: its strongest
 
@@ -24,18 +24,69 @@ class PassReport:
     memory_tiers_changed: int
 
 
-def consolidate(store: Store, learning: Learning, now: datetime) -> PassReport:
-    """One pass at ``now``. Idempotent for the same ``now``: decay is by elapsed time, tiers are taken to
-    their fixed point, and a memory is replayed at most once per cycle."""
-    rules = learning.rules
-    kept, changed, pruned, promoted, demoted = _decay(store.all_links(), now, rules)
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a pass will change, computed from a snapshot without holding the service's write lock."""
+
+    now: datetime
+    kept: list[Link]  # every surviving link, decayed to now (for the graph)
+    changed: list[Link]  # those whose tier changed (written)
+    dropped: list[Pair]  # pruned under the floor or over the bounds
+    promoted: int
+    demoted: int
+    replay: list[int]  # memories to replay
+    replay_pairs: list[Pair]  # their strongest links
+    memory_updates: list[tuple[int, float, int]]  # (id, strength, tier) where they changed
+    memory_tiers_changed: int
+
+
+def plan(links: list[Link], memories: list[MemoryState], now: datetime, rules: PlasticitySettings) -> Plan:
+    """The whole pass as data, from the links and memories read at ``now``. Idempotent for the same ``now``:
+    decay is by elapsed time, tiers go to their fixed point, a memory is replayed at most once per cycle."""
+    kept, changed, pruned, promoted, demoted = _decay(links, now, rules)
     kept, bounded = _bound(kept, rules)
-    dropped = set(bounded)
-    store.save_links([x for x in changed if (x.source_id, x.target_id) not in dropped], pruned + bounded)
-    learning.saved(kept, pruned + bounded)  # the graph holds every weight decayed to now
-    replayed = _replay(store, learning, kept, now)
-    changed = _memory_tiers(store, now, rules)
-    return PassReport(now, learning.link_count(), len(pruned) + len(bounded), promoted, demoted, replayed, changed)
+    over = set(bounded)
+    replay = _replay_choice(memories, now, rules)
+    updates, tiers_changed = _memory_tiers(memories, now, rules)
+    return Plan(
+        now,
+        kept,
+        [x for x in changed if (x.source_id, x.target_id) not in over],
+        pruned + bounded,
+        promoted,
+        demoted,
+        replay,
+        _strongest_pairs(kept, replay),
+        updates,
+        tiers_changed,
+    )
+
+
+def apply(plan: Plan, store: Store, learning: Learning, touched: set[Pair], gone: set[int]) -> PassReport:
+    """Write a plan, leaving out what changed since its snapshot: links strengthened meanwhile (``touched``)
+    keep their newer state, and nothing is written for memories forgotten meanwhile (``gone``)."""
+
+    def stale(ends: Pair) -> bool:
+        return ends in touched or ends[0] in gone or ends[1] in gone
+
+    changed = [x for x in plan.changed if not stale((x.source_id, x.target_id))]
+    dropped = [ends for ends in plan.dropped if not stale(ends)]
+    store.save_links(changed, dropped)
+    learning.saved([x for x in plan.kept if not stale((x.source_id, x.target_id))], dropped)
+    replay = [m for m in plan.replay if m not in gone]
+    learning.strengthen(store, [ends for ends in plan.replay_pairs if not stale(ends)], plan.now)
+    store.mark_replayed(replay, plan.now)
+    updates = [u for u in plan.memory_updates if u[0] not in gone]
+    store.set_memory_states([u[0] for u in updates], [u[1] for u in updates], [u[2] for u in updates])
+    return PassReport(
+        plan.now,
+        learning.link_count(),
+        len(dropped),
+        plan.promoted,
+        plan.demoted,
+        len(replay),
+        plan.memory_tiers_changed,
+    )
 
 
 def _decay(
@@ -90,49 +141,49 @@ def _bound(links: list[Link], rules: PlasticitySettings) -> tuple[list[Link], li
     return kept, dropped
 
 
-def _replay(store: Store, learning: Learning, links: list[Link], now: datetime) -> int:
-    """Rehearse the most important recent memories (importance x strength) not replayed within the last
-    cycle: their strongest links are reactivated, as a co-access, and the replay restores their strength."""
-    rules = learning.rules
+def _replay_choice(memories: list[MemoryState], now: datetime, rules: PlasticitySettings) -> list[int]:
+    """The most important recent memories (importance x strength) not replayed within the last cycle: replay
+    reactivates their strongest links, as a co-access, and restores their strength."""
     cycle = timedelta(hours=rules.cycle_hours)
-    candidates = [m for m in store.memory_states() if m.last_replayed is None or m.last_replayed <= now - cycle]
     scored = sorted(
-        ((m.importance * plasticity.memory_strength(now - m.last_use, rules), m.id) for m in candidates),
+        (
+            (m.importance * plasticity.memory_strength(now - m.last_use, rules), m.id)
+            for m in memories
+            if m.last_replayed is None or m.last_replayed <= now - cycle
+        ),
         reverse=True,
     )
-    chosen = [memory_id for score, memory_id in scored[: rules.replay_count] if score >= 0.05]
-    if not chosen:
-        return 0
+    return [memory_id for score, memory_id in scored[: rules.replay_count] if score >= 0.05]
+
+
+def _strongest_pairs(links: list[Link], memory_ids: list[int]) -> list[Pair]:
+    wanted = set(memory_ids)
     by_memory: dict[int, list[Link]] = {}
     for link in links:
-        by_memory.setdefault(link.source_id, []).append(link)
-        by_memory.setdefault(link.target_id, []).append(link)
+        for end in (link.source_id, link.target_id):
+            if end in wanted:
+                by_memory.setdefault(end, []).append(link)
     pairs = {
         (link.source_id, link.target_id)
-        for memory_id in chosen
-        for link in sorted(by_memory.get(memory_id, []), key=lambda x: -x.weight)[:REPLAY_LINKS]
+        for near in by_memory.values()
+        for link in sorted(near, key=lambda x: -x.weight)[:REPLAY_LINKS]
     }
-    learning.strengthen(store, sorted(pairs), now)
-    store.mark_replayed(chosen, now)
-    return len(chosen)
+    return sorted(pairs)
 
 
-def _memory_tiers(store: Store, now: datetime, rules: PlasticitySettings) -> int:
+def _memory_tiers(
+    memories: list[MemoryState], now: datetime, rules: PlasticitySettings
+) -> tuple[list[tuple[int, float, int]], int]:
     """Strength from the time since last use; tiers to their fixed point. Only memories whose tier changed or
     whose stored strength is off by more than 0.05 are written."""
-    ids: list[int] = []
-    strengths: list[float] = []
-    tiers: list[int] = []
+    updates: list[tuple[int, float, int]] = []
     changed = 0
-    for m in store.memory_states():
+    for m in memories:
         strength = plasticity.memory_strength(now - m.last_use, rules)
         tier = m.tier
         while (step := plasticity.memory_tier(tier, m.uses, strength)) != tier:
             tier = step
         changed += tier != m.tier
         if tier != m.tier or abs(strength - m.strength) > 0.05:
-            ids.append(m.id)
-            strengths.append(round(strength, 6))
-            tiers.append(tier)
-    store.set_memory_states(ids, strengths, tiers)
-    return changed
+            updates.append((m.id, round(strength, 6), tier))
+    return updates, changed

@@ -133,7 +133,7 @@ class MemoryService:
             self._index_documents(self._store.documents())
             self._project_counts = self._store.project_counts()
             if self._settings.plasticity.enabled:
-                self._learning.load(self._store.all_links())
+                self._learning.load(self._store.graph())
             log.info(
                 "ready: %d memories, vector index %s, in %.2f s",
                 len(self._lexical),
@@ -640,10 +640,23 @@ class MemoryService:
     def consolidate(self) -> ConsolidateResult:
         """One consolidation pass now: decay, tiers, pruning, replay (see maintenance)."""
         self._wait_ready()
+        self._apply_learning()
         with self._write_lock:
             now = self._clock.now()
-            self._apply_learning()
-            report = maintenance.consolidate(self._store, self._learning, now)
+            self._learning.watch()
+        # The reading and the arithmetic (seconds at 100k memories) run without the write lock, so calls go on;
+        # only the writes take it, and they skip whatever changed in the meantime.
+        try:
+            plan = maintenance.plan(
+                self._store.all_links(), self._store.memory_states(), now, self._settings.plasticity
+            )
+        except BaseException:
+            with self._write_lock:
+                self._learning.unwatch()
+            raise
+        with self._write_lock:  # one hold: nothing can change between reading the changes and writing
+            touched, gone = self._learning.unwatch()
+            report = maintenance.apply(plan, self._store, self._learning, touched, gone)
             self._store.set_meta(_LAST_PASS_META_KEY, now.isoformat())
         return ConsolidateResult(
             at=report.at,

@@ -465,6 +465,10 @@ class Store:
 
     # --- associations ------------------------------------------------------------------------------------
 
+    def graph(self) -> list[tuple[int, int, float, str]]:
+        """(source, target, weight, kind) of every link: the few columns recall's graph needs, read fast."""
+        return self._fetch("SELECT source_id, target_id, weight, kind FROM associations")
+
     def all_links(self) -> list[Link]:
         return [_link(r) for r in self._fetch(f"SELECT {_LINK_COLUMNS} FROM associations")]
 
@@ -536,6 +540,16 @@ class Store:
                 "t": [_naive(e[3]) for e in events],
             },
         )
+        recalled = [(e[0], _naive(e[3])) for e in events if e[2] == "recalled"]
+        if recalled:  # being recalled is an access: it counts as a use and restores strength
+            c.execute(
+                """UPDATE memories SET last_accessed_at = greatest(last_accessed_at, u.t),
+                       access_count = access_count + u.n
+                   FROM (SELECT m, max(t) AS t, count(*) AS n
+                         FROM (SELECT unnest($m::BIGINT[]) AS m, unnest($t::TIMESTAMP[]) AS t) GROUP BY m) AS u
+                   WHERE memories.id = u.m""",
+                {"m": [r[0] for r in recalled], "t": [r[1] for r in recalled]},
+            )
 
     def memory_states(self) -> list[MemoryState]:
         rows = self._fetch(
