@@ -50,3 +50,25 @@ def test_bad_configuration_is_reported_before_anything_starts(tmp_path: Path) ->
     assert done.returncode == 1
     assert "HEBBIAN_MEMORY_RECALL_DEFAULT_K" in done.stderr
     assert not (tmp_path / "memory.duckdb").exists()
+
+
+def test_stats_and_consolidate_commands_print_json_about_the_data_dir(tmp_path: Path) -> None:
+    import json
+
+    def run(*args: str) -> dict[str, object]:
+        done = subprocess.run(
+            [sys.executable, "-m", "hebbian_memory", "--data-dir", str(tmp_path), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    stats = run("stats")
+    assert stats["memories"] == 0
+    assert stats["last_consolidation"] is None
+    report = run("consolidate")
+    assert report["pruned"] == 0
+    assert run("stats")["last_consolidation"] == report["at"]
