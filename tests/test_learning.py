@@ -78,6 +78,8 @@ def test_a_link_decays_by_elapsed_time_and_a_pass_twice_at_once_changes_nothing(
     clock.advance(timedelta(days=7))
     service.consolidate()
     assert service.links(a) == [(b, pytest.approx(0.5 * 0.9**7))]
+    graph = service._learning.neighbours(a)  # pyright: ignore[reportPrivateUsage]
+    assert graph == [(b, pytest.approx(0.5 * 0.9**7), "temporal")], "recall spreads over the decayed weight"
     again = service.consolidate()
     assert service.links(a) == [(b, pytest.approx(0.5 * 0.9**7))]
     assert again.pruned == 0
@@ -178,8 +180,10 @@ def test_a_pass_keeps_what_changed_while_it_was_planning(service: MemoryService,
     plan = maintenance.plan(store.all_links(), store.memory_states(), clock.now(), learning.rules)
     service.associate(a, [b], 0.9)  # meanwhile: a-b strengthened
     service.forget(ids=[c])  # and c forgotten
-    touched, gone = learning.unwatch()
+    touched, gone = learning.changes()
     maintenance.apply(plan, store, learning, touched, gone)
+    maintenance.apply_memories(plan, store)
+    learning.unwatch()
     faded = 0.5 * 0.9**40  # the temporal link, decayed, then strengthened explicitly: w + 0.9 (1 - w)
     assert service.links(a) == [(b, pytest.approx(faded + 0.9 * (1 - faded)))], "the newer a-b survives the pass"
     assert service.links(c) == []

@@ -75,10 +75,19 @@ class Learning:
         """Start noting the links and memories that change while a pass plans from a snapshot."""
         self._watching, self._touched, self._gone = True, set(), set()
 
-    def unwatch(self) -> tuple[set[Pair], set[int]]:
-        """Stop noting; the links touched and the memories forgotten since :meth:`watch`."""
-        self._watching = False
+    def changes(self) -> tuple[set[Pair], set[int]]:
+        """The links touched and the memories forgotten since :meth:`watch` (live sets)."""
         return self._touched, self._gone
+
+    def unwatch(self) -> None:
+        self._watching = False
+
+    def refresh(self, links: Iterable[Link]) -> None:
+        """Set the graph's weights of links still in it (decayed by a pass); the links' kinds do not change."""
+        for link in links:
+            near = self._graph.get(link.source_id)
+            if near is not None and link.target_id in near:
+                self._put(link.source_id, link.target_id, link.weight, link.kind)
 
     def temporal(self, chain: Sequence[int], now: datetime) -> list[Link]:
         """The temporal links the store made for a chain of memories (first element: the one before, if any)."""

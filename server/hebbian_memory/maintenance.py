@@ -2,6 +2,7 @@
 memories are replayed (their strongest links reactivated); memory strength and tiers follow."""
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -63,8 +64,9 @@ def plan(links: list[Link], memories: list[MemoryState], now: datetime, rules: P
 
 
 def apply(plan: Plan, store: Store, learning: Learning, touched: set[Pair], gone: set[int]) -> PassReport:
-    """Write a plan, leaving out what changed since its snapshot: links strengthened meanwhile (``touched``)
-    keep their newer state, and nothing is written for memories forgotten meanwhile (``gone``)."""
+    """Write a plan's links (under the service's write lock), leaving out what changed since its snapshot:
+    links strengthened meanwhile (``touched``) keep their newer state, and nothing is written for memories
+    forgotten meanwhile (``gone``)."""
 
     def stale(ends: Pair) -> bool:
         return ends in touched or ends[0] in gone or ends[1] in gone
@@ -72,21 +74,25 @@ def apply(plan: Plan, store: Store, learning: Learning, touched: set[Pair], gone
     changed = [x for x in plan.changed if not stale((x.source_id, x.target_id))]
     dropped = [ends for ends in plan.dropped if not stale(ends)]
     store.save_links(changed, dropped)
-    learning.saved([x for x in plan.kept if not stale((x.source_id, x.target_id))], dropped)
-    replay = [m for m in plan.replay if m not in gone]
+    learning.saved(changed, dropped)  # the other weights are refreshed in chunks afterwards (refresh_graph)
     learning.strengthen(store, [ends for ends in plan.replay_pairs if not stale(ends)], plan.now)
-    store.mark_replayed(replay, plan.now)
-    updates = [u for u in plan.memory_updates if u[0] not in gone]
-    store.set_memory_states([u[0] for u in updates], [u[1] for u in updates], [u[2] for u in updates])
     return PassReport(
         plan.now,
         learning.link_count(),
         len(dropped),
         plan.promoted,
         plan.demoted,
-        len(replay),
+        len([m for m in plan.replay if m not in gone]),
         plan.memory_tiers_changed,
     )
+
+
+def apply_memories(plan: Plan, store: Store) -> None:
+    """Replay marks, strengths and tiers: columns nothing else in the service holds in memory, so this runs
+    without the write lock (the store serialises its statements; a memory forgotten meanwhile matches no row)."""
+    store.mark_replayed(plan.replay, plan.now)
+    updates = plan.memory_updates
+    store.set_memory_states([u[0] for u in updates], [u[1] for u in updates], [u[2] for u in updates])
 
 
 def _decay(
@@ -187,3 +193,13 @@ def _memory_tiers(
         if tier != m.tier or abs(strength - m.strength) > 0.05:
             updates.append((m.id, round(strength, 6), tier))
     return updates, changed
+
+
+def stale_filter(touched: set[Pair], gone: set[int]) -> Callable[[Link], bool]:
+    """True for links that changed, or lost a memory, after the plan's snapshot."""
+
+    def fresh(link: Link) -> bool:
+        ends = (link.source_id, link.target_id)
+        return ends not in touched and ends[0] not in gone and ends[1] not in gone
+
+    return fresh

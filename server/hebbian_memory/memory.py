@@ -46,6 +46,7 @@ MAX_TOKEN_BUDGET = 1_000_000
 DEFAULT_PROJECT = inputs.DEFAULT_PROJECT
 _MODEL_META_KEY = "embedding_model"
 _LAST_PASS_META_KEY = "last_consolidation"
+GRAPH_REFRESH_CHUNK = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -650,14 +651,20 @@ class MemoryService:
             plan = maintenance.plan(
                 self._store.all_links(), self._store.memory_states(), now, self._settings.plasticity
             )
-        except BaseException:
+            with self._write_lock:  # one hold: nothing can change between reading the changes and writing
+                touched, gone = self._learning.changes()
+                report = maintenance.apply(plan, self._store, self._learning, touched, gone)
+            maintenance.apply_memories(plan, self._store)
+            self._store.set_meta(_LAST_PASS_META_KEY, now.isoformat())
+            # The graph takes the decayed weights in chunks, so calls wait milliseconds, not the whole refresh;
+            # links written since the snapshot (including by apply) keep their newer weights.
+            for start in range(0, len(plan.kept), GRAPH_REFRESH_CHUNK):
+                with self._write_lock:
+                    fresh = maintenance.stale_filter(*self._learning.changes())
+                    self._learning.refresh(filter(fresh, plan.kept[start : start + GRAPH_REFRESH_CHUNK]))
+        finally:
             with self._write_lock:
                 self._learning.unwatch()
-            raise
-        with self._write_lock:  # one hold: nothing can change between reading the changes and writing
-            touched, gone = self._learning.unwatch()
-            report = maintenance.apply(plan, self._store, self._learning, touched, gone)
-            self._store.set_meta(_LAST_PASS_META_KEY, now.isoformat())
         return ConsolidateResult(
             at=report.at,
             links=report.links,
