@@ -67,22 +67,31 @@ def http_server(data_dir: Path, transport: str, *args: str, token: str | None = 
             process.stderr.close()
 
 
+async def remember_then_recall(client: Client, content: str, query: str) -> tuple[int, int]:
+    """The id stored for ``content`` and the id of the best hit for ``query``."""
+    stored = await call(client, "remember", content=content)
+    hits = (await call(client, "recall", query=query, k=1))["hits"]
+    return stored["id"], hits[0]["id"]
+
+
 @pytest.mark.anyio
 async def test_streamable_http_on_loopback_stores_and_recalls(data_dir: Path) -> None:
     with http_server(data_dir, "streamable-http") as port:
         async with Client(f"http://127.0.0.1:{port}/mcp") as client:
-            stored = await call(client, "remember", content="The wifi password is on the fridge.")
-            hits = (await call(client, "recall", query="where is the wifi password", k=1))["hits"]
-    assert hits[0]["id"] == stored["id"]
+            stored, found = await remember_then_recall(
+                client, "The wifi password is on the fridge.", "where is the wifi password"
+            )
+    assert found == stored
 
 
 @pytest.mark.anyio
 async def test_sse_on_loopback_stores_and_recalls(data_dir: Path) -> None:
     with http_server(data_dir, "sse") as port:
         async with Client(sse_client(f"http://127.0.0.1:{port}/sse")) as client:
-            stored = await call(client, "remember", content="Grandma's lasagne needs three hours.")
-            hits = (await call(client, "recall", query="how long does the lasagne take", k=1))["hits"]
-    assert hits[0]["id"] == stored["id"]
+            stored, found = await remember_then_recall(
+                client, "Grandma's lasagne needs three hours.", "how long does the lasagne take"
+            )
+    assert found == stored
 
 
 def test_binding_beyond_loopback_without_a_token_refuses_to_start(tmp_path: Path) -> None:
@@ -115,9 +124,8 @@ async def test_with_a_token_requests_without_it_are_rejected_and_with_it_served(
         assert anonymous.headers["www-authenticate"] == "Bearer"
         authorised = httpx2.AsyncClient(headers={"authorization": f"Bearer {TOKEN}"})
         async with authorised, Client(streamable_http_client(url, http_client=authorised)) as client:
-            stored = await call(client, "remember", content="The spare key is under the blue pot.")
-            hits = (await call(client, "recall", query="spare key", k=1))["hits"]
-        assert hits[0]["id"] == stored["id"]
+            stored, found = await remember_then_recall(client, "The spare key is under the blue pot.", "spare key")
+        assert found == stored
 
 
 @pytest.mark.anyio

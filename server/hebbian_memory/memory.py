@@ -99,7 +99,6 @@ class MemoryService:
         self._lexical: LexicalIndex = BM25Index(self._fields, k1=settings.lexical.k1)
         self._entities: dict[int, frozenset[str]] = {}
         self._previous_of: dict[int, int] = {}  # memory id -> the memory before it in its session
-        self._next_of: dict[int, int] = {}  # memory id -> the memory after it in its session
         # The last memory stored in each live session, whose "next" context the following memory fills.
         self._episode_tail: dict[int, tuple[int, str]] = {}
         # Sessions started here have no memories yet; any other (one a previous owner started) may have some.
@@ -167,7 +166,6 @@ class MemoryService:
                 self._entities[doc.id] = found
             if doc.previous_id is not None:
                 self._previous_of[doc.id] = doc.previous_id
-                self._next_of[doc.previous_id] = doc.id
             else:
                 self._previous_of.pop(doc.id, None)
 
@@ -740,10 +738,7 @@ class MemoryService:
             for memory_id in doomed:
                 self._lexical.remove(memory_id)
                 self._entities.pop(memory_id, None)
-                before_it = self._previous_of.pop(memory_id, None)
-                if before_it is not None and self._next_of.get(before_it) == memory_id:
-                    del self._next_of[before_it]
-                self._next_of.pop(memory_id, None)
+                self._previous_of.pop(memory_id, None)
             # Neighbours held the forgotten text as context: index their episodes again without it.
             survivors = self._store.documents(sorted(episodes)) if episodes else []
             self._index_documents(survivors)
