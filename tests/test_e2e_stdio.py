@@ -53,8 +53,8 @@ async def test_remembering_the_same_text_twice_returns_the_same_id(data_dir: Pat
         first = await call(client, "remember", content=FACTS[2], tags=["people"])
         again = await call(client, "remember", content=f"  {FACTS[2]}\n", tags=["coffee"])
         hits = (await call(client, "recall", query="Maria coffee", k=10))["hits"]
-    assert first == {"id": first["id"], "created": True}
-    assert again == {"id": first["id"], "created": False}
+    assert first == {"id": first["id"], "created": True, "redacted": []}
+    assert again == {"id": first["id"], "created": False, "redacted": []}
     assert [h["id"] for h in hits].count(first["id"]) == 1
     assert hits[0]["tags"] == ["coffee", "people"], "tags of the duplicate are merged into the stored memory"
 

@@ -1,6 +1,8 @@
 """Command line: argument parsing and subcommands; the only place that starts transports."""
 
+import dataclasses
 import ipaddress
+import json
 import logging
 import sys
 from pathlib import Path
@@ -14,6 +16,9 @@ from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.errors import HebbianMemoryError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from hebbian_memory.sharing.node import Node
     from hebbian_memory.sharing.ops import Op
 
 T = TypeVar("T")
@@ -121,13 +126,79 @@ def stats(ctx: click.Context) -> None:
     click.echo(_call(_settings(ctx), STATS).model_dump_json(indent=2))
 
 
-def _call(settings: Settings, op: "Op[T]") -> T:
+@main.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def export_command(ctx: click.Context, path: Path, as_json: bool) -> None:
+    """Write every memory, link and session to PATH as JSON lines: a consistent backup, safe while servers run.
+
+    The file is readable by you only; it holds your memories in plain text."""
+    from hebbian_memory.sharing.ops import EXPORT
+
+    result = _call(_settings(ctx), EXPORT, {"path": str(path.expanduser().absolute())})
+    if as_json:
+        click.echo(result.model_dump_json(indent=2))
+    else:
+        click.echo(
+            f"Exported {result.memories} memories, {result.links} links and {result.sessions} sessions "
+            f"to {result.path} ({result.bytes:,} bytes)."
+        )
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def import_command(ctx: click.Context, path: Path, as_json: bool) -> None:
+    """Read a file written by `export` (or any JSON lines of {"type": "memory", "content": ...}) into this
+    memory. Memories already stored (same text in the same project) and links already present are skipped,
+    so running it twice is harmless. Ids are kept where free."""
+    from hebbian_memory import portability
+    from hebbian_memory.models import ImportResult
+    from hebbian_memory.sharing.node import Node
+    from hebbian_memory.sharing.ops import IMPORT
+
+    async def run(node: Node) -> portability.ImportSummary:
+        async def send(kind: str, records: list[dict[str, object]]) -> ImportResult:
+            return await node.call(IMPORT, {"kind": kind, "records": records})
+
+        size = path.stat().st_size
+        with click.progressbar(length=size, label="importing", file=sys.stderr, show_pos=False) as bar:
+            return await portability.import_file(path, send, lambda done: bar.update(done - bar.pos))
+
+    summary = _with_node(_settings(ctx), run)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(summary), indent=2))
+        return
+    created, skipped = summary.created, summary.duplicates
+    click.echo(
+        f"Imported {created['memory']} memories, {created['link']} links and {created['session']} sessions; "
+        f"skipped as already present: {skipped['memory']} memories, {skipped['link']} links, "
+        f"{skipped['session']} sessions."
+    )
+    if summary.orphan_links:
+        click.echo(f"{summary.orphan_links} links named memories not in the file and were left out.")
+    if summary.redacted:
+        click.echo(f"Secrets were redacted in {summary.redacted} memories.")
+
+
+def _call(settings: Settings, op: "Op[T]", args: dict[str, object] | None = None) -> T:
     """One operation on the data dir: through its running owner, or as the owner for the moment."""
+
+    async def run(node: "Node") -> T:
+        return await node.call(op, dict(args or {}))
+
+    return _with_node(settings, run)
+
+
+def _with_node(settings: Settings, work: "Callable[[Node], Awaitable[T]]") -> T:
+    """Run ``work`` with a node on the data dir (forwarding to a running owner, or owning it meanwhile)."""
     from hebbian_memory.app import build_node
 
     async def run() -> T:
         async with build_node(settings).running() as node:
-            return await node.call(op, {})
+            return await work(node)
 
     try:
         return anyio.run(run)

@@ -6,6 +6,7 @@ a user TOML file, then ``HEBBIAN_MEMORY_*`` environment variables, then explicit
 """
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -47,6 +48,7 @@ class LimitSettings:
     max_k: int
     max_ids: int
     max_batch: int
+    max_result_chars: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,13 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PrivacySettings:
+    redact_secrets: bool
+    extra_patterns: list[str]
+    purge_after_forget: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     data_dir: Path
     log_level: str
@@ -146,6 +155,7 @@ class Settings:
     sharing: SharingSettings
     http: HttpSettings
     plasticity: PlasticitySettings
+    privacy: PrivacySettings
 
     @property
     def model_cache_dir(self) -> Path:
@@ -162,6 +172,7 @@ SECTIONS: dict[str, type[Any]] = {
     "sharing": SharingSettings,
     "http": HttpSettings,
     "plasticity": PlasticitySettings,
+    "privacy": PrivacySettings,
 }
 _TOP_LEVEL = ("data_dir", "log_level", "project", "project_from_roots")
 
@@ -287,6 +298,11 @@ def _validate(s: Settings) -> None:
         (1 <= s.recall.default_k <= s.limits.max_k, "recall.default_k must be between 1 and limits.max_k"),
     ]
     problems = [message for ok, message in ranges if not ok]
+    for pattern in s.privacy.extra_patterns:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            problems.append(f"privacy.extra_patterns: {pattern!r} is not a regular expression ({e})")
     if s.http.token and len(s.http.token) < MIN_TOKEN_CHARS:
         problems.append(f"http.token must be at least {MIN_TOKEN_CHARS} characters (try: openssl rand -hex 24)")
     for section in (s.limits, s.model, s.index, s.lexical, s.recall, s.sharing, s.plasticity):

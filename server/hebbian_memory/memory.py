@@ -11,11 +11,12 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from hebbian_memory import documents, inputs, maintenance, plasticity
+from hebbian_memory import documents, inputs, maintenance, plasticity, portability
 from hebbian_memory.clock import Clock
 from hebbian_memory.config import LimitSettings, Settings
 from hebbian_memory.embedding import Embedder, Vectors
@@ -27,7 +28,9 @@ from hebbian_memory.models import (
     AssociateResult,
     Association,
     ConsolidateResult,
+    ExportResult,
     ForgetResult,
+    ImportResult,
     LinkVia,
     MemoryInput,
     RecallHit,
@@ -36,7 +39,9 @@ from hebbian_memory.models import (
     ScoreParts,
     StatsResult,
 )
-from hebbian_memory.storage import Chain, DocumentRow, Filters, Link, NewMemory, Store
+from hebbian_memory.portability import LinkRecord, MemoryRecord, SessionRecord
+from hebbian_memory.redaction import Redactor
+from hebbian_memory.storage import PURGE_DUE, Chain, DocumentRow, Filters, Link, NewMemory, Store
 from hebbian_memory.text import words
 
 log = logging.getLogger(__name__)
@@ -59,6 +64,7 @@ class _Prepared:
     metadata: dict[str, Any]
     importance: float
     event_time: datetime | None
+    redacted: tuple[str, ...] = ()
 
 
 _Floats = np.ndarray[Any, np.dtype[np.float32]]
@@ -104,11 +110,14 @@ class MemoryService:
         # Sessions started here have no memories yet; any other (one a previous owner started) may have some.
         self._fresh_sessions: set[int] = set()
         self._learning = Learning(settings.plasticity)
+        self._redactor = Redactor(settings.privacy.redact_secrets, settings.privacy.extra_patterns)
         self._project_counts: dict[str, int] = {}  # memories per project: recall skips the filter if all are in one
         self._index: VectorIndex | None = None
         self._write_lock = threading.RLock()
         self._writes = 0  # bumped under the write lock whenever memories are stored or deleted
         self._ready = threading.Event()
+        self._lifecycle = threading.Lock()
+        self._warming = self._closed = False
         self._warm_up_error: HebbianMemoryError | None = None
         self._last_save = time.monotonic()
 
@@ -116,6 +125,10 @@ class MemoryService:
 
     def warm_up(self) -> None:
         """Load the model and make both indexes agree with the database. Blocking; run it in a thread."""
+        with self._lifecycle:
+            if self._closed:  # closed before this thread got to run: nothing to warm up
+                return
+            self._warming = True
         try:
             started = time.perf_counter()
             self._embedder.load()
@@ -130,6 +143,8 @@ class MemoryService:
             self._index = index
             if outcome != "loaded":
                 index.save()
+            if self._store.get_meta(PURGE_DUE):  # a forget whose purge a crash cut short
+                self._purge()
             self._index_documents(self._store.documents())
             self._project_counts = self._store.project_counts()
             if self._settings.plasticity.enabled:
@@ -169,6 +184,16 @@ class MemoryService:
             else:
                 self._previous_of.pop(doc.id, None)
 
+    def _purge(self) -> None:
+        started = time.perf_counter()
+        before, after = self._store.purge()
+        log.info(
+            "database rewritten without forgotten text: %d -> %d bytes in %.2f s",
+            before,
+            after,
+            time.perf_counter() - started,
+        )
+
     def _wait_ready(self) -> VectorIndex:
         if not self._ready.wait(WARM_UP_TIMEOUT_S):
             raise HebbianMemoryError("The memory is still starting up (loading the model). Try again shortly.")
@@ -195,7 +220,14 @@ class MemoryService:
 
     def close(self) -> None:
         """Save the index and close the database; waits for a running warm-up."""
-        self._ready.wait(WARM_UP_TIMEOUT_S)
+        with self._lifecycle:
+            self._closed = True
+            warming = self._warming
+        if warming:
+            self._ready.wait(WARM_UP_TIMEOUT_S)
+        else:  # never warmed up: calls still waiting must not wait for it
+            self._warm_up_error = HebbianMemoryError("The memory server is shutting down. Try again shortly.")
+            self._ready.set()
         try:
             self.flush(force=True)
         finally:
@@ -319,7 +351,7 @@ class MemoryService:
         for p in prepared:
             first = p.content_hash in created and all(r.id != created[p.content_hash] for r in results)
             memory_id = known.get(p.content_hash) or created[p.content_hash]
-            results.append(RememberResult(id=memory_id, created=first))
+            results.append(RememberResult(id=memory_id, created=first, redacted=list(p.redacted)))
             if not first:
                 self._store.reinforce(memory_id, p.tags, p.importance, session_id, now)
                 reinforced.append(memory_id)
@@ -349,15 +381,20 @@ class MemoryService:
         return self._episode_tail.get(session_id)
 
     def _prepare(self, item: MemoryInput, limits: LimitSettings, where: str) -> _Prepared:
+        """Validate, then redact secrets (before the text is hashed, stored or embedded)."""
         try:
             text = inputs.text(item.content, "content", limits.max_content_chars)
+            metadata = inputs.metadata(item.metadata, limits)
+            clean = self._redactor.text(text)
+            clean_metadata, metadata_kinds = self._redactor.json(metadata)
             return _Prepared(
-                content=text,
-                content_hash=inputs.content_hash(text),
+                content=clean.text,
+                content_hash=inputs.content_hash(clean.text),
                 tags=inputs.tags(item.tags, limits),
-                metadata=inputs.metadata(item.metadata, limits),
+                metadata=clean_metadata,
                 importance=inputs.unit_interval(item.importance, "importance"),
                 event_time=inputs.when(item.event_time, "event_time"),
+                redacted=tuple(dict.fromkeys(clean.kinds + metadata_kinds)),
             )
         except InvalidInputError as e:
             raise InvalidInputError(f"{where}{e} Nothing was stored.") from e
@@ -422,6 +459,8 @@ class MemoryService:
             rows = self._store.get([found.ids[i] for i in order])
             if budget is not None:
                 order = _pack(order, [estimate_tokens(rows[found.ids[i]].content) for i in order], budget, top_k)
+            shown = _within(order, [len(rows[found.ids[i]].content) for i in order], limits.max_result_chars)
+            truncated, order = len(shown) < len(order), shown
             chosen = [found.ids[i] for i in order]
             if rules.enabled:
                 self._learning.recalled(session_id, chosen, self._clock.now())
@@ -445,7 +484,7 @@ class MemoryService:
             for i, memory_id in zip(order, chosen, strict=True)
             if memory_id in rows
         ]
-        return RecallResult(hits=hits, tokens=sum(estimate_tokens(h.content) for h in hits))
+        return RecallResult(hits=hits, tokens=sum(estimate_tokens(h.content) for h in hits), truncated=truncated)
 
     def _project_filter(self, project: str | None) -> str | None:
         """The project to filter on, or None when no filter is needed (every memory is in it)."""
@@ -702,6 +741,76 @@ class MemoryService:
 
     # --- forget ------------------------------------------------------------------------------------------
 
+    # --- export and import ------------------------------------------------------------------------------
+
+    def export(self, path: Path) -> ExportResult:
+        """Every session, memory and link to ``path`` (JSON lines), from one consistent snapshot: an online
+        backup, taken while writers carry on."""
+        self._wait_ready()
+        self._apply_learning()  # co-access pairs waiting for the flush loop are part of what was learned
+        return portability.export(self._store, path, self._clock.now(), self._embedder.model_id)
+
+    def import_sessions(self, records: Sequence[SessionRecord]) -> ImportResult:
+        self._wait_ready()
+        rows = [r.model_dump(exclude={"type"}) for r in records]
+        for row in rows:
+            row["project"] = row["project"] and inputs.project(row["project"])
+        with self._write_lock:
+            ids, matched = self._store.import_sessions(rows)
+        return ImportResult(ids=ids, created=len(ids) - matched, duplicates=matched)
+
+    def import_memories(self, records: Sequence[MemoryRecord]) -> ImportResult:
+        """Memories from an export (or any such file): validated and redacted like remember's; a memory whose
+        text is already stored in its project is not stored again (its id is returned). Stored embeddings of
+        the model in use are kept, others are computed."""
+        limits = self._settings.limits
+        prepared: list[tuple[str, _Prepared]] = []
+        for n, r in enumerate(records, start=1):
+            item = MemoryInput(content=r.content, tags=r.tags, metadata=r.metadata, importance=r.importance)
+            where = f"memory {r.id if r.id is not None else n} of this batch: "
+            prepared.append((inputs.project(r.project), self._prepare(item, limits, where)))
+        index = self._wait_ready()
+        model, dim = self._embedder.model_id, self._embedder.dim
+        vectors = [r.vector(model, dim) for r in records]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        for i, v in zip(missing, self._embedder.embed([prepared[i][1].content for i in missing]), strict=True):
+            vectors[i] = v
+        with self._write_lock:
+            now = self._clock.now()
+            known: dict[tuple[str, str], int] = {}
+            for project in {project for project, _ in prepared}:
+                hashes = [p.content_hash for q, p in prepared if q == project]
+                known |= {(project, h): i for h, i in self._store.ids_by_hash(hashes, project).items()}
+            rows: dict[tuple[str, str], dict[str, Any]] = {}
+            for r, (project, p), vector in zip(records, prepared, vectors, strict=True):
+                key = (project, p.content_hash)
+                if key not in known and key not in rows:
+                    rows[key] = _memory_row(r, project, p, vector, model, now)
+            ids = dict(zip(rows, self._store.import_memories(list(rows.values())), strict=True))
+            self._writes += 1
+            if ids:
+                index.add(list(ids.values()), np.stack([row["vector"] for row in rows.values()]))
+                self._project_counts = self._store.project_counts()
+                sessions = {row["session_id"] for row in rows.values() if row["session_id"] is not None}
+                self._index_documents(self._store.documents(sorted(sessions), list(ids.values())))
+        all_ids = [known.get((q, p.content_hash)) or ids[(q, p.content_hash)] for q, p in prepared]
+        return ImportResult(
+            ids=all_ids,
+            created=len(ids),
+            duplicates=len(records) - len(ids),
+            redacted=sum(1 for _, p in prepared if p.redacted),
+        )
+
+    def import_links(self, records: Sequence[LinkRecord]) -> ImportResult:
+        """Links whose ends are stored (ids already translated); an existing link is left as it is."""
+        self._wait_ready()
+        rows = [r.model_dump(exclude={"type"}) for r in records]
+        with self._write_lock:
+            added = self._store.import_links(rows)
+            if self._settings.plasticity.enabled:
+                self._learning.saved(Link(**row) for row in rows if (row["source_id"], row["target_id"]) in added)
+        return ImportResult(ids=[], created=len(added), duplicates=len(rows) - len(added))
+
     def forget(
         self,
         ids: Sequence[int] | None = None,
@@ -729,7 +838,8 @@ class MemoryService:
                     raise MemoryNotFoundError(missing)
             doomed = self._store.select_for_forget(id_list, tag_list, cutoff, within)
             episodes = self._store.sessions_of(doomed)
-            self._store.delete(doomed)
+            purge = self._settings.privacy.purge_after_forget and bool(doomed)
+            self._store.delete(doomed, purge_due=purge)
             self._writes += 1
             index.remove(doomed)
             if doomed:
@@ -748,7 +858,39 @@ class MemoryService:
                     del self._episode_tail[session_id]
             if doomed:
                 index.save()  # the file on disk must not keep a forgotten memory's vector
+            if purge:
+                self._purge()
         return ForgetResult(forgotten=len(doomed), ids=doomed[:1000])
+
+
+def _memory_row(
+    r: MemoryRecord, project: str, p: _Prepared, vector: Vectors | None, model: str, now: datetime
+) -> dict[str, Any]:
+    """A whole memory row from an imported record; times it lacks are now."""
+    assert vector is not None
+    created = r.created_at or now
+    return {
+        "id": r.id,
+        "project": project,
+        "content": p.content,
+        "content_hash": p.content_hash,
+        "tags": list(p.tags),
+        "metadata": p.metadata,
+        "importance": p.importance,
+        "created_at": created,
+        "updated_at": r.updated_at or created,
+        "event_time": r.event_time or created,
+        "last_accessed_at": r.last_accessed_at or created,
+        "access_count": r.access_count,
+        "strength": r.strength,
+        "tier": r.tier,
+        "session_id": r.session_id,
+        "replay_count": r.replay_count,
+        "last_replayed_at": r.last_replayed_at,
+        "embedding_model": model,
+        "embedding": np.asarray(vector, dtype="<f4").tobytes(),
+        "vector": vector,
+    }
 
 
 def _via(reached: plasticity.Reached | None) -> LinkVia | None:
@@ -770,6 +912,16 @@ def _min_max(values: _Floats) -> _Floats:
 def estimate_tokens(text: str) -> int:
     """Tokens an LLM will spend on ``text``, roughly (about four characters per token in English)."""
     return max(1, -(-len(text) // 4))
+
+
+def _within(order: list[int], sizes: list[int], limit: int) -> list[int]:
+    """The leading hits whose content fits in ``limit`` characters together."""
+    total = 0
+    for n, size in enumerate(sizes):
+        total += size
+        if total > limit:
+            return order[:n]
+    return order
 
 
 def _pack(order: list[int], costs: list[int], budget: int, limit: int) -> list[int]:

@@ -23,6 +23,9 @@ class MemoryInput(_Frozen):
 class RememberResult(_Frozen):
     id: int = Field(description="The memory's id; use it with associate and forget.")
     created: bool = Field(description="False when identical content was already stored and was reinforced instead.")
+    redacted: list[str] = Field(
+        default=[], description="Kinds of secrets replaced by [REDACTED:<kind>] before storing, e.g. ['api-key']."
+    )
 
 
 class RememberManyResult(_Frozen):
@@ -60,6 +63,11 @@ class RecallHit(_Frozen):
 class RecallResult(_Frozen):
     hits: list[RecallHit]
     tokens: int = Field(default=0, description="Estimated tokens of the hits' content together (4 chars/token).")
+    truncated: bool = Field(
+        default=False,
+        description="True when more hits matched than fit in the server's result size limit; ask for a smaller k, "
+        "a token_budget, or a narrower query.",
+    )
 
 
 class Association(_Frozen):
@@ -98,3 +106,20 @@ class ConsolidateResult(_Frozen):
     demoted: int
     replayed: int
     memory_tiers_changed: int
+
+
+class ExportResult(_Frozen):
+    path: str = Field(description="The file written (JSON lines; readable by its owner only).")
+    sessions: int
+    memories: int
+    links: int
+    bytes: int
+
+
+class ImportResult(_Frozen):
+    """What one batch of an import did."""
+
+    ids: list[int] = Field(description="The id here of each record sent, in order (existing ids for duplicates).")
+    created: int = Field(description="Records stored.")
+    duplicates: int = Field(description="Records already stored (same text in the same project, or same session).")
+    redacted: int = Field(default=0, description="Memories in which secrets were redacted.")

@@ -3,6 +3,7 @@ travels as JSON. The owner's own tool calls and forwarded calls take exactly the
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
@@ -11,12 +12,15 @@ from hebbian_memory.memory import DEFAULT_PROJECT, MemoryService
 from hebbian_memory.models import (
     AssociateResult,
     ConsolidateResult,
+    ExportResult,
     ForgetResult,
+    ImportResult,
     MemoryInput,
     RecallResult,
     RememberResult,
     StatsResult,
 )
+from hebbian_memory.portability import LinkRecord, MemoryRecord, SessionRecord
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -81,9 +85,34 @@ ASSOCIATE = _model(
 )
 FORGET = _model("forget", ForgetResult, lambda s, a: s.forget(a.get("ids"), a.get("tags"), a.get("before"), _scope(a)))
 
+EXPORT = _model("export", ExportResult, lambda s, a: s.export(Path(a["path"])))
+
+
+def _import(service: MemoryService, args: Args) -> ImportResult:
+    kind, records = args["kind"], args["records"]
+    if kind == "session":
+        return service.import_sessions([SessionRecord.model_validate(r) for r in records])
+    if kind == "memory":
+        return service.import_memories([MemoryRecord.model_validate(r) for r in records])
+    return service.import_links([LinkRecord.model_validate(r) for r in records])
+
+
+IMPORT = _model("import", ImportResult, _import)
 CONSOLIDATE = _model("consolidate", ConsolidateResult, lambda s, _a: s.consolidate())
 STATS = _model("stats", StatsResult, lambda s, _a: s.stats())
 
 OPS: dict[str, Op[Any]] = {
-    op.name: op for op in (START_SESSION, END_SESSION, REMEMBER_MANY, RECALL, ASSOCIATE, FORGET, CONSOLIDATE, STATS)
+    op.name: op
+    for op in (
+        START_SESSION,
+        END_SESSION,
+        REMEMBER_MANY,
+        RECALL,
+        ASSOCIATE,
+        FORGET,
+        CONSOLIDATE,
+        STATS,
+        EXPORT,
+        IMPORT,
+    )
 }

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hebbian_memory.errors import DatabaseDamagedError, DatabaseLockedError, StorageError
+from hebbian_memory.storage import transfer
 from hebbian_memory.storage.schema import migrate
 
 log = logging.getLogger(__name__)
@@ -128,11 +129,14 @@ class Store:
         self._conn = conn
         self.path = path
         self._lock = threading.RLock()
+        # Held by a snapshot reader (export) on its own cursor and by purge, which swaps the file under it.
+        self._file_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: Path, now: datetime) -> "Store":
         """Open (creating if needed) and migrate the database at ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # memories are private: owner only
+        path.with_name(path.name + ".purge").unlink(missing_ok=True)  # an unfinished purge's copy
         existed = path.exists()
         try:
             conn = duckdb.connect(str(path))
@@ -381,9 +385,10 @@ class Store:
             yield [(int(r[0]), str(r[1])) for r in rows]
             last = int(rows[-1][0])
 
-    def documents(self, session_ids: Sequence[int] | None = None) -> list[DocumentRow]:
-        """Every memory (or those of the given sessions) with its episodic neighbours, in id order."""
-        where = "" if session_ids is None else "WHERE session_id IN (SELECT unnest(?))"
+    def documents(self, session_ids: Sequence[int] | None = None, ids: Sequence[int] = ()) -> list[DocumentRow]:
+        """Every memory (or those of the given sessions, and the given ids of memories without a session) with
+        its episodic neighbours, in id order."""
+        where = "" if session_ids is None else "WHERE session_id IN (SELECT unnest(?)) OR id IN (SELECT unnest(?))"
         rows = self._fetch(
             f"""SELECT id, content, event_time, metadata,
                    CASE WHEN session_id IS NULL THEN NULL ELSE lag(content) OVER episode END,
@@ -392,7 +397,7 @@ class Store:
                 FROM memories {where}
                 WINDOW episode AS (PARTITION BY session_id ORDER BY id)
                 ORDER BY id""",
-            [] if session_ids is None else [list(session_ids)],
+            [] if session_ids is None else [list(session_ids), list(ids)],
         )
         return [
             DocumentRow(
@@ -448,12 +453,16 @@ class Store:
             params.append(_naive(before))
         return [int(r[0]) for r in self._fetch(f"SELECT id FROM memories WHERE {where} ORDER BY id", params)]
 
-    def delete(self, ids: Sequence[int]) -> None:
-        """Delete memories with their links and access events, then checkpoint so no text lingers in the WAL."""
+    def delete(self, ids: Sequence[int], purge_due: bool = False) -> None:
+        """Delete memories with their links and access events, then checkpoint so no text lingers in the WAL.
+        With ``purge_due``, the same transaction notes that the file still holds the deleted bytes (see
+        :meth:`purge`), so a crash before the purge is caught up at the next start."""
         if not ids:
             return
         id_list = list(ids)
         with self._tx() as c:
+            if purge_due:
+                c.execute("INSERT OR REPLACE INTO meta VALUES (?, '1')", [PURGE_DUE])
             c.execute(
                 "DELETE FROM associations WHERE source_id IN (SELECT unnest(?)) OR target_id IN (SELECT unnest(?))",
                 [id_list, id_list],
@@ -462,6 +471,94 @@ class Store:
             c.execute("DELETE FROM memories WHERE id IN (SELECT unnest(?))", [id_list])
         with self._lock:
             self._conn.execute("CHECKPOINT")
+
+    def purge(self) -> tuple[int, int]:
+        """Rewrite the file so deleted rows leave no bytes behind; (size before, size after)."""
+        with self._file_lock, self._lock:
+            done = transfer.purge(self._conn, self.path)
+            self._conn = done.connection
+            self._conn.execute("DELETE FROM meta WHERE key = ?", [PURGE_DUE])
+            self._conn.execute("CHECKPOINT")
+            return done.bytes_before, done.bytes_after
+
+    # --- export and import ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def snapshot(self) -> Generator[duckdb.DuckDBPyConnection]:
+        """A read-only view of one moment, on its own cursor: writers carry on meanwhile (DuckDB MVCC)."""
+        with self._file_lock:
+            with self._lock:
+                cursor = self._conn.cursor()
+            try:
+                cursor.execute("BEGIN TRANSACTION")
+                yield cursor
+                cursor.execute("COMMIT")
+            finally:
+                cursor.close()
+
+    def import_sessions(self, rows: Sequence[dict[str, Any]]) -> tuple[list[int], int]:
+        """Sessions from an export; a session already here (same id, start and client) is matched, not copied.
+        Ids are kept where free. Their ids here, in order, and how many were matched."""
+        with self._tx() as c:
+            same = {
+                int(r[0])
+                for r in c.execute(
+                    """SELECT s.id FROM sessions s
+                       JOIN (SELECT unnest($id::BIGINT[]) AS id, unnest($start::TIMESTAMP[]) AS started_at,
+                                    unnest($client::VARCHAR[]) AS client) AS u
+                       ON s.id = u.id AND s.started_at = u.started_at
+                          AND s.client_name IS NOT DISTINCT FROM u.client""",
+                    {
+                        "id": [r["id"] for r in rows],
+                        "start": [_naive(r["started_at"]) for r in rows],
+                        "client": [r["client_name"] for r in rows],
+                    },
+                ).fetchall()
+            }
+            fresh = [r for r in rows if r["id"] not in same]
+            ids = self._assign_ids(c, "sessions", "session_id_seq", [r["id"] for r in fresh])
+            transfer.insert_sessions(c, [{**r, "id": i} for r, i in zip(fresh, ids, strict=True)])
+            transfer.advance_sequence(c, "session_id_seq", "sessions")
+        new_of: dict[int, int] = dict(zip([int(r["id"]) for r in fresh], ids, strict=True))
+        return [new_of.get(int(r["id"]), int(r["id"])) for r in rows], len(rows) - len(fresh)
+
+    def import_memories(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Whole memory rows (each with a wanted id or None); their ids here, in order. Wanted ids are kept
+        where free. The caller has checked that none duplicates a stored memory."""
+        with self._tx() as c:
+            ids = self._assign_ids(c, "memories", "memory_id_seq", [r["id"] for r in rows])
+            transfer.insert_memories(c, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+            transfer.advance_sequence(c, "memory_id_seq", "memories")
+        return ids
+
+    def import_links(self, rows: Sequence[dict[str, Any]]) -> set[tuple[int, int]]:
+        """Links not stored yet whose ends exist (an existing one is left as it is); the pairs added."""
+        with self._tx() as c:
+            return transfer.insert_links(c, rows)
+
+    @staticmethod
+    def _assign_ids(c: duckdb.DuckDBPyConnection, table: str, sequence: str, wanted: Sequence[int | None]) -> list[int]:
+        asked = [i for i in wanted if i is not None]
+        free: set[int] = transfer.free_ids(c, table, asked) if asked else set()
+        taken: set[int] = set()
+        keep: list[bool] = []
+        for i in wanted:
+            keep.append(i is not None and i in free and i not in taken)
+            if i is not None:
+                taken.add(i)
+        fresh = iter(transfer.next_ids(c, sequence, keep.count(False)))
+        # A fresh id may equal a wanted id kept in this same batch: skip those.
+        out: list[int] = []
+        for i, kept in zip(wanted, keep, strict=True):
+            if kept and i is not None:
+                out.append(i)
+                continue
+            new = next(fresh, None)
+            while new is None or new in taken:
+                new = transfer.next_ids(c, sequence, 1)[0]
+            taken.add(new)
+            out.append(new)
+        return out
 
     # --- associations ------------------------------------------------------------------------------------
 
@@ -605,6 +702,8 @@ class Store:
         return [_link(r) for r in rows]
 
 
+PURGE_DUE = "purge_due"
+
 _LINK_COLUMNS = (
     "source_id, target_id, weight, tier, kind, co_access_count, created_at, updated_at, last_strengthened_at"
 )
@@ -636,6 +735,8 @@ def _filters(f: Filters) -> tuple[str, list[object]]:
 
 def _damaged(path: Path, error: Exception) -> DatabaseDamagedError:
     return DatabaseDamagedError(
-        f"The database file {path} cannot be opened ({error}). It has not been changed. Restore it from a backup, "
-        f"or move it aside to start an empty memory; the vector index beside it is rebuilt automatically."
+        f"The database file {path} cannot be opened ({error}). It has not been changed. To restore from a backup: "
+        f"move it aside (e.g. to {path.name}.damaged), then run `hebbian-memory import <your latest export file>`, "
+        "which starts a new database there; the vector index is rebuilt automatically. Without a backup, moving "
+        "it aside starts an empty memory; keep the damaged file, as parts of it may still be recoverable."
     )
