@@ -4,7 +4,6 @@ import gzip
 import json
 import shutil
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ def open_service(data_dir: Path, embedder: FastEmbedEmbedder, clock: ManualClock
 
 
 @pytest.fixture
-def filled(settings: Settings, real_embedder: FastEmbedEmbedder) -> Iterator[Path]:
+def filled(settings: Settings, real_embedder: FastEmbedEmbedder) -> Path:
     """A data dir with two projects, two sessions, every link kind, tiers moved by a pass, unicode metadata."""
     clock = ManualClock(START)
     service = open_service(settings.data_dir, real_embedder, clock)
