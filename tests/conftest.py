@@ -1,4 +1,5 @@
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,23 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     import gc
 
     gc.collect()
+
+
+# How many kills, fuzz cases and checked writes the robustness tests ran: printed at the end of the run.
+_COUNTS: dict[str, int] = {}
+SOAK = os.environ.get("HEBBIAN_SOAK", "") not in ("", "0")  # the long version of the kill and fuzz runs
+
+
+@pytest.fixture
+def record_count() -> Callable[[str, int], None]:
+    def record(name: str, n: int) -> None:
+        _COUNTS[name] = _COUNTS.get(name, 0) + n
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _COUNTS:
+        terminalreporter.write_sep("-", "robustness counts" + (" (soak)" if SOAK else ""))
+        for name, n in sorted(_COUNTS.items()):
+            terminalreporter.write_line(f"{name}: {n:,}")

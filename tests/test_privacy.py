@@ -45,7 +45,8 @@ SECRETS = [
     ("my wifi password is Tr0ub4dor&3", "Tr0ub4dor&3", "password"),
     ('config: {"password": "correct-horse-battery"}', "correct-horse-battery", "password"),
     (
-        "session eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        "session eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+        "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
         "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
         "jwt",
     ),

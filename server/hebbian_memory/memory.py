@@ -713,11 +713,12 @@ class MemoryService:
         )
 
     def stats(self) -> StatsResult:
-        self._wait_ready()
+        index = self._wait_ready()
         with self._write_lock:
             counts = self._store.counts()
             last = self._store.get_meta(_LAST_PASS_META_KEY)
             projects = dict(self._project_counts)
+            vectors, keywords = len(index), len(self._lexical)
         return StatsResult(
             memories=sum(projects.values()),
             memories_by_tier=counts["memories_by_tier"],
@@ -726,6 +727,8 @@ class MemoryService:
             links_by_kind=counts["links_by_kind"],
             projects=projects,
             last_consolidation=datetime.fromisoformat(last) if last else None,
+            vector_index=vectors,
+            keyword_index=keywords,
         )
 
     def links(self, memory_id: int) -> list[tuple[int, float]]:
@@ -738,8 +741,6 @@ class MemoryService:
             )
             for link in self._store.links_of(memory_id)
         ]
-
-    # --- forget ------------------------------------------------------------------------------------------
 
     # --- export and import ------------------------------------------------------------------------------
 
@@ -810,6 +811,8 @@ class MemoryService:
             if self._settings.plasticity.enabled:
                 self._learning.saved(Link(**row) for row in rows if (row["source_id"], row["target_id"]) in added)
         return ImportResult(ids=[], created=len(added), duplicates=len(rows) - len(added))
+
+    # --- forget ------------------------------------------------------------------------------------------
 
     def forget(
         self,

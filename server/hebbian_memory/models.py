@@ -96,6 +96,8 @@ class StatsResult(_Frozen):
     links_by_kind: dict[str, int]
     projects: dict[str, int] = Field(description="Memories per project.")
     last_consolidation: datetime | None
+    vector_index: int = Field(default=0, description="Memories in the vector index (a cache: equals memories).")
+    keyword_index: int = Field(default=0, description="Memories in the keyword index (a cache: equals memories).")
 
 
 class ConsolidateResult(_Frozen):
