@@ -151,6 +151,10 @@ def test_a_purge_cut_short_by_a_crash_is_finished_at_the_next_start(data_dir: Pa
         assert service.stats().memories == 50
         assert b"Ana moved to Lisbon" not in (data_dir / "memory.duckdb").read_bytes()
         assert service.recall("filler memory number 7", k=1).hits[0].content == "filler memory number 7"
+        service.export(data_dir.parent / "after.jsonl")
+        exported = (data_dir.parent / "after.jsonl").read_text()
+        assert "filler memory number 7" in exported
+        assert "Lisbon" not in exported, "an export made after forget does not hold it"
     finally:
         service.close()
 

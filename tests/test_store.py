@@ -1,3 +1,4 @@
+import gzip
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,6 +69,21 @@ def test_a_damaged_database_file_is_reported_by_name_and_left_untouched(tmp_path
         Store.open(path, NOW)
     assert "backup" in str(caught.value)
     assert path.read_bytes() == garbage
+
+
+@pytest.mark.parametrize("kept", [0.5, 0.01])
+def test_a_truncated_database_file_is_reported_with_how_to_restore_and_left_untouched(
+    tmp_path: Path, kept: float
+) -> None:
+    whole = gzip.decompress((Path(__file__).parent / "fixtures" / "schema-v1.duckdb.gz").read_bytes())
+    path = tmp_path / "memory.duckdb"
+    path.write_bytes(whole[: int(len(whole) * kept)])
+    before = path.read_bytes()
+    with pytest.raises(DatabaseDamagedError, match=str(path)) as caught:
+        Store.open(path, NOW)
+    assert "hebbian-memory import" in str(caught.value)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["memory.duckdb"], "nothing written beside it"
 
 
 def test_a_database_held_by_another_connection_gives_a_clear_error(tmp_path: Path) -> None:
