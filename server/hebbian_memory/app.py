@@ -14,6 +14,7 @@ from hebbian_memory import __version__
 from hebbian_memory.clock import Clock, SystemClock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import Embedder, FastEmbedEmbedder
+from hebbian_memory.resources import NodeRef, register_resources
 from hebbian_memory.sessions import Sessions
 from hebbian_memory.sharing.node import Node
 from hebbian_memory.tools import INSTRUCTIONS, AppContext, register_tools
@@ -40,6 +41,8 @@ def build_server(
     """Build the MCP server. Without ``node`` its lifespan runs its own (stdio, in-memory clients); the HTTP
     transports pass a node that lives as long as the process, since SSE enters the lifespan per connection."""
 
+    ref = NodeRef(node)
+
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AppContext]) -> AsyncGenerator[AppContext]:
         if node is not None:
@@ -48,7 +51,11 @@ def build_server(
             return
         own = build_node(settings, clock=clock, embedder=embedder)
         async with own.running(), _sessions(own, transport, settings) as context:
-            yield context
+            ref.node = own
+            try:
+                yield context
+            finally:
+                ref.node = None
 
     server: MCPServer[AppContext] = MCPServer(
         name="hebbian-memory",
@@ -59,6 +66,7 @@ def build_server(
         log_level=settings.log_level,  # pyright: ignore[reportArgumentType] -- validated in config
     )
     register_tools(server)
+    register_resources(server, ref, settings.project)
     return server
 
 

@@ -33,6 +33,7 @@ from hebbian_memory.models import (
     ImportResult,
     LinkVia,
     MemoryInput,
+    MemoryView,
     RecallHit,
     RecallResult,
     RememberResult,
@@ -274,10 +275,15 @@ class MemoryService:
         return self.remember_many([item], session_id, project)[0]
 
     def remember_many(
-        self, items: Sequence[MemoryInput], session_id: int | None = None, project: str = DEFAULT_PROJECT
+        self,
+        items: Sequence[MemoryInput],
+        session_id: int | None = None,
+        project: str = DEFAULT_PROJECT,
+        validate_only: bool = False,
     ) -> list[RememberResult]:
         """Store many memories at once (batched embedding); all are validated first, so one bad item stores none.
-        Identical text already stored in the same project is reinforced instead of stored again."""
+        Identical text already stored in the same project is reinforced instead of stored again. With
+        ``validate_only``, nothing is stored: the items are only checked (a caller storing in parts)."""
         limits = self._settings.limits
         project = inputs.project(project)
         if not 1 <= len(items) <= limits.max_batch:
@@ -285,6 +291,8 @@ class MemoryService:
         prepared = [
             self._prepare(item, limits, f"memory {i + 1}: " if len(items) > 1 else "") for i, item in enumerate(items)
         ]
+        if validate_only:
+            return []
         index = self._wait_ready()
 
         writes_seen = self._writes
@@ -741,6 +749,22 @@ class MemoryService:
             )
             for link in self._store.links_of(memory_id)
         ]
+
+    def get(self, ids: Sequence[int]) -> list[MemoryView]:
+        """Stored memories by id, in the order asked; unknown ids raise MemoryNotFoundError."""
+        wanted = inputs.ids(ids, "ids", self._settings.limits.max_ids)
+        self._wait_ready()
+        rows = self._store.get(wanted)
+        if len(rows) < len(wanted):
+            raise MemoryNotFoundError(set(wanted) - rows.keys())
+        return [MemoryView.model_validate(rows[i], from_attributes=True) for i in wanted]
+
+    def recent(self, limit: int, project: str = DEFAULT_PROJECT) -> list[MemoryView]:
+        """The newest memories of ``project``, newest first."""
+        count = inputs.count(limit, "limit", self._settings.limits.max_k)
+        self._wait_ready()
+        ids = self._store.recent(count, inputs.project(project))
+        return self.get(ids) if ids else []
 
     # --- export and import ------------------------------------------------------------------------------
 

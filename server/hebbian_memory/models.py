@@ -28,6 +28,19 @@ class RememberResult(_Frozen):
     )
 
 
+class MemoryView(_Frozen):
+    """A stored memory as a resource shows it."""
+
+    id: int
+    content: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    importance: float
+    created_at: datetime
+    event_time: datetime
+    access_count: int
+
+
 class RememberManyResult(_Frozen):
     results: list[RememberResult] = Field(description="One result per memory sent, in the same order.")
 

@@ -40,6 +40,7 @@ the user refers to something from before; use `remember` for facts, preferences,
 keeping (one self-contained fact per memory, with tags). Use `associate` to link memories that belong together,
 and `forget` when the user asks you to delete something."""
 
+PROGRESS_STEP = 100  # remember_many stores larger batches in parts of this size, reporting progress after each
 _DATE = "ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T14:30:00Z (UTC when no offset is given)"
 
 
@@ -99,8 +100,18 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         project: Annotated[str | None, Field(description=_PROJECT)] = None,
     ) -> RememberManyResult:
         """Store many memories in one call (bulk import; much faster than one remember per memory). They are
-        stored in the order given, as one episode. If any item is invalid, none is stored and the error names it."""
-        results = await _run(ctx, REMEMBER_MANY, {"memories": [m.model_dump() for m in memories]}, project)
+        stored in the order given, as one episode. If any item is invalid, none is stored and the error names it.
+        Large batches report progress."""
+        items = [m.model_dump() for m in memories]
+        if len(items) <= PROGRESS_STEP:
+            return RememberManyResult(results=await _run(ctx, REMEMBER_MANY, {"memories": items}, project))
+        # In parts, so the client sees progress; checked whole first, so one bad item still stores none.
+        await _run(ctx, REMEMBER_MANY, {"memories": items, "validate_only": True}, project)
+        results: list[RememberResult] = []
+        for start in range(0, len(items), PROGRESS_STEP):
+            part = {"memories": items[start : start + PROGRESS_STEP]}
+            results += await _run(ctx, REMEMBER_MANY, part, project)
+            await ctx.report_progress(len(results), len(items), f"stored {len(results)} of {len(items)} memories")
         return RememberManyResult(results=results)
 
     @server.tool(title="Recall", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))

@@ -16,6 +16,7 @@ from hebbian_memory.models import (
     ForgetResult,
     ImportResult,
     MemoryInput,
+    MemoryView,
     RecallResult,
     RememberResult,
     StatsResult,
@@ -61,7 +62,10 @@ REMEMBER_MANY = _plain(
     "remember_many",
     TypeAdapter(list[RememberResult]),
     lambda s, a: s.remember_many(
-        [MemoryInput.model_validate(m) for m in a["memories"]], a.get("session_id"), a.get("project", DEFAULT_PROJECT)
+        [MemoryInput.model_validate(m) for m in a["memories"]],
+        a.get("session_id"),
+        a.get("project", DEFAULT_PROJECT),
+        bool(a.get("validate_only", False)),
     ),
 )
 RECALL = _model(
@@ -85,6 +89,10 @@ ASSOCIATE = _model(
 )
 FORGET = _model("forget", ForgetResult, lambda s, a: s.forget(a.get("ids"), a.get("tags"), a.get("before"), _scope(a)))
 
+GET = _plain("get", TypeAdapter(list[MemoryView]), lambda s, a: s.get(a["ids"]))
+RECENT = _plain(
+    "recent", TypeAdapter(list[MemoryView]), lambda s, a: s.recent(a["limit"], a.get("project", DEFAULT_PROJECT))
+)
 EXPORT = _model("export", ExportResult, lambda s, a: s.export(Path(a["path"])))
 
 
@@ -114,5 +122,7 @@ OPS: dict[str, Op[Any]] = {
         STATS,
         EXPORT,
         IMPORT,
+        GET,
+        RECENT,
     )
 }

@@ -358,6 +358,11 @@ class Store:
             for r in rows
         }
 
+    def recent(self, limit: int, project: str) -> list[int]:
+        """Ids of the newest memories of ``project``, newest first."""
+        rows = self._fetch("SELECT id FROM memories WHERE project = ? ORDER BY id DESC LIMIT ?", [project, limit])
+        return [int(r[0]) for r in rows]
+
     def missing(self, ids: Sequence[int]) -> set[int]:
         """Those of ``ids`` that name no memory."""
         found = self._fetch("SELECT id FROM memories WHERE id IN (SELECT unnest(?))", [list(ids)])
