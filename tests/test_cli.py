@@ -66,9 +66,48 @@ def test_stats_and_consolidate_commands_print_json_about_the_data_dir(tmp_path: 
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout)
 
-    stats = run("stats")
+    stats = run("stats", "--json")
     assert stats["memories"] == 0
     assert stats["last_consolidation"] is None
-    report = run("consolidate")
+    report = run("consolidate", "--json")
     assert report["pruned"] == 0
-    assert run("stats")["last_consolidation"] == report["at"]
+    assert run("stats", "--json")["last_consolidation"] == report["at"]
+
+
+def test_search_and_doctor_from_the_terminal(tmp_path: Path) -> None:
+    import json
+
+    def run(*args: str, code: int = 0) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "hebbian_memory", "--data-dir", str(tmp_path / "data"), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == code, done.stderr
+        return done.stdout
+
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text(
+        '{"type": "memory", "content": "The boiler is serviced every October.", "tags": ["house"]}\n'
+        '{"type": "memory", "content": "Ana plays the cello on Thursdays."}\n'
+    )
+    run("import", str(notes))
+    found = run("search", "when is the boiler serviced", "-k", "1")
+    assert "The boiler is serviced every October." in found
+    assert "[house]" in found
+    hits = json.loads(run("search", "cello", "--json"))["hits"]
+    assert hits[0]["content"] == "Ana plays the cello on Thursdays."
+    assert "Nothing found." in run("search", "cello", "--tag", "house", "--since", "2999-01-01")
+
+    report = {c["name"]: c for c in json.loads(run("doctor", "--json"))}
+    assert all(c["ok"] for c in report.values()), report
+    assert "sha256 verified" in report["model"]["detail"]
+    assert report["indexes"]["detail"] == "vector index 2, keyword index 2, database 2"
+    assert "ok " in run("doctor")
+
+    (tmp_path / "data").chmod(0o755)
+    human = run("doctor", code=1)
+    assert "BAD  data dir" in human
+    assert f"chmod 700 {tmp_path / 'data'}" in human

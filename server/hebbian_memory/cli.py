@@ -5,6 +5,7 @@ import ipaddress
 import json
 import logging
 import sys
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
@@ -108,27 +109,169 @@ async def _serve_http(settings: Settings, transport: str, host: str, port: int) 
         await uvicorn.Server(config).serve()
 
 
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
+
+
 @main.command()
+@JSON_OPTION
 @click.pass_context
-def consolidate(ctx: click.Context) -> None:
-    """Run one consolidation pass now (decay, tiers, pruning, replay) and print what it did as JSON."""
+def consolidate(ctx: click.Context, as_json: bool) -> None:
+    """Run one consolidation pass now (decay, tiers, pruning, replay) and say what it did."""
     from hebbian_memory.sharing.ops import CONSOLIDATE
 
-    click.echo(_call(_settings(ctx), CONSOLIDATE).model_dump_json(indent=2))
+    report = _call(_settings(ctx), CONSOLIDATE)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+        return
+    click.echo(
+        f"Consolidated at {report.at:%Y-%m-%d %H:%M:%S} UTC: {report.links} links kept, {report.pruned} pruned, "
+        f"{report.promoted} promoted, {report.demoted} demoted; {report.replayed} memories replayed, "
+        f"{report.memory_tiers_changed} changed tier."
+    )
 
 
 @main.command()
+@JSON_OPTION
 @click.pass_context
-def stats(ctx: click.Context) -> None:
-    """Print counts of memories and links per tier and kind, and the last consolidation, as JSON."""
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Memories and links per tier and kind, memories per project, the last consolidation."""
     from hebbian_memory.sharing.ops import STATS
 
-    click.echo(_call(_settings(ctx), STATS).model_dump_json(indent=2))
+    result = _call(_settings(ctx), STATS)
+    if as_json:
+        click.echo(result.model_dump_json(indent=2))
+        return
+    tiers = ", ".join(f"L{t} {n}" for t, n in sorted(result.memories_by_tier.items())) or "none"
+    link_tiers = ", ".join(f"L{t} {n}" for t, n in sorted(result.links_by_tier.items())) or "none"
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(result.links_by_kind.items())) or "none"
+    last = f"{result.last_consolidation:%Y-%m-%d %H:%M} UTC" if result.last_consolidation else "never"
+    click.echo(f"memories  {result.memories} ({tiers})")
+    click.echo(f"links     {result.links} ({link_tiers}; {kinds})")
+    for project, n in sorted(result.projects.items()):
+        click.echo(f"project   {project}: {n}")
+    click.echo(f"last consolidation  {last}")
+
+
+@main.command()
+@click.argument("query")
+@click.option("-k", "k", type=click.IntRange(1, 100), default=10, show_default=True, help="How many memories.")
+@click.option("--project", help="Search this project [default: the configured one].")
+@click.option("--all-projects", is_flag=True, help="Search every project.")
+@click.option("--tag", "tags", multiple=True, help="Only memories with this tag (repeatable; all must match).")
+@click.option("--since", help="Only events at or after this ISO 8601 date.")
+@click.option("--until", help="Only events at or before this ISO 8601 date.")
+@JSON_OPTION
+@click.pass_context
+def search(
+    ctx: click.Context,
+    query: str,
+    k: int,
+    project: str | None,
+    all_projects: bool,
+    tags: tuple[str, ...],
+    since: str | None,
+    until: str | None,
+    as_json: bool,
+) -> None:
+    """Recall from the terminal: the memories that best match QUERY, best first."""
+    from hebbian_memory.sharing.ops import RECALL
+
+    settings = _settings(ctx)
+    args: dict[str, object] = {
+        "query": query,
+        "k": k,
+        "tags": list(tags) or None,
+        "since": since,
+        "until": until,
+        "all_projects": all_projects,
+        "project": project or settings.project,
+    }
+    result = _call(settings, RECALL, args)
+    if as_json:
+        click.echo(result.model_dump_json(indent=2))
+        return
+    if not result.hits:
+        click.echo("Nothing found.")
+    for hit in result.hits:
+        tag_text = f"  [{', '.join(hit.tags)}]" if hit.tags else ""
+        via = f"  (linked via #{hit.via.memory_id})" if hit.via else ""
+        click.echo(f"#{hit.id}  {hit.score:.3f}  {hit.event_time:%Y-%m-%d}{tag_text}{via}")
+        click.echo(textwrap.indent(textwrap.fill(hit.content, 100), "    "))
+
+
+@main.command()
+@JSON_OPTION
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Check the model files and hash, the data dir and its permissions, the owner process, the database and
+    both indexes; say how to fix what is wrong. Exits 1 if anything is."""
+    from hebbian_memory import doctor as checks
+    from hebbian_memory.errors import HebbianMemoryError
+    from hebbian_memory.models import StatsResult
+    from hebbian_memory.sharing.ops import STATS
+
+    settings = _settings(ctx)
+    found = [checks.model(settings), checks.data_dir(settings), checks.owner(settings)]
+    stats_result: StatsResult | None = None
+    error: HebbianMemoryError | None = None
+    try:
+        stats_result = _call(settings, STATS)
+    except click.ClickException as e:
+        error = HebbianMemoryError(e.message)
+    found += checks.database(stats_result, error, settings.data_dir / "memory.duckdb")
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(c) for c in found], indent=2))
+    else:
+        for check in found:
+            click.echo(f"{'ok ' if check.ok else 'BAD'}  {check.name}: {check.detail}")
+            if check.fix:
+                click.echo(f"     fix: {check.fix}")
+    if not all(c.ok for c in found):
+        ctx.exit(1)
+
+
+@main.command("map")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("hebbian-memory-map.html"),
+    show_default=True,
+    help="The HTML file to write.",
+)
+@click.option("--open", "open_it", is_flag=True, help="Open it in the default browser.")
+@JSON_OPTION
+@click.pass_context
+def map_command(ctx: click.Context, output: Path, open_it: bool, as_json: bool) -> None:
+    """Write a self-contained HTML page of the association graph: memories coloured by tier, links by
+    strength, searchable and zoomable, with counts per tier and how idle links decay. Works offline."""
+    import tempfile
+    import webbrowser
+    from datetime import UTC, datetime
+
+    from hebbian_memory import graphmap
+    from hebbian_memory.sharing.ops import EXPORT
+
+    settings = _settings(ctx)
+    with tempfile.TemporaryDirectory() as folder:
+        export = Path(folder) / "export.jsonl"
+        _call(settings, EXPORT, {"path": str(export)})
+        data = graphmap.graph_data(export, settings.plasticity, datetime.now(UTC))
+    output = output.expanduser().absolute()
+    output.write_text(graphmap.render(data), encoding="utf-8")
+    summary = {"path": str(output), "memories": data["total_memories"], "shown": len(data["nodes"])}
+    summary["links"] = len(data["links"])
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        click.echo(f"Wrote {output}: {summary['shown']} of {summary['memories']} memories, {summary['links']} links.")
+    if open_it:
+        webbrowser.open(output.as_uri())
 
 
 @main.command("export")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@JSON_OPTION
 @click.pass_context
 def export_command(ctx: click.Context, path: Path, as_json: bool) -> None:
     """Write every memory, link and session to PATH as JSON lines: a consistent backup, safe while servers run.
@@ -148,7 +291,7 @@ def export_command(ctx: click.Context, path: Path, as_json: bool) -> None:
 
 @main.command("import")
 @click.argument("path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@JSON_OPTION
 @click.pass_context
 def import_command(ctx: click.Context, path: Path, as_json: bool) -> None:
     """Read a file written by `export` (or any JSON lines of {"type": "memory", "content": ...}) into this

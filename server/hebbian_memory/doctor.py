@@ -1,0 +1,84 @@
+"""Checks behind `hebbian-memory doctor`: each says what it found and, when something is wrong, how to fix it."""
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from hebbian_memory.config import Settings
+from hebbian_memory.embedding import BUNDLED_SHA256, DEFAULT_MODEL, TOKENIZER_DIR, bundled_model_file, verify_sha256
+from hebbian_memory.errors import HebbianMemoryError
+from hebbian_memory.models import StatsResult
+
+TOKENIZER_FILES = ("tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def model(settings: Settings) -> Check:
+    if settings.model.name != DEFAULT_MODEL:
+        return Check("model", True, f"{settings.model.name} (fastembed; downloaded on first use when online)")
+    missing = [name for name in TOKENIZER_FILES if not (TOKENIZER_DIR / name).is_file()]
+    if missing:
+        return Check("model", False, f"tokenizer files missing: {', '.join(missing)}", "Reinstall hebbian-memory.")
+    try:
+        path = bundled_model_file()
+        verify_sha256(path, BUNDLED_SHA256)
+    except HebbianMemoryError as e:
+        return Check("model", False, str(e), "Reinstall hebbian-memory (uvx --reinstall hebbian-memory).")
+    return Check("model", True, f"bundled all-MiniLM-L6-v2 int8 at {path}, sha256 verified")
+
+
+def data_dir(settings: Settings) -> Check:
+    folder = settings.data_dir
+    if not folder.exists():
+        return Check("data dir", True, f"{folder} does not exist yet; the first server creates it (private)")
+    mode = stat.S_IMODE(folder.stat().st_mode)
+    if os.name != "nt" and mode & 0o077:
+        return Check(
+            "data dir",
+            False,
+            f"{folder} is readable by others (mode {mode:o}); memories are private",
+            f"chmod 700 {folder}",
+        )
+    if not os.access(folder, os.W_OK):
+        return Check("data dir", False, f"{folder} is not writable", f"Give yourself write access to {folder}.")
+    return Check("data dir", True, f"{folder} (mode {mode:o})")
+
+
+def owner(settings: Settings) -> Check:
+    path = settings.data_dir / "owner.json"
+    try:
+        pid = int(json.loads(path.read_text())["pid"])
+    except FileNotFoundError:
+        return Check("owner process", True, "no server is running on this data dir")
+    except (ValueError, KeyError, OSError) as e:
+        return Check("owner process", True, f"{path} is unreadable ({e}); the next server rewrites it")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return Check(
+            "owner process", True, f"pid {pid} in {path.name} is gone (stale file); the next server replaces it"
+        )
+    except PermissionError:
+        return Check("owner process", False, f"pid {pid} belongs to another user", "Use a data dir of your own.")
+    return Check("owner process", True, f"a server (pid {pid}) owns the data dir; others forward to it")
+
+
+def database(stats: StatsResult | None, error: HebbianMemoryError | None, path: Path) -> list[Check]:
+    """The database and both indexes, as the owner reported them (or the error that stopped it)."""
+    if error is not None or stats is None:
+        return [Check("database", False, str(error), "See the message: it names the file and how to restore it.")]
+    checks = [Check("database", True, f"{path}: {stats.memories} memories, {stats.links} links")]
+    agree = stats.memories == stats.vector_index == stats.keyword_index
+    detail = f"vector index {stats.vector_index}, keyword index {stats.keyword_index}, database {stats.memories}"
+    fix = "Stop every server and delete vectors.usearch and vectors.usearch.json: they are rebuilt at the next start."
+    checks.append(Check("indexes", agree, detail, "" if agree else fix))
+    return checks
