@@ -1,0 +1,66 @@
+"""CI: launch the given wheel the way a user's client config does (`uvx --from <wheel> hebbian-memory`, in an
+isolated environment, no config, the default data dir under an empty XDG_DATA_HOME) and complete an MCP session
+over stdio: the tools are listed, a memory is stored, recalled, counted and forgotten.
+
+    python .ci/wheel_session.py dist/hebbian_memory-*.whl
+"""
+
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+
+
+def check(condition: bool, what: str) -> None:
+    if not condition:
+        raise SystemExit(f"wheel session: {what}")
+
+
+async def session(wheel: str, home: str, isolated: bool) -> float:
+    # The caller's environment (registry, certificates, uv cache) minus any hebbian-memory settings; the user
+    # data dir moved to an empty folder, so the first run starts from nothing.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEBBIAN_MEMORY_")}
+    env["XDG_DATA_HOME"] = home
+    args = ["--isolated"] if isolated else []
+    params = StdioServerParameters(command="uvx", args=[*args, "--from", wheel, "hebbian-memory"], env=env)
+    started = time.perf_counter()
+    async with Client(params, read_timeout_seconds=300) as client:
+        initialized = time.perf_counter() - started
+        tools = {t.name for t in (await client.list_tools()).tools}
+        check(tools >= {"remember", "recall", "associate", "forget", "stats"}, f"tools listed: {sorted(tools)}")
+        stored: dict[str, Any] = (
+            await client.call_tool("remember", {"content": "The wheel works offline."})
+        ).structured_content or {}
+        check(stored.get("created") is True, f"remember answered {stored}")
+        found: dict[str, Any] = (
+            await client.call_tool("recall", {"query": "does the wheel work?"})
+        ).structured_content or {}
+        check([h["id"] for h in found.get("hits", [])][:1] == [stored["id"]], f"recall answered {found}")
+        stats: dict[str, Any] = (await client.call_tool("stats", {})).structured_content or {}
+        check(stats.get("memories") == 1, f"stats answered {stats}")
+        gone: dict[str, Any] = (await client.call_tool("forget", {"ids": [stored["id"]]})).structured_content or {}
+        check(gone.get("forgotten") == 1, f"forget answered {gone}")
+    data_dir = os.path.join(home, "hebbian-memory")
+    check(os.path.isfile(os.path.join(data_dir, "memory.duckdb")), f"no database in the default data dir {data_dir}")
+    return initialized
+
+
+def main() -> None:
+    wheel = os.path.abspath(sys.argv[1])
+    with tempfile.TemporaryDirectory() as home:
+        first = anyio.run(session, wheel, home, True)
+        anyio.run(session, wheel, home, False)  # uvx keeps this environment: the next launch reuses it
+        again = anyio.run(session, wheel, home, False)
+    print(
+        f"wheel session: {os.path.basename(wheel)} launched with uvx; initialize answered {first:.2f} s after the "
+        f"start of an isolated launch (environment built), {again:.2f} s after a relaunch; "
+        "remember, recall, stats and forget answered"
+    )
+
+
+if __name__ == "__main__":
+    main()
