@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +66,11 @@ async def owner_pid(data_dir: Path) -> int:
             await anyio.sleep(0.01)
 
 
+def tag(rng: random.Random) -> str:
+    """A made-up word: each memory is told apart by its keywords, not only its near-identical wording."""
+    return "".join(rng.choices(string.ascii_lowercase, k=8))
+
+
 async def stream(client: Client, ledger: Ledger, rng: random.Random, cycle: int) -> None:
     """Calls until the server dies; each answered write goes into the ledger."""
     n = 0
@@ -73,14 +79,14 @@ async def stream(client: Client, ledger: Ledger, rng: random.Random, cycle: int)
         roll = rng.random()
         ids = list(ledger.present)
         if roll < 0.45 or len(ids) < 4:
-            content = f"note {cycle}-{n} about the {rng.choice(WORDS)} and the {rng.choice(WORDS)}"
+            content = f"note {cycle}-{n} about the {rng.choice(WORDS)} called {tag(rng)}"
             ledger.maybe_stored.add(content)
             stored = await answer(client, "remember", {"content": content})
             ledger.present[stored["id"]] = content
             ledger.maybe_stored.discard(content)
             ledger.writes += 1
         elif roll < 0.55:
-            contents = [f"batch {cycle}-{n}-{i} on {rng.choice(WORDS)}" for i in range(3)]
+            contents = [f"batch {cycle}-{n}-{i} on the {rng.choice(WORDS)} called {tag(rng)}" for i in range(3)]
             ledger.maybe_stored.update(contents)
             stored = await answer(client, "remember_many", {"memories": [{"content": c} for c in contents]})
             items: list[dict[str, Any]] = stored["results"]
