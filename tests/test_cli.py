@@ -111,3 +111,33 @@ def test_search_and_doctor_from_the_terminal(tmp_path: Path) -> None:
     human = run("doctor", code=1)
     assert "BAD  data dir" in human
     assert f"chmod 700 {tmp_path / 'data'}" in human
+
+
+def test_reindex_rebuilds_both_indexes_with_progress_and_refuses_a_used_data_dir(tmp_path: Path) -> None:
+    import json
+
+    from hebbian_memory.sharing.election import OwnerLock
+
+    data = tmp_path / "data"
+    notes = tmp_path / "notes.jsonl"
+    notes.write_text("".join(f'{{"type": "memory", "content": "Reindexed note {n}."}}\n' for n in range(30)))
+    runner = CliRunner()
+    assert runner.invoke(main, ["--data-dir", str(data), "import", str(notes)]).exit_code == 0
+    (data / "vectors.usearch").write_bytes(b"garbage")
+
+    result = runner.invoke(main, ["--data-dir", str(data), "reindex", "--reembed", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"memories": 30, "vector_index": 30, "keyword_index": 30, "reembedded": 30}
+    shown = runner.invoke(main, ["--data-dir", str(data), "reindex"])
+    assert "vector index" in shown.stderr
+    assert "keyword index" in shown.stderr
+    assert "Rebuilt both indexes over 30 memories." in shown.stdout
+
+    lock = OwnerLock(data)
+    assert lock.try_acquire()
+    try:
+        refused = runner.invoke(main, ["--data-dir", str(data), "reindex"])
+    finally:
+        lock.release()
+    assert refused.exit_code == 1
+    assert "A server is using" in refused.output

@@ -22,12 +22,15 @@ from hebbian_memory.tools import INSTRUCTIONS, AppContext, register_tools
 log = logging.getLogger(__name__)
 
 
-def build_node(settings: Settings, *, clock: Clock | None = None, embedder: Embedder | None = None) -> Node:
-    """This process's memory node; it owns or reaches the data dir once :meth:`Node.running` is entered."""
-    the_embedder = embedder or FastEmbedEmbedder(
+def build_embedder(settings: Settings) -> Embedder:
+    return FastEmbedEmbedder(
         settings.model.name, settings.model_cache_dir, settings.model.threads, settings.model.batch_size
     )
-    return Node(settings, clock or SystemClock(), the_embedder)
+
+
+def build_node(settings: Settings, *, clock: Clock | None = None, embedder: Embedder | None = None) -> Node:
+    """This process's memory node; it owns or reaches the data dir once :meth:`Node.running` is entered."""
+    return Node(settings, clock or SystemClock(), embedder or build_embedder(settings))
 
 
 def build_server(

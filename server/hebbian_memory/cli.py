@@ -19,6 +19,8 @@ from hebbian_memory.errors import HebbianMemoryError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from click._termui_impl import ProgressBar
+
     from hebbian_memory.sharing.node import Node
     from hebbian_memory.sharing.ops import Op
 
@@ -228,6 +230,67 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
                 click.echo(f"     fix: {check.fix}")
     if not all(c.ok for c in found):
         ctx.exit(1)
+
+
+@main.command()
+@click.option("--reembed", is_flag=True, help="Also embed every memory again (e.g. after replacing the model).")
+@JSON_OPTION
+@click.pass_context
+def reindex(ctx: click.Context, reembed: bool, as_json: bool) -> None:
+    """Rebuild the vector and keyword indexes from the database, with progress bars. Needs the data dir to
+    itself: close the clients whose servers use it first. (Servers repair the indexes on their own at start;
+    this is for doing it now, or re-embedding.)"""
+    import contextlib
+
+    from hebbian_memory.app import build_embedder
+    from hebbian_memory.clock import SystemClock
+    from hebbian_memory.memory import MemoryService
+    from hebbian_memory.sharing.election import OwnerLock
+    from hebbian_memory.storage import Store
+
+    settings = _settings(ctx)
+    lock = OwnerLock(settings.data_dir)
+    if not lock.try_acquire():
+        raise click.ClickException(
+            f"A server is using {settings.data_dir} (see `hebbian-memory doctor`). Close the clients that started "
+            "it, or stop it, and run reindex again."
+        )
+    try:
+        with contextlib.ExitStack() as bars:
+            shown: dict[str, ProgressBar[int]] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if as_json or total == 0:
+                    return
+                if stage not in shown:
+                    bar = click.progressbar(length=total, label=f"{stage:<13}", file=sys.stderr, show_pos=True)
+                    shown[stage] = bars.enter_context(bar)
+                shown[stage].update(done - shown[stage].pos)
+
+            clock = SystemClock()
+            service = MemoryService(
+                settings, Store.open(settings.data_dir / "memory.duckdb", clock.now()), build_embedder(settings), clock
+            )
+            try:
+                service.warm_up(progress, reembed=reembed, rebuild=True)
+                stats = service.stats()
+            finally:
+                service.close()
+    except HebbianMemoryError as e:
+        raise click.ClickException(str(e)) from e
+    finally:
+        lock.release()
+    result = {
+        "memories": stats.memories,
+        "vector_index": stats.vector_index,
+        "keyword_index": stats.keyword_index,
+        "reembedded": stats.memories if reembed else 0,
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        again = f"; {stats.memories} memories embedded again" if reembed else ""
+        click.echo(f"Rebuilt both indexes over {stats.memories} memories{again}.")
 
 
 @main.command("map")

@@ -82,13 +82,20 @@ class VectorIndex:
             expansion_search=s.expansion_search,
         )
 
-    def open(self, stored_ids: Ids, vectors_of: VectorSource) -> OpenOutcome:
-        """Load the saved index and reconcile it with ``stored_ids``; rebuild when it cannot be trusted."""
+    def open(
+        self,
+        stored_ids: Ids,
+        vectors_of: VectorSource,
+        progress: Callable[[int], None] = lambda _done: None,
+        rebuild: bool = False,
+    ) -> OpenOutcome:
+        """Load the saved index and reconcile it with ``stored_ids``; rebuild when it cannot be trusted (or
+        when asked). ``progress`` hears how many memories a rebuild has added so far."""
         with self._lock:
-            loaded = self._load_trusted()
+            loaded = None if rebuild else self._load_trusted()
             if loaded is None:
                 self._index = self._new()
-                self._add_from(stored_ids, vectors_of)
+                self._add_from(stored_ids, vectors_of, progress)
                 self._unsaved = max(len(stored_ids), 1)
                 return "rebuilt"
             self._index = loaded
@@ -123,10 +130,14 @@ class VectorIndex:
             log.warning("vector index %s unreadable (%s); rebuilding from the database", self._path, e)
         return None
 
-    def _add_from(self, ids: Ids, vectors_of: VectorSource, batch: int = 10_000) -> None:
+    def _add_from(
+        self, ids: Ids, vectors_of: VectorSource, progress: Callable[[int], None] = lambda _done: None
+    ) -> None:
+        batch = 5000
         for start in range(0, len(ids), batch):
             chunk = ids[start : start + batch]
             self._index.add(chunk, vectors_of([int(i) for i in chunk]))
+            progress(start + len(chunk))
 
     def _keys(self) -> Ids:
         return np.sort(np.asarray(self._index.keys[:], dtype=np.int64))

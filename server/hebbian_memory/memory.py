@@ -8,7 +8,7 @@ reconciliation); every call waits for it, so a memory is recallable the moment `
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +53,16 @@ DEFAULT_PROJECT = inputs.DEFAULT_PROJECT
 _MODEL_META_KEY = "embedding_model"
 _LAST_PASS_META_KEY = "last_consolidation"
 GRAPH_REFRESH_CHUNK = 5000
+KEYWORD_BATCH = 5000
+# A long warm-up step's progress: (stage, done, total).
+Progress = Callable[[str, int, int], None]
+
+
+def _log_progress(stage: str, done: int, total: int) -> None:
+    """The server's own progress report: a log line at every tenth of a step with more than 10,000 items."""
+    step = max(total // 10, 1)
+    if total > 10_000 and (done == total or done % step < KEYWORD_BATCH):
+        log.info("%s: %d of %d", stage, done, total)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +134,11 @@ class MemoryService:
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
-    def warm_up(self) -> None:
-        """Load the model and make both indexes agree with the database. Blocking; run it in a thread."""
+    def warm_up(self, progress: Progress | None = None, reembed: bool = False, rebuild: bool = False) -> None:
+        """Load the model and make both indexes agree with the database. Blocking; run it in a thread.
+        ``progress(stage, done, total)`` hears about long steps (default: a log line every tenth);
+        ``reembed`` embeds every memory again, ``rebuild`` builds the vector index anew."""
+        report = progress or _log_progress
         with self._lifecycle:
             if self._closed:  # closed before this thread got to run: nothing to warm up
                 return
@@ -133,20 +146,29 @@ class MemoryService:
         try:
             started = time.perf_counter()
             self._embedder.load()
-            self._reembed_if_model_changed()
+            self._reembed_if_model_changed(report, everything=reembed)
             index = VectorIndex(
                 self._settings.data_dir / "vectors.usearch",
                 self._embedder.model_id,
                 self._embedder.dim,
                 self._settings.index,
             )
-            outcome = index.open(self._store.all_ids(), lambda ids: self._store.embeddings(ids, self._embedder.dim))
+            stored = self._store.all_ids()
+            outcome = index.open(
+                stored,
+                lambda ids: self._store.embeddings(ids, self._embedder.dim),
+                lambda done: report("vector index", done, len(stored)),
+                rebuild=rebuild or reembed,
+            )
             self._index = index
             if outcome != "loaded":
                 index.save()
             if self._store.get_meta(PURGE_DUE):  # a forget whose purge a crash cut short
                 self._purge()
-            self._index_documents(self._store.documents())
+            docs = self._store.documents()
+            for start in range(0, len(docs), KEYWORD_BATCH):
+                self._index_documents(docs[start : start + KEYWORD_BATCH])
+                report("keyword index", min(start + KEYWORD_BATCH, len(docs)), len(docs))
             self._project_counts = self._store.project_counts()
             if self._settings.plasticity.enabled:
                 self._learning.load(self._store.graph())
@@ -162,14 +184,18 @@ class MemoryService:
         finally:
             self._ready.set()
 
-    def _reembed_if_model_changed(self) -> None:
+    def _reembed_if_model_changed(self, report: Progress, everything: bool = False) -> None:
         model_id = self._embedder.model_id
         stale = self._store.models_in_use() - {model_id}
-        if stale:
-            log.warning("embedding model changed (%s -> %s): re-embedding every memory", sorted(stale), model_id)
+        if stale or everything:
+            if stale:
+                log.warning("embedding model changed (%s -> %s): re-embedding every memory", sorted(stale), model_id)
+            total, done = self._store.count(), 0
             for batch in self._store.iter_contents(batch=1000):
                 vectors = self._embedder.embed([content for _, content in batch])
                 self._store.replace_embeddings({mid: v for (mid, _), v in zip(batch, vectors, strict=True)}, model_id)
+                done += len(batch)
+                report("re-embedding", done, total)
         self._store.set_meta(_MODEL_META_KEY, model_id)
 
     def _index_documents(self, docs: Sequence[DocumentRow]) -> None:
