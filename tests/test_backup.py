@@ -123,11 +123,13 @@ def test_a_hand_written_file_imports_and_a_bad_line_is_named(tmp_path: Path, rea
     good = tmp_path / "notes.jsonl"
     good.write_text(
         '{"type": "memory", "content": "The VPN password=Tr0ub4dor&3 for the office."}\n\n'
-        '{"type": "memory", "content": "Lunch is at noon on Fridays.", "tags": ["Food"], "project": "home"}\n',
+        '{"type": "memory", "content": "Lunch is at noon on Fridays.", "tags": ["Food"], "project": "home"}\n'
+        '{"type": "memory", "content": "The gate code changes monthly.", "embedding": "%%% not base64",'
+        ' "embedding_model": "hebbian-memory/all-MiniLM-L6-v2-int8"}\n',
         encoding="utf-8",
     )
     summary = json.loads(cli(tmp_path / "data", "import", "--json", str(good)))
-    assert summary["created"]["memory"] == 2
+    assert summary["created"]["memory"] == 3
     assert summary["redacted"] == 1
 
     bad = tmp_path / "bad.jsonl"
@@ -139,7 +141,8 @@ def test_a_hand_written_file_imports_and_a_bad_line_is_named(tmp_path: Path, rea
 
     service = open_service(tmp_path / "data", real_embedder)
     try:
-        assert service.stats().projects == {"default": 1, "home": 1}, "the batch holding the bad line stored nothing"
+        assert service.stats().projects == {"default": 2, "home": 1}, "the batch holding the bad line stored nothing"
+        assert service.recall("gate code", k=1).hits[0].content == "The gate code changes monthly.", "re-embedded"
         lunch = service.recall("when is lunch", project="home").hits[0]
         assert lunch.tags == ["food"]
         vpn = service.recall("office VPN", k=1).hits[0]

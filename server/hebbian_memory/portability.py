@@ -88,7 +88,10 @@ class MemoryRecord(_Record):
         """The stored embedding, if it was made by ``model`` and has ``dim`` values; else None (re-embed)."""
         if self.embedding is None or self.embedding_model != model:
             return None
-        raw = base64.b64decode(self.embedding, validate=True)
+        try:
+            raw = base64.b64decode(self.embedding, validate=True)
+        except ValueError:  # not base64: the text is still good, so embed it again
+            return None
         if len(raw) != dim * 4:
             return None
         return np.frombuffer(raw, dtype="<f4").copy()
