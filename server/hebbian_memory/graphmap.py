@@ -75,33 +75,34 @@ def graph_data(export: Path, rules: PlasticitySettings, now: datetime) -> dict[s
     }
 
 
-def layout(n: int, edges: list[tuple[int, int, float]], iterations: int = 120, seed: int = 7) -> np.ndarray[Any, Any]:
+def layout(n: int, edges: list[tuple[int, int, float]], iterations: int = 80, seed: int = 7) -> np.ndarray[Any, Any]:
     """Fruchterman-Reingold in the unit square (scaled to 1000): linked memories pull together, all repel."""
     if n == 0:
         return np.zeros((0, 2))
     rng = np.random.default_rng(seed)
-    pos = rng.random((n, 2))
+    pos = rng.random((n, 2), dtype=np.float32)
     if n == 1:
         return pos * 1000
-    k = 1.0 / np.sqrt(n)
+    k2 = np.float32(1.0 / n)  # k squared, k = 1 / sqrt(n): the ideal distance between nodes
     a = np.asarray([e[0] for e in edges], dtype=np.int64)
     b = np.asarray([e[1] for e in edges], dtype=np.int64)
-    w = np.asarray([0.2 + e[2] for e in edges], dtype=np.float64)
+    w = np.asarray([0.2 + e[2] for e in edges], dtype=np.float32)
     temperature = 0.1
     for _ in range(iterations):
-        delta = pos[:, None, :] - pos[None, :, :]
-        distance = np.maximum(np.linalg.norm(delta, axis=-1), 1e-3)
-        push = (delta / distance[..., None] * (k * k / distance)[..., None]).sum(axis=1)
+        dx = pos[:, 0, None] - pos[None, :, 0]
+        dy = pos[:, 1, None] - pos[None, :, 1]
+        factor = k2 / np.maximum(dx * dx + dy * dy, 1e-6)  # repulsion k^2 / d along the unit vector
+        push = np.stack([(dx * factor).sum(axis=1), (dy * factor).sum(axis=1)], axis=1)
         if len(edges):
             d = pos[a] - pos[b]
             length = np.maximum(np.linalg.norm(d, axis=1), 1e-3)
-            pull = d / length[:, None] * (length * length / k * w)[:, None]
+            pull = d * (length / np.sqrt(k2) * w)[:, None]  # attraction d^2 / k along the unit vector
             np.add.at(push, a, -pull)
             np.add.at(push, b, pull)
-        push += (0.5 - pos) * 0.05 * n * k  # a little gravity keeps separate islands in view
+        push += (0.5 - pos) * np.float32(0.05 * np.sqrt(n))  # a little gravity keeps separate islands in view
         step = np.linalg.norm(push, axis=1, keepdims=True)
         pos += push / np.maximum(step, 1e-9) * np.minimum(step, temperature)
-        temperature *= 0.97
+        temperature *= 0.95
     pos -= pos.min(axis=0)
     return pos / max(float(pos.max()), 1e-9) * 1000
 
