@@ -1,11 +1,14 @@
 """CI: launch the given wheel the way a user's client config does (`uvx --from <wheel> hebbian-memory`, in an
 isolated environment, no config, the default data dir under an empty XDG_DATA_HOME) and complete an MCP session
-over stdio: the tools are listed, a memory is stored, recalled, counted and forgotten.
+over stdio: the tools are listed, a memory is stored, recalled, counted and forgotten. Then the wheel's
+`doctor` must pass every check and its `map` must write a page.
 
     python .ci/wheel_session.py dist/hebbian_memory-*.whl
 """
 
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -49,16 +52,39 @@ async def session(wheel: str, home: str, isolated: bool) -> float:
     return initialized
 
 
+def commands(wheel: str, home: str) -> None:
+    """The terminal commands from the wheel: doctor passes every check, map writes its page."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEBBIAN_MEMORY_")}
+    env["XDG_DATA_HOME"] = home
+
+    def run(*args: str) -> str:
+        done = subprocess.run(
+            ["uvx", "--from", wheel, "hebbian-memory", *args], env=env, capture_output=True, text=True, check=False
+        )
+        check(
+            done.returncode == 0, f"`hebbian-memory {' '.join(args)}` exited {done.returncode}: {done.stderr[-2000:]}"
+        )
+        return done.stdout
+
+    report = json.loads(run("doctor", "--json"))
+    check(all(c["ok"] for c in report), f"doctor found problems: {report}")
+    page = os.path.join(home, "map.html")
+    run("map", "-o", page)
+    with open(page, encoding="utf-8") as f:
+        check("const DATA = " in f.read(), "map wrote no graph data")
+
+
 def main() -> None:
     wheel = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory() as home:
         first = anyio.run(session, wheel, home, True)
         anyio.run(session, wheel, home, False)  # uvx keeps this environment: the next launch reuses it
         again = anyio.run(session, wheel, home, False)
+        commands(wheel, home)
     print(
         f"wheel session: {os.path.basename(wheel)} launched with uvx; initialize answered {first:.2f} s after the "
         f"start of an isolated launch (environment built), {again:.2f} s after a relaunch; "
-        "remember, recall, stats and forget answered"
+        "remember, recall, stats and forget answered; doctor and map ran"
     )
 
 
