@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.locomo import DATA, sessions
 from click.testing import CliRunner
+from tests.test_map import FLAGS
 
 from hebbian_memory.app import build_embedder
 from hebbian_memory.cli import main
@@ -57,20 +58,10 @@ if __name__ == "__main__":
         CliRunner().invoke(
             main, ["--data-dir", str(Path(folder) / "data"), "map", "-o", str(page)], catch_exceptions=False
         )
-        flags = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=5000",
-        ]
         subprocess.run(
             [
                 "chromium",
-                *flags,
+                *FLAGS,  # the map test's: headless, offline, no first-run work
                 f"--user-data-dir={folder}/profile",
                 f"--screenshot={OUT}",
                 "--window-size=1400,900",
