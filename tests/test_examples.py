@@ -18,7 +18,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.helpers import call
+from tests.helpers import call, free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -76,12 +76,6 @@ async def test_each_stdio_config_launches_the_server(path: Path, tmp_path: Path)
         assert (await call(client, "recall", query="launched from"))["hits"][0]["id"] == stored["id"]
     data_dirs = [p.parent for p in tmp_path.rglob("memory.duckdb")]
     assert len(data_dirs) == 1, "the memory went to the data dir the config names (or the default one)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_the_http_config_reaches_a_server_started_with_a_token(tmp_path: Path) -> None:

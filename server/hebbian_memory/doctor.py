@@ -1,6 +1,5 @@
 """Checks behind `hebbian-memory doctor`: each says what it found and, when something is wrong, how to fix it."""
 
-import json
 import os
 import stat
 from dataclasses import dataclass
@@ -10,6 +9,7 @@ from hebbian_memory.config import Settings
 from hebbian_memory.embedding import BUNDLED_SHA256, DEFAULT_MODEL, TOKENIZER_DIR, bundled_model_file, verify_sha256
 from hebbian_memory.errors import HebbianMemoryError
 from hebbian_memory.models import StatsResult
+from hebbian_memory.sharing.election import ADDRESS_FILE, read_address
 
 TOKENIZER_FILES = ("tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json")
 
@@ -54,22 +54,19 @@ def data_dir(settings: Settings) -> Check:
 
 
 def owner(settings: Settings) -> Check:
-    path = settings.data_dir / "owner.json"
-    try:
-        pid = int(json.loads(path.read_text())["pid"])
-    except FileNotFoundError:
+    address = read_address(settings.data_dir)
+    if address is None:
         return Check("owner process", True, "no server is running on this data dir")
-    except (ValueError, KeyError, OSError) as e:
-        return Check("owner process", True, f"{path} is unreadable ({e}); the next server rewrites it")
     try:
-        os.kill(pid, 0)
+        os.kill(address.pid, 0)
     except ProcessLookupError:
-        return Check(
-            "owner process", True, f"pid {pid} in {path.name} is gone (stale file); the next server replaces it"
-        )
+        detail = f"pid {address.pid} in {ADDRESS_FILE} is gone (stale file); the next server replaces it"
+        return Check("owner process", True, detail)
     except PermissionError:
-        return Check("owner process", False, f"pid {pid} belongs to another user", "Use a data dir of your own.")
-    return Check("owner process", True, f"a server (pid {pid}) owns the data dir; others forward to it")
+        return Check(
+            "owner process", False, f"pid {address.pid} belongs to another user", "Use a data dir of your own."
+        )
+    return Check("owner process", True, f"a server (pid {address.pid}) owns the data dir; others forward to it")
 
 
 def database(stats: StatsResult | None, error: HebbianMemoryError | None, path: Path) -> list[Check]:
