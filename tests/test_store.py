@@ -105,3 +105,24 @@ def test_a_database_held_by_another_connection_gives_a_clear_error(tmp_path: Pat
     assert done.returncode == 3, done.stderr
     assert "in use by another process" in done.stdout
     assert issubclass(DatabaseDamagedError, StorageError)
+
+
+def test_documents_around_new_memories_are_those_rows_of_the_full_listing(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "m.duckdb", NOW)
+    try:
+        a1, a2, b1, x, a3, _b2 = store.insert(
+            [_memory("a1"), _memory("a2"), _memory("b1"), _memory("x"), _memory("a3"), _memory("b2")], NOW
+        )
+        store.close()
+        conn = duckdb.connect(str(tmp_path / "m.duckdb"))
+        conn.execute("UPDATE memories SET session_id = 1 WHERE id IN (?, ?, ?)", [a1, a2, a3])
+        conn.execute("UPDATE memories SET session_id = 2 WHERE id = ?", [b1])
+        conn.close()
+        store = Store.open(tmp_path / "m.duckdb", NOW)
+        full = {d.id: d for d in store.documents()}
+        around = store.documents_around([a3, x])
+        assert [d.id for d in around] == [a2, x, a3], "a3's neighbour a2 (its next context changed), and x alone"
+        assert all(d == full[d.id] for d in around)
+        assert (full[a3].previous, full[a2].next) == ("a2", "a3")
+    finally:
+        store.close()

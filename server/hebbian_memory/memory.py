@@ -841,9 +841,9 @@ class MemoryService:
             self._writes += 1
             if ids:
                 index.add(list(ids.values()), np.stack([row["vector"] for row in rows.values()]))
-                self._project_counts = self._store.project_counts()
-                sessions = {row["session_id"] for row in rows.values() if row["session_id"] is not None}
-                self._index_documents(self._store.documents(sorted(sessions), list(ids.values())))
+                for project, _ in ids:
+                    self._project_counts[project] = self._project_counts.get(project, 0) + 1
+                self._index_documents(self._store.documents_around(list(ids.values())))
         all_ids = [known.get((q, p.content_hash)) or ids[(q, p.content_hash)] for q, p in prepared]
         return ImportResult(
             ids=all_ids,

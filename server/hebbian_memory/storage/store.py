@@ -3,7 +3,7 @@
 import json
 import logging
 import threading
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -177,7 +177,7 @@ class Store:
                 raise
             self._conn.execute("COMMIT")
 
-    def _fetch(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+    def _fetch(self, sql: str, params: Sequence[object] | Mapping[str, object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
@@ -390,26 +390,38 @@ class Store:
             yield [(int(r[0]), str(r[1])) for r in rows]
             last = int(rows[-1][0])
 
-    def documents(self, session_ids: Sequence[int] | None = None, ids: Sequence[int] = ()) -> list[DocumentRow]:
-        """Every memory (or those of the given sessions, and the given ids of memories without a session) with
-        its episodic neighbours, in id order."""
-        where = "" if session_ids is None else "WHERE session_id IN (SELECT unnest(?)) OR id IN (SELECT unnest(?))"
+    def documents(self, session_ids: Sequence[int] | None = None) -> list[DocumentRow]:
+        """Every memory (or those of the given sessions) with its episodic neighbours, in id order."""
+        where = "" if session_ids is None else "WHERE session_id IN (SELECT unnest(?))"
         rows = self._fetch(
-            f"""SELECT id, content, event_time, metadata,
-                   CASE WHEN session_id IS NULL THEN NULL ELSE lag(content) OVER episode END,
-                   CASE WHEN session_id IS NULL THEN NULL ELSE lead(content) OVER episode END,
-                   CASE WHEN session_id IS NULL THEN NULL ELSE lag(id) OVER episode END
+            f"""SELECT id, content, event_time, metadata, {_EPISODE}
                 FROM memories {where}
                 WINDOW episode AS (PARTITION BY session_id ORDER BY id)
                 ORDER BY id""",
-            [] if session_ids is None else [list(session_ids), list(ids)],
+            [] if session_ids is None else [list(session_ids)],
         )
-        return [
-            DocumentRow(
-                int(r[0]), r[1], _aware(r[2]), json.loads(r[3]), r[4], r[5], None if r[6] is None else int(r[6])
-            )
-            for r in rows
-        ]
+        return [_document(r) for r in rows]
+
+    def documents_around(self, ids: Sequence[int]) -> list[DocumentRow]:
+        """The memories ``ids`` and their neighbours in their sessions (whose context they are), with their
+        own neighbours: what to keyword-index after ``ids`` were inserted. The episode window runs in DuckDB;
+        only these rows come back."""
+        rows = self._fetch(
+            f"""WITH e AS (
+                    SELECT id, content, event_time, metadata, {_EPISODE},
+                        CASE WHEN session_id IS NULL THEN NULL ELSE lead(id) OVER episode END AS next_id
+                    FROM memories
+                    WHERE id IN (SELECT unnest($ids))
+                       OR session_id IN (SELECT session_id FROM memories WHERE id IN (SELECT unnest($ids)))
+                    WINDOW episode AS (PARTITION BY session_id ORDER BY id))
+                SELECT id, content, event_time, metadata, previous_text, next_text, previous_id FROM e
+                WHERE id IN (SELECT unnest($ids))
+                   OR id IN (SELECT previous_id FROM e WHERE id IN (SELECT unnest($ids)))
+                   OR id IN (SELECT next_id FROM e WHERE id IN (SELECT unnest($ids)))
+                ORDER BY id""",
+            {"ids": list(ids)},
+        )
+        return [_document(r) for r in rows]
 
     def sessions_of(self, ids: Sequence[int]) -> set[int]:
         rows = self._fetch(
@@ -708,6 +720,15 @@ class Store:
 
 
 PURGE_DUE = "purge_due"
+# A memory's neighbours in its session (none for a memory without one): (previous text, next text, previous id).
+_EPISODE = """CASE WHEN session_id IS NULL THEN NULL ELSE lag(content) OVER episode END AS previous_text,
+    CASE WHEN session_id IS NULL THEN NULL ELSE lead(content) OVER episode END AS next_text,
+    CASE WHEN session_id IS NULL THEN NULL ELSE lag(id) OVER episode END AS previous_id"""
+
+
+def _document(r: tuple[Any, ...]) -> DocumentRow:
+    return DocumentRow(int(r[0]), r[1], _aware(r[2]), json.loads(r[3]), r[4], r[5], None if r[6] is None else int(r[6]))
+
 
 _LINK_COLUMNS = (
     "source_id, target_id, weight, tier, kind, co_access_count, created_at, updated_at, last_strengthened_at"
