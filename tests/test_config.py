@@ -10,7 +10,7 @@ from hebbian_memory.errors import ConfigError
 
 def test_every_setting_has_a_default_in_the_toml_file_and_nothing_else_is_there() -> None:
     raw = tomllib.loads(default_config_path().read_text())
-    assert set(raw) == {"data_dir", "log_level", "project", "project_from_roots", *SECTIONS}
+    assert set(raw) == {"data_dir", "log_level", "project", "project_from_roots", "early_initialize", *SECTIONS}
     for name, cls in SECTIONS.items():
         assert set(raw[name]) == {f.name for f in fields(cls)}, name
 

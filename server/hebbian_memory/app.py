@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import anyio
 from mcp.server.mcpserver import MCPServer
+from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -14,10 +15,11 @@ from hebbian_memory import __version__
 from hebbian_memory.clock import Clock, SystemClock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import Embedder, FastEmbedEmbedder
+from hebbian_memory.handshake import INSTRUCTIONS, SERVER_NAME, SERVER_TITLE, Opening, StdioWire
 from hebbian_memory.resources import NodeRef, register_resources
 from hebbian_memory.sessions import Sessions
 from hebbian_memory.sharing.node import Node
-from hebbian_memory.tools import INSTRUCTIONS, AppContext, register_tools
+from hebbian_memory.tools import AppContext, register_tools
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +63,8 @@ def build_server(
                 ref.node = None
 
     server: MCPServer[AppContext] = MCPServer(
-        name="hebbian-memory",
-        title="Hebbian Memory",
+        name=SERVER_NAME,
+        title=SERVER_TITLE,
         version=__version__,
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
@@ -71,6 +73,15 @@ def build_server(
     register_tools(server)
     register_resources(server, ref, settings.project)
     return server
+
+
+async def serve_stdio(server: MCPServer[AppContext], wire: StdioWire, opening: Opening) -> None:
+    """Serve over a wire already claimed, whose opening line may have been answered (see ``handshake``)."""
+    stdin, stdout = wire.sdk_streams(opening)
+    async with stdio_server(stdin=anyio.wrap_file(stdin), stdout=anyio.wrap_file(stdout)) as (read, write):
+        # As the SDK's own in-memory client does (mcp.client._memory) until the low-level server is public.
+        lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+        await lowlevel.run(read, write, lowlevel.create_initialization_options())
 
 
 @asynccontextmanager

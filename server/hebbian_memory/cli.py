@@ -1,11 +1,13 @@
 """Command line: argument parsing and subcommands; the only place that starts transports."""
 
 import dataclasses
+import importlib
 import ipaddress
 import json
 import logging
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, cast
 
@@ -84,9 +86,7 @@ def serve(ctx: click.Context, transport: str, host: str, port: int) -> None:
         )
     try:
         if transport == "stdio":
-            from hebbian_memory.app import build_server  # imports mcp (about 1 s): only for commands that serve
-
-            build_server(settings).run("stdio")
+            _serve_stdio(settings)
         else:
             anyio.run(_serve_http, settings, transport, host, port)
     except KeyboardInterrupt:
@@ -96,6 +96,25 @@ def serve(ctx: click.Context, transport: str, host: str, port: int) -> None:
         if cause is None:
             raise
         raise click.ClickException(str(cause)) from e
+
+
+def _serve_stdio(settings: Settings) -> None:
+    """Serve over stdio; with early_initialize, answer the handshake while the SDK loads (see ``handshake``)."""
+    from hebbian_memory.handshake import StdioWire
+
+    if not (settings.early_initialize and StdioWire.supported()):
+        from hebbian_memory.app import build_server  # imports mcp (about 1 s): only for commands that serve
+
+        build_server(settings).run("stdio")
+        return
+    wire = StdioWire.claim()
+    loading = threading.Thread(target=importlib.import_module, args=("hebbian_memory.app",), daemon=True)
+    loading.start()
+    opening = wire.open()
+    loading.join()
+    from hebbian_memory.app import build_server, serve_stdio  # loaded by now (or failing again, with its error)
+
+    anyio.run(serve_stdio, build_server(settings), wire, opening)
 
 
 async def _serve_http(settings: Settings, transport: str, host: str, port: int) -> None:

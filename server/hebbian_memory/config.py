@@ -146,6 +146,7 @@ class Settings:
     log_level: str
     project: str
     project_from_roots: bool
+    early_initialize: bool
     model: ModelSettings
     limits: LimitSettings
     recall: RecallSettings
@@ -174,7 +175,7 @@ SECTIONS: dict[str, type[Any]] = {
     "plasticity": PlasticitySettings,
     "privacy": PrivacySettings,
 }
-_TOP_LEVEL = ("data_dir", "log_level", "project", "project_from_roots")
+_TOP_LEVEL = ("data_dir", "log_level", "project", "project_from_roots", "early_initialize")
 
 
 def default_config_path() -> Path:
@@ -274,6 +275,7 @@ def _build(raw: dict[str, Any]) -> Settings:
         log_level=str(raw["log_level"]).upper(),
         project=str(raw["project"]).strip() or "default",
         project_from_roots=bool(raw["project_from_roots"]),
+        early_initialize=bool(raw["early_initialize"]),
         **sections,
     )
     _validate(settings)

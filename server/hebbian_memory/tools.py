@@ -34,12 +34,6 @@ class AppContext:
 AppCtx = Context[AppContext, Any]
 T = TypeVar("T")
 
-INSTRUCTIONS = """\
-hebbian-memory is your long-term memory across conversations. Use `recall` at the start of a task and whenever
-the user refers to something from before; use `remember` for facts, preferences, decisions and events worth
-keeping (one self-contained fact per memory, with tags). Use `associate` to link memories that belong together,
-and `forget` when the user asks you to delete something."""
-
 PROGRESS_STEP = 100  # remember_many stores larger batches in parts of this size, reporting progress after each
 _DATE = "ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T14:30:00Z (UTC when no offset is given)"
 

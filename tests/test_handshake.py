@@ -1,0 +1,170 @@
+"""The early stdio handshake: the real server answers initialize before the SDK has loaded, exactly as the SDK
+would, and the session then carries on through the SDK with one answer per request."""
+
+import json
+import logging
+import os
+import selectors
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import mcp_types.version
+import pytest
+
+from hebbian_memory.handshake import HANDSHAKE_VERSIONS, Opening, StdioWire, initialize_result
+
+TIMEOUT = 60.0
+
+
+def initialize(version: str, request_id: int | str = 1) -> dict[str, Any]:
+    return {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": "initialize",
+        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}},
+    }
+
+
+class RawServer:
+    """The real server as a subprocess, spoken to in raw JSON lines so every frame it sends is seen."""
+
+    def __init__(self, data_dir: Path, early: bool) -> None:
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(data_dir.parent),
+            "HEBBIAN_MEMORY_EARLY_INITIALIZE": "true" if early else "false",
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hebbian_memory", "--data-dir", str(data_dir)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        self._selector = selectors.DefaultSelector()
+        assert self.proc.stdout is not None
+        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+        self._pending = b""
+
+    def send(self, *messages: dict[str, Any] | str) -> None:
+        assert self.proc.stdin is not None
+        for m in messages:
+            self.proc.stdin.write((m if isinstance(m, str) else json.dumps(m)).encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def receive(self) -> dict[str, Any]:
+        """The next frame (read from the descriptor, so a second frame in the same chunk is kept for later)."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + TIMEOUT
+        while b"\n" not in self._pending:
+            if not self._selector.select(timeout=max(0.0, deadline - time.monotonic())):
+                raise TimeoutError("the server sent nothing")
+            chunk = os.read(self.proc.stdout.fileno(), 1 << 16)
+            assert chunk, "the server closed stdout"
+            self._pending += chunk
+        line, self._pending = self._pending.split(b"\n", 1)
+        message: dict[str, Any] = json.loads(line)
+        return message
+
+    def until(self, request_id: int | str) -> list[dict[str, Any]]:
+        """Every frame up to and including the answer to ``request_id``."""
+        frames = [self.receive()]
+        while frames[-1].get("id") != request_id or "method" in frames[-1]:
+            frames.append(self.receive())
+        return frames
+
+    def close(self) -> str:
+        assert self.proc.stdin is not None
+        assert self.proc.stderr is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=TIMEOUT)
+        self._selector.close()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        with self.proc.stderr:
+            return self.proc.stderr.read().decode()
+
+
+def session(data_dir: Path, version: str, early: bool) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+    """initialize at ``version``, then initialized and tools/list: (initialize answer, later frames, stderr)."""
+    server = RawServer(data_dir, early)
+    try:
+        server.send(initialize(version))
+        answer = server.receive()
+        server.send(
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        )
+        later = server.until(2)
+    finally:
+        stderr = server.close()
+    return answer, later, stderr
+
+
+def test_our_protocol_versions_are_the_sdks_handshake_versions() -> None:
+    assert HANDSHAKE_VERSIONS == mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS
+
+
+@pytest.mark.parametrize("version", ["2024-11-05", "2025-06-18", "2025-11-25", "2026-07-28", "1999-01-01"])
+def test_the_early_answer_is_the_one_the_sdk_gives_and_the_session_goes_on(tmp_path: Path, version: str) -> None:
+    answer, later, stderr = session(tmp_path / "data", version, early=True)
+    expected = version if version in mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS else "2025-11-25"
+    assert answer == {"jsonrpc": "2.0", "id": 1, "result": initialize_result(expected)}
+    # The SDK answered the replayed initialize too; that answer was checked against ours and dropped.
+    assert [f for f in later if f.get("id") == 1] == []
+    assert "answered initialize differently" not in stderr, stderr
+    assert f"answered initialize (protocol {expected}) while the MCP SDK loads" in stderr
+    tools = {t["name"] for t in later[-1]["result"]["tools"]}
+    assert {"remember", "recall", "associate", "forget"} <= tools
+
+
+@pytest.mark.parametrize("version", ["2025-06-18", "1999-01-01"])
+def test_with_early_initialize_off_the_sdk_answers_the_same(tmp_path: Path, version: str) -> None:
+    sdk_answer, _, sdk_log = session(tmp_path / "sdk", version, early=False)
+    early_answer, _, early_log = session(tmp_path / "early", version, early=True)
+    assert early_answer == sdk_answer
+    assert "while the MCP SDK loads" in early_log
+    assert "while the MCP SDK loads" not in sdk_log
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        json.dumps({"jsonrpc": "2.0", "id": "p", "method": "ping"}),
+        json.dumps({**initialize("2025-06-18", "p"), "params": {"protocolVersion": "2025-06-18"}}),
+        "this is not json",
+    ],
+    ids=["ping", "initialize without clientInfo", "garbage"],
+)
+def test_a_first_line_that_is_no_wellformed_initialize_is_left_to_the_sdk(tmp_path: Path, first: str) -> None:
+    sdk = RawServer(tmp_path / "sdk", early=False)
+    early = RawServer(tmp_path / "early", early=True)
+    try:
+        for server in (sdk, early):
+            server.send(first, initialize("2025-06-18", 9))
+        sdk_frames, early_frames = sdk.until(9), early.until(9)
+    finally:
+        sdk.close()
+        early.close()
+    assert early_frames == sdk_frames
+    assert early_frames[-1]["result"]["serverInfo"]["name"] == "hebbian-memory"
+
+
+def test_a_differing_sdk_answer_is_logged_and_still_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    """The run-time check can fail: the filter compares the SDK's answer with ours."""
+    read_end, write_end = os.pipe()
+    with os.fdopen(read_end, "rb") as reader, os.fdopen(write_end, "wb", buffering=0) as writer:
+        wire = StdioWire(reader, writer)
+        opening = Opening("{}\n", 7, initialize_result("2025-06-18"))
+        _, out = wire.sdk_streams(opening)
+        other = {**initialize_result("2025-06-18"), "instructions": "something else"}
+        with caplog.at_level(logging.ERROR, logger="hebbian_memory.handshake"):
+            out.write(json.dumps({"jsonrpc": "2.0", "id": 7, "result": other}) + "\n")
+            out.write(json.dumps({"jsonrpc": "2.0", "id": 8, "result": {}}) + "\n")
+        writer.close()
+        passed = reader.read().decode()
+    assert "answered initialize differently" in caplog.text
+    assert passed == json.dumps({"jsonrpc": "2.0", "id": 8, "result": {}}) + "\n"
