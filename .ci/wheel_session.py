@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from mcp import Client, StdioServerParameters
@@ -23,7 +23,9 @@ def check(condition: bool, what: str) -> None:
         raise SystemExit(f"wheel session: {what}")
 
 
-async def session(wheel: str, home: str, isolated: bool) -> float:
+async def session(wheel: str, home: str, isolated: bool, mode: Literal["auto", "legacy"]) -> tuple[float, float]:
+    """One MCP session from a uvx launch; seconds from the launch to the opening answer and to the tool list.
+    mode "auto" opens as a 2026 client does (server/discover), "legacy" with the initialize handshake."""
     # The caller's environment (registry, certificates, uv cache) minus any hebbian-memory settings; the user
     # data dir moved to an empty folder, so the first run starts from nothing.
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEBBIAN_MEMORY_")}
@@ -31,9 +33,10 @@ async def session(wheel: str, home: str, isolated: bool) -> float:
     args = ["--isolated"] if isolated else []
     params = StdioServerParameters(command="uvx", args=[*args, "--from", wheel, "hebbian-memory"], env=env)
     started = time.perf_counter()
-    async with Client(params, read_timeout_seconds=300) as client:
-        initialized = time.perf_counter() - started
+    async with Client(params, read_timeout_seconds=300, mode=mode) as client:
+        opened = time.perf_counter() - started
         tools = {t.name for t in (await client.list_tools()).tools}
+        listed = time.perf_counter() - started
         check(tools >= {"remember", "recall", "associate", "forget", "stats"}, f"tools listed: {sorted(tools)}")
         stored: dict[str, Any] = (
             await client.call_tool("remember", {"content": "The wheel works offline."})
@@ -49,7 +52,7 @@ async def session(wheel: str, home: str, isolated: bool) -> float:
         check(gone.get("forgotten") == 1, f"forget answered {gone}")
     data_dir = os.path.join(home, "hebbian-memory")
     check(os.path.isfile(os.path.join(data_dir, "memory.duckdb")), f"no database in the default data dir {data_dir}")
-    return initialized
+    return opened, listed
 
 
 def commands(wheel: str, home: str) -> None:
@@ -77,13 +80,18 @@ def commands(wheel: str, home: str) -> None:
 def main() -> None:
     wheel = os.path.abspath(sys.argv[1])
     with tempfile.TemporaryDirectory() as home:
-        first = anyio.run(session, wheel, home, True)
-        anyio.run(session, wheel, home, False)  # uvx keeps this environment: the next launch reuses it
-        again = anyio.run(session, wheel, home, False)
+        first = anyio.run(session, wheel, home, True, "auto")
+        anyio.run(session, wheel, home, False, "auto")  # uvx keeps this environment: the next launch reuses it
+        auto = anyio.run(session, wheel, home, False, "auto")
+        legacy = anyio.run(session, wheel, home, False, "legacy")
         commands(wheel, home)
+
+    def times(t: tuple[float, float]) -> str:
+        return f"opening answered {t[0]:.2f} s, tools listed {t[1]:.2f} s"
+
     print(
-        f"wheel session: {os.path.basename(wheel)} launched with uvx; initialize answered {first:.2f} s after the "
-        f"start of an isolated launch (environment built), {again:.2f} s after a relaunch; "
+        f"wheel session: {os.path.basename(wheel)} launched with uvx; isolated launch (environment built): "
+        f"{times(first)}; relaunch, server/discover: {times(auto)}; relaunch, initialize: {times(legacy)}; "
         "remember, recall, stats and forget answered; doctor and map ran"
     )
 

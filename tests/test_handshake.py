@@ -14,9 +14,30 @@ from typing import Any
 import mcp_types.version
 import pytest
 
-from hebbian_memory.handshake import HANDSHAKE_VERSIONS, Opening, StdioWire, initialize_result
+from hebbian_memory.handshake import (
+    HANDSHAKE_VERSIONS,
+    MODERN_VERSIONS,
+    Opening,
+    StdioWire,
+    discover_result,
+    initialize_result,
+)
 
 TIMEOUT = 60.0
+
+
+def envelope(version: str = "2026-07-28") -> dict[str, Any]:
+    return {
+        "_meta": {
+            "io.modelcontextprotocol/protocolVersion": version,
+            "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+            "io.modelcontextprotocol/clientCapabilities": {},
+        }
+    }
+
+
+def discover(version: str = "2026-07-28", request_id: int | str = 1) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "method": "server/discover", "params": envelope(version)}
 
 
 def initialize(version: str, request_id: int | str = 1) -> dict[str, Any]:
@@ -104,8 +125,9 @@ def session(data_dir: Path, version: str, early: bool) -> tuple[dict[str, Any], 
     return answer, later, stderr
 
 
-def test_our_protocol_versions_are_the_sdks_handshake_versions() -> None:
+def test_our_protocol_versions_are_the_sdks() -> None:
     assert HANDSHAKE_VERSIONS == mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS
+    assert MODERN_VERSIONS == mcp_types.version.MODERN_PROTOCOL_VERSIONS
 
 
 @pytest.mark.parametrize("version", ["2024-11-05", "2025-06-18", "2025-11-25", "2026-07-28", "1999-01-01"])
@@ -115,7 +137,7 @@ def test_the_early_answer_is_the_one_the_sdk_gives_and_the_session_goes_on(tmp_p
     assert answer == {"jsonrpc": "2.0", "id": 1, "result": initialize_result(expected)}
     # The SDK answered the replayed initialize too; that answer was checked against ours and dropped.
     assert [f for f in later if f.get("id") == 1] == []
-    assert "answered initialize differently" not in stderr, stderr
+    assert "answered the opening request differently" not in stderr, stderr
     assert f"answered initialize (protocol {expected}) while the MCP SDK loads" in stderr
     tools = {t["name"] for t in later[-1]["result"]["tools"]}
     assert {"remember", "recall", "associate", "forget"} <= tools
@@ -130,16 +152,36 @@ def test_with_early_initialize_off_the_sdk_answers_the_same(tmp_path: Path, vers
     assert "while the MCP SDK loads" not in sdk_log
 
 
+def test_a_2026_client_gets_the_sdks_discover_answer_early_and_then_its_tools(tmp_path: Path) -> None:
+    """The SDK's own client opens with server/discover (mode "auto"), so the early answer covers it too."""
+    answers: dict[bool, dict[str, Any]] = {}
+    for early in (False, True):
+        server = RawServer(tmp_path / str(early), early)
+        try:
+            server.send(discover())
+            answers[early] = server.receive()
+            server.send({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": envelope()})
+            later = server.until(2)
+        finally:
+            stderr = server.close()
+        assert [f for f in later if f.get("id") == 1] == []
+        assert {"remember", "recall"} <= {t["name"] for t in later[-1]["result"]["tools"]}
+        assert ("answered server/discover (protocol 2026-07-28) while the MCP SDK loads" in stderr) is early
+        assert "differently" not in stderr, stderr
+    assert answers[True] == answers[False] == {"jsonrpc": "2.0", "id": 1, "result": discover_result()}
+
+
 @pytest.mark.parametrize(
     "first",
     [
+        json.dumps(discover("2099-01-01", "p")),
         json.dumps({"jsonrpc": "2.0", "id": "p", "method": "ping"}),
         json.dumps({**initialize("2025-06-18", "p"), "params": {"protocolVersion": "2025-06-18"}}),
         "this is not json",
     ],
-    ids=["ping", "initialize without clientInfo", "garbage"],
+    ids=["discover at an unknown version", "ping", "initialize without clientInfo", "garbage"],
 )
-def test_a_first_line_that_is_no_wellformed_initialize_is_left_to_the_sdk(tmp_path: Path, first: str) -> None:
+def test_a_first_line_that_is_no_wellformed_opening_request_is_left_to_the_sdk(tmp_path: Path, first: str) -> None:
     sdk = RawServer(tmp_path / "sdk", early=False)
     early = RawServer(tmp_path / "early", early=True)
     try:
@@ -150,7 +192,7 @@ def test_a_first_line_that_is_no_wellformed_initialize_is_left_to_the_sdk(tmp_pa
         sdk.close()
         early.close()
     assert early_frames == sdk_frames
-    assert early_frames[-1]["result"]["serverInfo"]["name"] == "hebbian-memory"
+    assert "p" in {f.get("id") for f in early_frames} or first == "this is not json"  # the SDK answered it
 
 
 def test_a_differing_sdk_answer_is_logged_and_still_dropped(caplog: pytest.LogCaptureFixture) -> None:
@@ -166,5 +208,5 @@ def test_a_differing_sdk_answer_is_logged_and_still_dropped(caplog: pytest.LogCa
             out.write(json.dumps({"jsonrpc": "2.0", "id": 8, "result": {}}) + "\n")
         writer.close()
         passed = reader.read().decode()
-    assert "answered initialize differently" in caplog.text
+    assert "answered the opening request differently" in caplog.text
     assert passed == json.dumps({"jsonrpc": "2.0", "id": 8, "result": {}}) + "\n"

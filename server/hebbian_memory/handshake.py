@@ -1,13 +1,15 @@
-"""The early stdio handshake: answer MCP's ``initialize`` before the MCP SDK has loaded.
+"""The early stdio handshake: answer a client's opening request before the MCP SDK has loaded.
 
 Importing the SDK takes about a second (its pydantic models are built at import), longer on slow machines, and
-clients show a server as starting until ``initialize`` is answered. So ``serve`` over stdio claims the pipe
-first, loads the SDK in a thread and answers a legacy ``initialize`` from here (it needs only the constants
-below). The SDK then sees the whole conversation, the ``initialize`` line included, and its own answer to that
-line is dropped: the client gets one answer, and the SDK's session state is the one it would have built.
+clients show a server as starting until their opening request is answered: ``initialize`` (handshake era) or
+``server/discover`` (2026 era). So ``serve`` over stdio claims the pipe first, loads the SDK in a thread and
+answers a well-formed opening request from here (it needs only the constants below). The SDK then sees the
+whole conversation, the opening line included (it decides the connection's era), and its own answer to that
+line is dropped: the client gets one answer, and the SDK's state is the one it would have built.
 
-The answer must equal the SDK's. It picks the protocol version the same way (the client's if it is one of
-``HANDSHAKE_VERSIONS``, else the newest), and the replayed line carries the version we chose, so both agree.
+The answer must equal the SDK's. ``initialize`` picks the protocol version the same way (the client's if it is
+one of ``HANDSHAKE_VERSIONS``, else the newest), and the replayed line carries the version we chose, so both
+agree; ``server/discover`` is answered only at a version we serve (else the SDK answers with its error).
 Our capabilities and identity are constants compared with the SDK's answer by a test, and at run time: the
 dropped answer is checked and a difference logged. This module must not import ``mcp`` (that is the point).
 """
@@ -33,13 +35,21 @@ the user refers to something from before; use `remember` for facts, preferences,
 keeping (one self-contained fact per memory, with tags). Use `associate` to link memories that belong together,
 and `forget` when the user asks you to delete something."""
 
-# The SDK's handshake-era protocol versions, oldest to newest (mcp_types.version.HANDSHAKE_PROTOCOL_VERSIONS).
+# The SDK's protocol versions, oldest to newest (mcp_types.version): the handshake era opens with initialize,
+# the 2026 era (every request carries its envelope in _meta) with server/discover.
 HANDSHAKE_VERSIONS = ("2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25")
-# What the SDK announces for a server with tools, resources and prompts (none of them change at run time).
+MODERN_VERSIONS = ("2026-07-28",)
+_META = "io.modelcontextprotocol"
+# What the SDK announces for a server with tools, resources and prompts, in each era.
 CAPABILITIES: Mapping[str, Any] = {
     "prompts": {"listChanged": False},
     "resources": {"listChanged": False, "subscribe": False},
     "tools": {"listChanged": False},
+}
+MODERN_CAPABILITIES: Mapping[str, Any] = {
+    "prompts": {"listChanged": True},
+    "resources": {"listChanged": True, "subscribe": True},
+    "tools": {"listChanged": True},
 }
 
 
@@ -49,8 +59,25 @@ def initialize_result(protocol_version: str) -> dict[str, Any]:
         "capabilities": CAPABILITIES,
         "instructions": INSTRUCTIONS,
         "protocolVersion": protocol_version,
-        "serverInfo": {"name": SERVER_NAME, "title": SERVER_TITLE, "version": __version__},
+        "serverInfo": _server_info(),
     }
+
+
+def discover_result() -> dict[str, Any]:
+    """Our answer to ``server/discover`` (2026 era): the same facts, stamped with our identity in ``_meta``."""
+    return {
+        "cacheScope": "private",
+        "capabilities": MODERN_CAPABILITIES,
+        "instructions": INSTRUCTIONS,
+        "resultType": "complete",
+        "supportedVersions": list(MODERN_VERSIONS),
+        "ttlMs": 0,
+        "_meta": {f"{_META}/serverInfo": _server_info()},
+    }
+
+
+def _server_info() -> dict[str, str]:
+    return {"name": SERVER_NAME, "title": SERVER_TITLE, "version": __version__}
 
 
 def negotiate(requested: str) -> str:
@@ -97,24 +124,27 @@ class StdioWire:
         return sys.platform != "win32"
 
     def open(self) -> Opening:
-        """Read the client's first line; if it is a well-formed ``initialize``, answer it now."""
-        raw = self._reader.readline()
-        line = raw.decode("utf-8", errors="replace")
-        request = _as_initialize(line)
+        """Read the client's first line; if it is a well-formed opening request, answer it now."""
+        line = self._reader.readline().decode("utf-8", errors="replace")
+        request = _request(line)
         if request is None:
             return Opening(line)
         params = cast(dict[str, Any], request["params"])
-        version = negotiate(cast(str, params["protocolVersion"]))
-        answer = initialize_result(version)
-        self.write(
-            json.dumps(
-                {"jsonrpc": "2.0", "id": request["id"], "result": answer}, ensure_ascii=False, separators=(",", ":")
-            )
-            + "\n"
-        )
-        log.info("answered initialize (protocol %s) while the MCP SDK loads", version)
-        replayed = {**request, "params": {**params, "protocolVersion": version}}
-        return Opening(json.dumps(replayed, ensure_ascii=False) + "\n", request["id"], answer)
+        if request["method"] == "initialize" and _valid_initialize(params):
+            version = negotiate(cast(str, params["protocolVersion"]))
+            answer = initialize_result(version)
+            # The SDK negotiates from the version we chose, so its session agrees with what the client was told.
+            replayed = json.dumps({**request, "params": {**params, "protocolVersion": version}}, ensure_ascii=False)
+            line = replayed + "\n"
+        elif request["method"] == "server/discover" and _valid_envelope(params):
+            version = MODERN_VERSIONS[-1]
+            answer = discover_result()
+        else:
+            return Opening(line)
+        frame = {"jsonrpc": "2.0", "id": request["id"], "result": answer}
+        self.write(json.dumps(frame, ensure_ascii=False, separators=(",", ":")) + "\n")
+        log.info("answered %s (protocol %s) while the MCP SDK loads", request["method"], version)
+        return Opening(line, request["id"], answer)
 
     def write(self, text: str) -> None:
         self._text_out.write(text)
@@ -127,8 +157,8 @@ class StdioWire:
         return cast(TextIO, _Replay(opening.line, self._reader)), cast(TextIO, _AnswerFilter(self, opening))
 
 
-def _as_initialize(line: str) -> dict[str, Any] | None:
-    """The request if ``line`` is an ``initialize`` the SDK would accept; else None (the SDK answers it)."""
+def _request(line: str) -> dict[str, Any] | None:
+    """``line`` as a JSON-RPC request with an id and object params; else None."""
     try:
         message = json.loads(line)
     except ValueError:
@@ -136,27 +166,45 @@ def _as_initialize(line: str) -> dict[str, Any] | None:
     if not isinstance(message, dict):
         return None
     request = cast(dict[str, Any], message)
-    params = request.get("params")
+    request_id = request.get("id")
     ok = (
         request.get("jsonrpc") == "2.0"
-        and request.get("method") == "initialize"
-        and isinstance(request.get("id"), str | int)
-        and not isinstance(request.get("id"), bool)
-        and isinstance(params, dict)
+        and isinstance(request.get("method"), str)
+        and isinstance(request_id, str | int)
+        and not isinstance(request_id, bool)
+        and isinstance(request.get("params"), dict)
     )
-    if not ok:
-        return None
-    params = cast(dict[str, Any], params)
-    client = params.get("clientInfo")
-    if not (
+    return request if ok else None
+
+
+def _is_implementation(value: object) -> bool:
+    if not isinstance(value, dict):
+        return False
+    fields = cast(dict[str, Any], value)
+    return isinstance(fields.get("name"), str) and isinstance(fields.get("version"), str)
+
+
+def _valid_initialize(params: Mapping[str, Any]) -> bool:
+    """An ``initialize`` the SDK accepts (anything else is left for the SDK to answer, or refuse)."""
+    return (
         isinstance(params.get("protocolVersion"), str)
         and isinstance(params.get("capabilities"), dict)
-        and isinstance(client, dict)
-        and isinstance(cast(dict[str, Any], client).get("name"), str)
-        and isinstance(cast(dict[str, Any], client).get("version"), str)
-    ):
-        return None
-    return request
+        and _is_implementation(params.get("clientInfo"))
+    )
+
+
+def _valid_envelope(params: Mapping[str, Any]) -> bool:
+    """A 2026-era request envelope at a version we serve (the SDK refuses others, and we let it)."""
+    meta = params.get("_meta")
+    if not isinstance(meta, dict):
+        return False
+    meta = cast(dict[str, Any], meta)
+    client = meta.get(f"{_META}/clientInfo")
+    return (
+        meta.get(f"{_META}/protocolVersion") in MODERN_VERSIONS
+        and isinstance(meta.get(f"{_META}/clientCapabilities"), dict)
+        and (client is None or _is_implementation(client))
+    )
 
 
 class _Replay(io.TextIOBase):
@@ -209,7 +257,7 @@ class _AnswerFilter(io.TextIOBase):
             return False
         if message.get("result") != self._answer:
             log.error(
-                "The MCP SDK answered initialize differently from the early answer; set early_initialize = "
+                "The MCP SDK answered the opening request differently from the early answer; set early_initialize = "
                 "false and report this. SDK: %s; early: %s",
                 message.get("result", message.get("error")),
                 self._answer,
