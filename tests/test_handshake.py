@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import mcp.server.lowlevel.server
 import mcp_types.version
 import pytest
 
@@ -52,11 +53,12 @@ def initialize(version: str, request_id: int | str = 1) -> dict[str, Any]:
 class RawServer:
     """The real server as a subprocess, spoken to in raw JSON lines so every frame it sends is seen."""
 
-    def __init__(self, data_dir: Path, early: bool) -> None:
+    def __init__(self, data_dir: Path, early: bool, env: dict[str, str] | None = None) -> None:
         env = {
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(data_dir.parent),
             "HEBBIAN_MEMORY_EARLY_INITIALIZE": "true" if early else "false",
+            **(env or {}),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hebbian_memory", "--data-dir", str(data_dir)],
@@ -210,3 +212,24 @@ def test_a_differing_sdk_answer_is_logged_and_still_dropped(caplog: pytest.LogCa
         passed = reader.read().decode()
     assert "answered the opening request differently" in caplog.text
     assert passed == json.dumps({"jsonrpc": "2.0", "id": 8, "result": {}}) + "\n"
+
+
+def test_where_python_may_not_write_bytecode_beside_the_sources_the_server_keeps_it_in_its_cache(
+    tmp_path: Path,
+) -> None:
+    """uvx sets PYTHONDONTWRITEBYTECODE; without a cache every launch would compile the SDK from source again."""
+    cache = tmp_path / "cache"
+    server = RawServer(tmp_path / "data", True, {"PYTHONDONTWRITEBYTECODE": "1", "XDG_CACHE_HOME": str(cache)})
+    try:
+        server.send(initialize("2025-06-18"))
+        server.receive()
+        server.send(
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        )
+        server.until(2)
+    finally:
+        server.close()
+    source = Path(mcp.server.lowlevel.server.__file__).resolve()
+    mirrored = cache / "hebbian-memory" / "bytecode" / source.parent.relative_to(source.anchor)
+    assert (mirrored / f"{source.stem}.{sys.implementation.cache_tag}.pyc").is_file()

@@ -15,7 +15,7 @@ import anyio
 import click
 
 from hebbian_memory import __version__
-from hebbian_memory.config import Settings, load_settings
+from hebbian_memory.config import Settings, bytecode_cache_dir, load_settings
 from hebbian_memory.errors import HebbianMemoryError
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ def serve(ctx: click.Context, transport: str, host: str, port: int) -> None:
             "clients the header 'Authorization: Bearer <token>', or bind to 127.0.0.1."
         )
     try:
+        _keep_bytecode()
         if transport == "stdio":
             _serve_stdio(settings)
         else:
@@ -96,6 +97,15 @@ def serve(ctx: click.Context, transport: str, host: str, port: int) -> None:
         if cause is None:
             raise
         raise click.ClickException(str(cause)) from e
+
+
+def _keep_bytecode() -> None:
+    """uvx runs tools with PYTHONDONTWRITEBYTECODE, so every launch compiled the MCP SDK and the rest from source
+    again (measured through uvx: 2.1-2.6 s to import the server, 1.3-1.5 s with compiled files kept). Keep them
+    in our cache dir instead, before the heavy imports; environments that write them as usual are left alone."""
+    if sys.dont_write_bytecode and sys.pycache_prefix is None:
+        sys.pycache_prefix = str(bytecode_cache_dir())
+        sys.dont_write_bytecode = False
 
 
 def _serve_stdio(settings: Settings) -> None:

@@ -178,6 +178,11 @@ SECTIONS: dict[str, type[Any]] = {
 _TOP_LEVEL = ("data_dir", "log_level", "project", "project_from_roots", "early_initialize")
 
 
+def bytecode_cache_dir() -> Path:
+    """Where compiled Python files are kept when the environment will not have them beside the sources."""
+    return platformdirs.user_cache_path(APP_NAME) / "bytecode"
+
+
 def default_config_path() -> Path:
     """The defaults file: packaged in a wheel, at the repo root in a checkout."""
     return _PACKAGED_DEFAULTS if _PACKAGED_DEFAULTS.exists() else _CHECKOUT_DEFAULTS
