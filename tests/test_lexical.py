@@ -73,3 +73,26 @@ def test_an_index_after_adds_removes_and_compaction_scores_like_a_fresh_one(
     got, want = churned.search(query, 50), fresh.search(query, 50)
     assert [i for i, _ in got] == [i for i, _ in want]
     assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["red apples", "green apples", "the apple's core", "", "pears and apples"]),
+            st.sampled_from(["", "red apples", "a talk about pears"]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_indexing_many_at_once_scores_exactly_as_one_by_one(docs: list[tuple[str, str]]) -> None:
+    """add_many analyses each distinct text once; shared texts must not change what is indexed."""
+    fields = {"content": FieldSpec(), "previous": FieldSpec(weight=0.5)}
+    one, many = BM25Index(fields), BM25Index(fields)
+    rows = [(i, {"content": content, "previous": previous}) for i, (content, previous) in enumerate(docs)]
+    for memory_id, row in rows:
+        one.add(memory_id, row)
+    many.add_many(rows)
+    for query in ("apples", "red pears", "core"):
+        assert many.search(query, 20) == one.search(query, 20)

@@ -1,8 +1,9 @@
 """How a memory looks to the keyword index: its text, its episode (the memories stored just before and after
 it in the same session), its event date in words, and chosen metadata; plus the entities it names."""
 
+import functools
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from hebbian_memory.config import LexicalSettings
@@ -27,7 +28,12 @@ def field_specs(s: LexicalSettings) -> dict[str, FieldSpec]:
 
 def date_words(when: datetime) -> str:
     """'8 May 2023 Monday': how people name dates in questions."""
-    return f"{when.day} {when:%B} {when.year} {when:%A}"
+    return _day_words(when.date())
+
+
+@functools.lru_cache(maxsize=4096)  # memories share days: a rebuild formats each day once
+def _day_words(day: date) -> str:
+    return f"{day.day} {day:%B} {day.year} {day:%A}"
 
 
 def metadata_text(metadata: Mapping[str, Any], keys: Sequence[str]) -> str:

@@ -24,6 +24,8 @@ class LexicalIndex(Protocol):
 
     def add(self, memory_id: int, fields: Mapping[str, str]) -> None: ...
 
+    def add_many(self, docs: Sequence[tuple[int, Mapping[str, str]]]) -> None: ...
+
     def fill_field(self, memory_id: int, name: str, text: str) -> None: ...
 
     def remove(self, memory_id: int) -> None: ...
@@ -81,10 +83,26 @@ class BM25Index:
 
     def add(self, memory_id: int, fields: Mapping[str, str]) -> None:
         """Index (or re-index) a memory's fields; unknown field names are an error."""
-        unknown = set(fields) - set(self._fields)
-        if unknown:
-            raise ValueError(f"unknown lexical fields: {sorted(unknown)}")
-        analysed = {name: Counter(terms(fields.get(name, ""))) for name in self._fields}
+        self.add_many([(memory_id, fields)])
+
+    def add_many(self, docs: Sequence[tuple[int, Mapping[str, str]]]) -> None:
+        """Index (or re-index) many memories. Each distinct text is analysed once: a memory's text is also its
+        neighbours' context, and many share a date, so a rebuild analyses about a third of the field texts."""
+        analysed: dict[str, Counter[str]] = {}
+        for memory_id, fields in docs:
+            unknown = set(fields) - set(self._fields)
+            if unknown:
+                raise ValueError(f"unknown lexical fields: {sorted(unknown)}")
+            counts: dict[str, Counter[str]] = {}
+            for name in self._fields:
+                text = fields.get(name, "")
+                found = analysed.get(text)
+                if found is None:
+                    found = analysed[text] = Counter(terms(text))
+                counts[name] = found
+            self._add_analysed(memory_id, counts)
+
+    def _add_analysed(self, memory_id: int, analysed: Mapping[str, Counter[str]]) -> None:
         with self._lock:
             if memory_id in self._slot_of:
                 self._remove_locked(memory_id)

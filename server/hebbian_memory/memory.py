@@ -201,8 +201,8 @@ class MemoryService:
     def _index_documents(self, docs: Sequence[DocumentRow]) -> None:
         """(Re-)index memories in the keyword index and the entity map."""
         keys, entity_keys = self._settings.lexical.metadata_keys, self._settings.recall.entity_keys
+        self._lexical.add_many([(doc.id, documents.fields(doc, self._fields, keys)) for doc in docs])
         for doc in docs:
-            self._lexical.add(doc.id, documents.fields(doc, self._fields, keys))
             found = documents.entities(doc.metadata, entity_keys)
             if found:
                 self._entities[doc.id] = found

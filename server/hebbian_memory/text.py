@@ -2,7 +2,7 @@
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Protocol, cast
 
 import Stemmer
@@ -37,10 +37,9 @@ def _stemmer() -> _Stemmer:
     return stemmer
 
 
-def words(text: str) -> Iterator[str]:
+def words(text: str) -> list[str]:
     """Lower-case word tokens, apostrophes folded ("Caroline's" -> "caroline")."""
-    for match in _WORD.finditer(text.lower()):
-        yield match.group().split("'")[0]
+    return [w.split("'")[0] if "'" in w else w for w in _WORD.findall(text.lower())]
 
 
 def terms(text: str) -> list[str]:
