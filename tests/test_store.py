@@ -124,5 +124,6 @@ def test_documents_around_new_memories_are_those_rows_of_the_full_listing(tmp_pa
         assert [d.id for d in around] == [a2, x, a3], "a3's neighbour a2 (its next context changed), and x alone"
         assert all(d == full[d.id] for d in around)
         assert (full[a3].previous, full[a2].next) == ("a2", "a3")
+        assert [d for batch in store.iter_documents(4) for d in batch] == list(full.values())
     finally:
         store.close()

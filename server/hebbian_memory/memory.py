@@ -165,10 +165,11 @@ class MemoryService:
                 index.save()
             if self._store.get_meta(PURGE_DUE):  # a forget whose purge a crash cut short
                 self._purge()
-            docs = self._store.documents()
-            for start in range(0, len(docs), KEYWORD_BATCH):
-                self._index_documents(docs[start : start + KEYWORD_BATCH])
-                report("keyword index", min(start + KEYWORD_BATCH, len(docs)), len(docs))
+            done = 0
+            for docs in self._store.iter_documents(KEYWORD_BATCH):
+                self._index_documents(docs)
+                done += len(docs)
+                report("keyword index", done, len(stored))
             self._project_counts = self._store.project_counts()
             if self._settings.plasticity.enabled:
                 self._learning.load(self._store.graph())

@@ -402,6 +402,17 @@ class Store:
         )
         return [_document(r) for r in rows]
 
+    def iter_documents(self, batch: int) -> Iterator[list[DocumentRow]]:
+        """Every memory with its episodic neighbours, in id order, ``batch`` at a time from one snapshot: a
+        rebuild holds one batch of rows in Python, not the whole store (at 100,000 memories, 110 MB)."""
+        with self.snapshot() as cursor:
+            cursor.execute(
+                f"""SELECT id, content, event_time, metadata, {_EPISODE}
+                    FROM memories WINDOW episode AS (PARTITION BY session_id ORDER BY id) ORDER BY id"""
+            )
+            while rows := cursor.fetchmany(batch):
+                yield [_document(r) for r in rows]
+
     def documents_around(self, ids: Sequence[int]) -> list[DocumentRow]:
         """The memories ``ids`` and their neighbours in their sessions (whose context they are), with their
         own neighbours: what to keyword-index after ``ids`` were inserted. The episode window runs in DuckDB;
