@@ -167,7 +167,7 @@ def main() -> None:
 def table(report: dict[str, Any]) -> str:
     """Markdown, one row per store size."""
     head = ["memories", "remember p50 / p95 ms", "recall k=10 p50 / p95 ms", "bulk import /s"]
-    head += ["initialize s", "first recall s", "RSS MB"]
+    head += ["opening answered s", "first recall s", "RSS MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in report["runs"]:
         lines.append(
