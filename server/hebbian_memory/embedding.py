@@ -70,7 +70,7 @@ def verify_sha256(path: Path, expected: str) -> None:
 
 
 # onnxruntime's CPU arena keeps the largest batch's activations for the life of the process (measured: one batch of
-# 64 long texts took the server from 400 to 820 MB, for good); without it that memory goes back after each batch,
+# 64 long texts took a process from 400 to 820 MB, for good); without it that memory goes back after each batch,
 # and single texts embedded no slower (4.9 against 6.2 ms p50) nor batches (252 against 228 texts/s).
 CPU_MEM_ARENA = False
 

@@ -157,15 +157,19 @@ class StdioWire:
         return cast(TextIO, _Replay(opening.line, self._reader)), cast(TextIO, _AnswerFilter(self, opening))
 
 
-def _request(line: str) -> dict[str, Any] | None:
-    """``line`` as a JSON-RPC request with an id and object params; else None."""
+def _json_object(text: str) -> dict[str, Any] | None:
     try:
-        message = json.loads(line)
+        value = json.loads(text)
     except ValueError:
         return None
-    if not isinstance(message, dict):
+    return cast(dict[str, Any], value) if isinstance(value, dict) else None
+
+
+def _request(line: str) -> dict[str, Any] | None:
+    """``line`` as a JSON-RPC request with an id and object params; else None."""
+    request = _json_object(line)
+    if request is None:
         return None
-    request = cast(dict[str, Any], message)
     request_id = request.get("id")
     ok = (
         request.get("jsonrpc") == "2.0"
@@ -246,13 +250,9 @@ class _AnswerFilter(io.TextIOBase):
         return len(s)
 
     def _is_pending_answer(self, frame: str) -> bool:
-        try:
-            message = json.loads(frame)
-        except ValueError:
+        message = _json_object(frame)
+        if message is None:
             return False
-        if not isinstance(message, dict):
-            return False
-        message = cast(dict[str, Any], message)
         if message.get("id") != self._pending or not ("result" in message or "error" in message):
             return False
         if message.get("result") != self._answer:
