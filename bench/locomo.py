@@ -32,7 +32,7 @@ from tests.helpers import structured
 
 from hebbian_memory.app import build_server
 from hebbian_memory.config import Settings, load_settings
-from hebbian_memory.embedding import Embedder, FastEmbedEmbedder
+from hebbian_memory.embedding import Embedder, OnnxEmbedder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo-dev" / "locomo_dev.json"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
@@ -144,7 +144,7 @@ async def run(variants: Mapping[str, Mapping[str, Any]], data: Path, limit: int 
     """Each conversation is stored once in its own data dir; every variant then opens that store with its
     own settings (the keyword index is rebuilt from the database at start, so field weights apply too)."""
     samples = json.loads(data.read_text())[:limit]
-    embedder = FastEmbedEmbedder("default", Path(tempfile.mkdtemp()) / "models")
+    embedder = OnnxEmbedder("default", Path(tempfile.mkdtemp()) / "models")
     embedder.load()
     results: dict[str, list[dict[str, Any]]] = defaultdict(list)
     latencies: dict[str, list[float]] = defaultdict(list)

@@ -5,17 +5,26 @@ from pathlib import Path
 import pytest
 
 from hebbian_memory.config import Settings, load_settings
-from hebbian_memory.embedding import FastEmbedEmbedder
+from hebbian_memory.embedding import OnnxEmbedder
+from tests.helpers import MODEL_CACHE_ENV, shared_model_cache
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One model cache for the run, so the bundled model is quantized once, not once per data dir (tests of the
+    quantizing itself use their own)."""
+    return tmp_path_factory.mktemp("models")
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> Path:
     """Every test gets its own data dir and no stray HEBBIAN_MEMORY_* settings from the caller's shell."""
     for name in list(os.environ):
         if name.startswith("HEBBIAN_MEMORY_"):
             monkeypatch.delenv(name)
     data_dir = tmp_path / "data"
     monkeypatch.setenv("HEBBIAN_MEMORY_DATA_DIR", str(data_dir))
+    monkeypatch.setenv(MODEL_CACHE_ENV, str(model_cache))
     return data_dir
 
 
@@ -31,13 +40,13 @@ def data_dir(isolated_env: Path) -> Path:
 
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
-    return load_settings(env={}, overrides={"data_dir": str(data_dir)})
+    return load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
 
 
 @pytest.fixture(scope="session")
-def real_embedder(tmp_path_factory: pytest.TempPathFactory) -> FastEmbedEmbedder:
+def real_embedder(model_cache: Path) -> OnnxEmbedder:
     """The bundled offline model, loaded once for the whole run."""
-    embedder = FastEmbedEmbedder("default", tmp_path_factory.mktemp("models"))
+    embedder = OnnxEmbedder("default", model_cache)
     embedder.load()
     return embedder
 

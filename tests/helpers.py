@@ -35,12 +35,30 @@ class FakeEmbedder:
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
+MODEL_CACHE_ENV = "HEBBIAN_MEMORY_MODEL_CACHE_DIR"
+
+
+def shared_model_cache() -> str | None:
+    """The run's model cache (see conftest), for settings and server environments built from scratch."""
+    return os.environ.get(MODEL_CACHE_ENV)
+
+
+def base_env(data_dir: Path) -> dict[str, str]:
+    """A bare environment for a server process: PATH, a HOME beside the data dir, the run's model cache."""
+    cache = shared_model_cache()
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(data_dir.parent),
+        **({MODEL_CACHE_ENV: cache} if cache else {}),
+    }
+
+
 def server_params(data_dir: Path, *extra_args: str, env: dict[str, str] | None = None) -> StdioServerParameters:
     """Parameters that start the real server as a subprocess, the way a client config does."""
     return StdioServerParameters(
         command=sys.executable,
         args=["-m", "hebbian_memory", "--data-dir", str(data_dir), *extra_args],
-        env={"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir.parent), **(env or {})},
+        env={**base_env(data_dir), **(env or {})},
     )
 
 

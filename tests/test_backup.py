@@ -16,19 +16,20 @@ from hebbian_memory import portability
 from hebbian_memory.cli import main
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
-from hebbian_memory.embedding import FastEmbedEmbedder
+from hebbian_memory.embedding import OnnxEmbedder
 from hebbian_memory.errors import InvalidInputError
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import ImportResult, MemoryInput
 from hebbian_memory.storage import Store
 from hebbian_memory.storage.schema import SCHEMA_VERSION
+from tests.helpers import shared_model_cache
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def open_service(data_dir: Path, embedder: FastEmbedEmbedder, clock: ManualClock | None = None) -> MemoryService:
-    settings = load_settings(env={}, overrides={"data_dir": str(data_dir)})
+def open_service(data_dir: Path, embedder: OnnxEmbedder, clock: ManualClock | None = None) -> MemoryService:
+    settings = load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
     clock = clock or ManualClock(START)
     service = MemoryService(settings, Store.open(data_dir / "memory.duckdb", clock.now()), embedder, clock)
     service.warm_up()
@@ -36,7 +37,7 @@ def open_service(data_dir: Path, embedder: FastEmbedEmbedder, clock: ManualClock
 
 
 @pytest.fixture
-def filled(settings: Settings, real_embedder: FastEmbedEmbedder) -> Path:
+def filled(settings: Settings, real_embedder: OnnxEmbedder) -> Path:
     """A data dir with two projects, two sessions, every link kind, tiers moved by a pass, unicode metadata."""
     clock = ManualClock(START)
     service = open_service(settings.data_dir, real_embedder, clock)
@@ -95,7 +96,7 @@ def test_export_then_import_into_an_empty_store_round_trips_exactly(filled: Path
 
 
 def test_import_into_a_used_store_gives_new_ids_and_links_follow_them(
-    filled: Path, tmp_path: Path, real_embedder: FastEmbedEmbedder
+    filled: Path, tmp_path: Path, real_embedder: OnnxEmbedder
 ) -> None:
     export = tmp_path / "export.jsonl"
     cli(filled, "export", str(export))
@@ -119,7 +120,7 @@ def test_import_into_a_used_store_gives_new_ids_and_links_follow_them(
         service.close()
 
 
-def test_a_hand_written_file_imports_and_a_bad_line_is_named(tmp_path: Path, real_embedder: FastEmbedEmbedder) -> None:
+def test_a_hand_written_file_imports_and_a_bad_line_is_named(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
     good = tmp_path / "notes.jsonl"
     good.write_text(
         '{"type": "memory", "content": "The VPN password=Tr0ub4dor&3 for the office."}\n\n'
@@ -153,7 +154,7 @@ def test_a_hand_written_file_imports_and_a_bad_line_is_named(tmp_path: Path, rea
 
 
 def test_export_is_a_consistent_snapshot_while_writers_carry_on(
-    settings: Settings, real_embedder: FastEmbedEmbedder, tmp_path: Path
+    settings: Settings, real_embedder: OnnxEmbedder, tmp_path: Path
 ) -> None:
     service = open_service(settings.data_dir, real_embedder)
     session = service.start_session("stdio")
@@ -214,7 +215,7 @@ def test_a_line_that_is_not_a_record_is_refused_with_its_number() -> None:
         portability.parse('{"type": "note"}', 1)
 
 
-def test_a_first_schema_database_opens_and_migrates(tmp_path: Path, real_embedder: FastEmbedEmbedder) -> None:
+def test_a_first_schema_database_opens_and_migrates(tmp_path: Path, real_embedder: OnnxEmbedder) -> None:
     """The file was written by the first released code (tests/fixtures/README.md says how)."""
     data_dir = tmp_path / "old"
     data_dir.mkdir()

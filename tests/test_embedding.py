@@ -1,10 +1,13 @@
-"""The bundled model through FastEmbedEmbedder: unit vectors, order kept, and memory given back."""
+"""The bundled model through OnnxEmbedder: unit vectors, order kept, memory given back, and its copy quantized
+for the CPU: close to the packaged model, made once per cache, made again when damaged."""
 
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
-from hebbian_memory.embedding import FastEmbedEmbedder
+from hebbian_memory.embedding import TOKENIZER_DIR, OnnxEmbedder, verified_bundled_model
+from hebbian_memory.quantize import DIGEST_FILE, MODEL_FILE, cached_model_dir, sha256_of
 
 
 def rss_mb() -> float:
@@ -14,7 +17,7 @@ def rss_mb() -> float:
     raise AssertionError("no VmRSS")
 
 
-def test_texts_come_back_as_unit_vectors_in_their_order(real_embedder: FastEmbedEmbedder) -> None:
+def test_texts_come_back_as_unit_vectors_in_their_order(real_embedder: OnnxEmbedder) -> None:
     texts = ["a much longer sentence about the weather in Lisbon last spring", "cats", "dogs bark"]
     vectors = real_embedder.embed(texts)
     assert vectors.shape == (3, real_embedder.dim)
@@ -23,9 +26,84 @@ def test_texts_come_back_as_unit_vectors_in_their_order(real_embedder: FastEmbed
         np.testing.assert_allclose(real_embedder.embed([text])[0], vector, atol=1e-5)
 
 
-def test_a_large_batch_gives_its_memory_back(real_embedder: FastEmbedEmbedder) -> None:
+def test_a_large_batch_gives_its_memory_back(real_embedder: OnnxEmbedder) -> None:
     """With onnxruntime's CPU arena this batch kept about 400 MB for the life of the process."""
     real_embedder.embed(["warm up"])
     before = rss_mb()
     real_embedder.embed(["a long note about the garden, the weather and what we planted this year " * 12] * 64)
     assert rss_mb() - before < 150
+
+
+TEXTS = [
+    "Caroline went to the LGBTQ support group yesterday and found it really moving.",
+    "Melanie painted a sunrise over the lake last year.",
+    "What did Caroline research for her career?",
+    "I'm thinking of going into counselling or mental health work.",
+    "We took the kids camping in the mountains in June.",
+    "The pottery class was so relaxing, I made a little bowl.",
+    "When did Melanie run the charity race?",
+    "My grandmother gave me this necklace when I was young.",
+    "cats",
+    "A long note about the garden, the weather and what we planted this year, tomatoes mostly.",
+]
+
+
+def fastembed_vectors(name: str, model_file: str, folder: Path, texts: list[str]) -> npt.NDArray[np.float32]:
+    """``texts`` embedded by fastembed itself, one per batch, from an ONNX file and a tokenizer folder."""
+    from fastembed import TextEmbedding
+    from fastembed.common.model_description import ModelSource, PoolingType
+
+    if name.lower() not in {m["model"].lower() for m in TextEmbedding.list_supported_models()}:
+        TextEmbedding.add_custom_model(
+            name,
+            pooling=PoolingType.MEAN,
+            normalization=True,
+            sources=ModelSource(hf="sentence-transformers/all-MiniLM-L6-v2"),
+            dim=384,
+            model_file=model_file,
+        )
+    model = TextEmbedding(name, specific_model_path=str(folder))
+    vectors = np.asarray(list(model.embed(texts, batch_size=1)), dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_the_quantized_model_keeps_the_packaged_models_meaning(real_embedder: OnnxEmbedder) -> None:
+    """The packaged int8 model as it ships (its float32-folded weights) against the copy quantized for the CPU:
+    the vectors must stay close, or every stored memory would move in the index."""
+    reference = fastembed_vectors("test/packaged", str(verified_bundled_model()), TOKENIZER_DIR, TEXTS)
+    cosines = np.sum(reference * real_embedder.embed(TEXTS), axis=1)
+    assert float(np.median(cosines)) > 0.99, cosines
+    assert float(cosines.min()) > 0.98, cosines
+
+
+def test_the_direct_run_is_what_fastembed_computes(real_embedder: OnnxEmbedder, model_cache: Path) -> None:
+    """The bundled model runs without fastembed (tokenizer, session and mean pooling by hand): on the same model
+    folder it must give fastembed's vectors, for short texts and for one past the 512-token limit."""
+    folder = cached_model_dir(model_cache)
+    assert folder is not None
+    texts = [*TEXTS, "word " * 700]
+    expected = fastembed_vectors("test/quantized", MODEL_FILE, folder, texts)
+    np.testing.assert_allclose(real_embedder.embed(texts), expected, atol=1e-5)
+
+
+def test_the_model_is_quantized_once_per_cache_and_again_when_damaged(tmp_path: Path) -> None:
+    first = OnnxEmbedder("default", tmp_path)
+    first.load()
+    folder = cached_model_dir(tmp_path)
+    assert folder is not None
+    model = folder / MODEL_FILE
+    assert (folder / DIGEST_FILE).read_text().strip() == sha256_of(model)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".quantizing-")]  # no work dir left behind
+    expected = first.embed(TEXTS)
+
+    made_at = model.stat().st_mtime_ns
+    again = OnnxEmbedder("default", tmp_path)
+    again.load()
+    assert model.stat().st_mtime_ns == made_at  # reused, not derived again
+
+    with model.open("r+b") as f:  # damaged: half of it gone
+        f.truncate(model.stat().st_size // 2)
+    assert cached_model_dir(tmp_path) is None
+    healed = OnnxEmbedder("default", tmp_path)
+    np.testing.assert_allclose(healed.embed(TEXTS), expected, atol=1e-6)
+    assert sha256_of(model) == (folder / DIGEST_FILE).read_text().strip()

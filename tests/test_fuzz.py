@@ -21,7 +21,7 @@ from mcp_types import CallToolResult
 
 from hebbian_memory.app import build_node, build_server
 from hebbian_memory.config import load_settings
-from hebbian_memory.embedding import FastEmbedEmbedder
+from hebbian_memory.embedding import OnnxEmbedder
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import (
     AssociateResult,
@@ -32,7 +32,7 @@ from hebbian_memory.models import (
     StatsResult,
 )
 from tests.conftest import SOAK
-from tests.helpers import error_text
+from tests.helpers import error_text, shared_model_cache
 
 CASES = 3000 if SOAK else 250
 SEEDS = [
@@ -153,9 +153,9 @@ def calls(known: list[int]) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture
-def live(data_dir: Path, real_embedder: FastEmbedEmbedder) -> Iterator[tuple[Callable[..., Any], MemoryService]]:
+def live(data_dir: Path, real_embedder: OnnxEmbedder) -> Iterator[tuple[Callable[..., Any], MemoryService]]:
     """A running node and one MCP client session, driven from this (synchronous) test through a portal."""
-    settings = load_settings(env={}, overrides={"data_dir": str(data_dir)})
+    settings = load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
     node = build_node(settings, embedder=real_embedder)
     with (
         anyio.from_thread.start_blocking_portal() as portal,

@@ -23,6 +23,7 @@ from hebbian_memory.handshake import (
     discover_result,
     initialize_result,
 )
+from tests.helpers import base_env
 
 TIMEOUT = 60.0
 
@@ -55,8 +56,7 @@ class RawServer:
 
     def __init__(self, data_dir: Path, early: bool, env: dict[str, str] | None = None) -> None:
         env = {
-            "PATH": os.environ.get("PATH", ""),
-            "HOME": str(data_dir.parent),
+            **base_env(data_dir),
             "HEBBIAN_MEMORY_EARLY_INITIALIZE": "true" if early else "false",
             **(env or {}),
         }

@@ -1,7 +1,6 @@
 """The HTTP transports (SSE, streamable HTTP) through the real mcp client against a real server process:
 loopback by default, a bearer token when one is set (and required off loopback), Host/Origin checks on."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from hebbian_memory.cli import main
-from tests.helpers import call, free_port
+from tests.helpers import base_env, call, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +35,7 @@ MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": 
 def http_server(data_dir: Path, transport: str, *args: str, token: str | None = None) -> Generator[int]:
     """Start ``hebbian-memory serve`` over HTTP and yield its port once it accepts connections."""
     port = free_port()
-    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(data_dir.parent)}
+    env = base_env(data_dir)
     if token:
         env["HEBBIAN_MEMORY_HTTP_TOKEN"] = token
     command = [sys.executable, "-m", "hebbian_memory", "--data-dir", str(data_dir), "serve"]

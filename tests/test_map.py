@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from hebbian_memory.cli import main
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings
-from hebbian_memory.embedding import FastEmbedEmbedder
+from hebbian_memory.embedding import OnnxEmbedder
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.storage import Store
@@ -36,7 +36,7 @@ TRIP = ["We fly to Lisbon on 12 May.", "The hotel is in Alfama, near the castle.
 WORK = ["The release is planned for June.", "Bob owns the database migration.", "Staging runs on mercury."]
 
 
-def fill(settings: Settings, embedder: FastEmbedEmbedder) -> None:
+def fill(settings: Settings, embedder: OnnxEmbedder) -> None:
     clock = ManualClock(START)
     service = MemoryService(settings, Store.open(settings.data_dir / "memory.duckdb", START), embedder, clock)
     service.warm_up()
@@ -59,7 +59,7 @@ def fill(settings: Settings, embedder: FastEmbedEmbedder) -> None:
 
 
 def test_map_writes_a_self_contained_page_of_the_graph(
-    settings: Settings, real_embedder: FastEmbedEmbedder, tmp_path: Path
+    settings: Settings, real_embedder: OnnxEmbedder, tmp_path: Path
 ) -> None:
     fill(settings, real_embedder)
     page = tmp_path / "map.html"
@@ -83,7 +83,7 @@ def test_map_writes_a_self_contained_page_of_the_graph(
     reason="headless Chromium is not installed (.ci/run installs it and makes this test required)",
 )
 def test_the_map_renders_in_headless_chromium_and_searches(
-    settings: Settings, real_embedder: FastEmbedEmbedder, tmp_path: Path
+    settings: Settings, real_embedder: OnnxEmbedder, tmp_path: Path
 ) -> None:
     browser = CHROMIUM
     assert browser is not None, "HEBBIAN_BROWSER_TEST=required but no chromium on PATH"

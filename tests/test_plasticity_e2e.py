@@ -12,7 +12,7 @@ from mcp import Client
 from hebbian_memory.app import build_node, build_server
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import load_settings
-from hebbian_memory.embedding import FastEmbedEmbedder
+from hebbian_memory.embedding import OnnxEmbedder
 from hebbian_memory.sharing.ops import CONSOLIDATE
 from tests.helpers import call
 
@@ -24,9 +24,7 @@ DISTRACTORS = ["The project budget is forty thousand euros.", "The project deadl
 QUESTION = "What is the project codename?"
 
 
-async def test_used_together_linked_then_brought_along_then_faded(
-    data_dir: Path, real_embedder: FastEmbedEmbedder
-) -> None:
+async def test_used_together_linked_then_brought_along_then_faded(data_dir: Path, real_embedder: OnnxEmbedder) -> None:
     # Learning made fast for the test (each use +0.5; all of the link's activation counts): the rules are
     # the same as the defaults, only the rates differ.
     settings = load_settings(

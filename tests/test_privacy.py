@@ -11,7 +11,7 @@ from hebbian_memory.config import load_settings
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.redaction import Redactor
 from hebbian_memory.storage import Store
-from tests.helpers import FakeEmbedder, call, stdio_client
+from tests.helpers import FakeEmbedder, call, shared_model_cache, stdio_client
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -131,7 +131,14 @@ async def test_secrets_never_reach_the_disk_and_forget_leaves_no_trace(data_dir:
 
 
 def test_a_purge_cut_short_by_a_crash_is_finished_at_the_next_start(data_dir: Path) -> None:
-    settings = load_settings(env={}, overrides={"data_dir": str(data_dir), "privacy.purge_after_forget": False})
+    settings = load_settings(
+        env={},
+        overrides={
+            "data_dir": str(data_dir),
+            "model.cache_dir": shared_model_cache(),
+            "privacy.purge_after_forget": False,
+        },
+    )
     clock = ManualClock(START)
     service = MemoryService(settings, Store.open(data_dir / "memory.duckdb", START), FakeEmbedder(), clock)
     service.warm_up()
@@ -144,7 +151,7 @@ def test_a_purge_cut_short_by_a_crash_is_finished_at_the_next_start(data_dir: Pa
     store.close()
     assert b"Ana moved to Lisbon" in (data_dir / "memory.duckdb").read_bytes(), "DuckDB keeps deleted bytes"
 
-    settings = load_settings(env={}, overrides={"data_dir": str(data_dir)})
+    settings = load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
     service = MemoryService(settings, Store.open(data_dir / "memory.duckdb", START), FakeEmbedder(), clock)
     service.warm_up()
     try:
@@ -160,7 +167,10 @@ def test_a_purge_cut_short_by_a_crash_is_finished_at_the_next_start(data_dir: Pa
 
 
 def test_recall_results_stay_within_the_size_limit_and_say_so(data_dir: Path) -> None:
-    settings = load_settings(env={}, overrides={"data_dir": str(data_dir), "limits.max_result_chars": 100})
+    settings = load_settings(
+        env={},
+        overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache(), "limits.max_result_chars": 100},
+    )
     service = MemoryService(settings, Store.open(data_dir / "memory.duckdb", START), FakeEmbedder(), ManualClock(START))
     service.warm_up()
     try:

@@ -11,9 +11,9 @@ from mcp_types import TextResourceContents
 
 from hebbian_memory.app import build_server
 from hebbian_memory.config import load_settings
-from hebbian_memory.embedding import FastEmbedEmbedder
+from hebbian_memory.embedding import OnnxEmbedder
 from hebbian_memory.tools import PROGRESS_STEP
-from tests.helpers import call, error_text
+from tests.helpers import call, error_text, shared_model_cache
 
 pytestmark = pytest.mark.anyio
 
@@ -23,10 +23,8 @@ def text_of(contents: object) -> str:
     return contents.text
 
 
-async def test_resources_show_stats_a_memory_and_the_recent_ones(
-    data_dir: Path, real_embedder: FastEmbedEmbedder
-) -> None:
-    settings = load_settings(env={}, overrides={"data_dir": str(data_dir)})
+async def test_resources_show_stats_a_memory_and_the_recent_ones(data_dir: Path, real_embedder: OnnxEmbedder) -> None:
+    settings = load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
     async with Client(build_server(settings, embedder=real_embedder)) as client:
         listed = {str(r.uri) for r in (await client.list_resources()).resources}
         assert listed == {"memory://stats", "memory://recent"}
@@ -53,9 +51,9 @@ async def test_resources_show_stats_a_memory_and_the_recent_ones(
 
 
 async def test_the_prompt_and_the_instructions_tell_the_model_when_to_use_memory(
-    data_dir: Path, real_embedder: FastEmbedEmbedder
+    data_dir: Path, real_embedder: OnnxEmbedder
 ) -> None:
-    settings = load_settings(env={}, overrides={"data_dir": str(data_dir)})
+    settings = load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
     async with Client(build_server(settings, embedder=real_embedder)) as client:
         instructions = client.instructions or ""
         assert "`recall` at the start of a task" in instructions
@@ -67,9 +65,9 @@ async def test_the_prompt_and_the_instructions_tell_the_model_when_to_use_memory
 
 
 async def test_a_large_remember_many_reports_progress_and_stays_all_or_nothing(
-    data_dir: Path, real_embedder: FastEmbedEmbedder
+    data_dir: Path, real_embedder: OnnxEmbedder
 ) -> None:
-    settings = load_settings(env={}, overrides={"data_dir": str(data_dir)})
+    settings = load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
     total = 2 * PROGRESS_STEP + 30
     seen: list[tuple[float, float | None]] = []
 

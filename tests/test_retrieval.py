@@ -8,7 +8,7 @@ import pytest
 
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
-from hebbian_memory.embedding import FastEmbedEmbedder
+from hebbian_memory.embedding import OnnxEmbedder
 from hebbian_memory.errors import InvalidInputError
 from hebbian_memory.memory import MemoryService, estimate_tokens
 from hebbian_memory.models import MemoryInput
@@ -28,7 +28,7 @@ DISTRACTORS = [
 
 
 @pytest.fixture
-def service(settings: Settings, real_embedder: FastEmbedEmbedder) -> Iterator[MemoryService]:
+def service(settings: Settings, real_embedder: OnnxEmbedder) -> Iterator[MemoryService]:
     clock = ManualClock(datetime(2025, 3, 1, tzinfo=UTC))
     svc = MemoryService(settings, Store.open(settings.data_dir / "memory.duckdb", clock.now()), real_embedder, clock)
     svc.warm_up()
@@ -62,7 +62,7 @@ def test_episodic_context_finds_an_answer_that_only_its_question_names(service: 
 
 @pytest.mark.parametrize("share", [0.5, 0.0])
 def test_a_reply_is_found_by_the_meaning_of_the_question_it_answers(
-    data_dir: Path, real_embedder: FastEmbedEmbedder, share: float
+    data_dir: Path, real_embedder: OnnxEmbedder, share: float
 ) -> None:
     """The answer shares no word and little meaning with the query; only its episode (the question before it)
     does. Nearby distractors about vehicles outrank it on its own vector, so episode_share=0 must lose it."""
@@ -88,7 +88,7 @@ def test_a_reply_is_found_by_the_meaning_of_the_question_it_answers(
         service.close()
 
 
-def episode_service(data_dir: Path, embedder: FastEmbedEmbedder, **settings: float) -> MemoryService:
+def episode_service(data_dir: Path, embedder: OnnxEmbedder, **settings: float) -> MemoryService:
     """A service with the lexical context fields off, so only the mechanisms under test see episodes."""
     overrides: dict[str, object] = {"data_dir": str(data_dir), "lexical.previous_weight": 0, "lexical.next_weight": 0}
     overrides |= {key.replace("__", "."): value for key, value in settings.items()}
@@ -101,7 +101,7 @@ def episode_service(data_dir: Path, embedder: FastEmbedEmbedder, **settings: flo
 
 @pytest.mark.parametrize("spread", [0.3, 0.0])
 def test_the_turn_after_the_best_match_is_brought_along_its_temporal_link(
-    data_dir: Path, real_embedder: FastEmbedEmbedder, spread: float
+    data_dir: Path, real_embedder: OnnxEmbedder, spread: float
 ) -> None:
     """The answer comes in the turn after the one the question matches, and shares no word with the query;
     memories of other gatherings are closer to the query on their own, unless its neighbour passes it a share."""
@@ -127,7 +127,7 @@ def test_the_turn_after_the_best_match_is_brought_along_its_temporal_link(
 
 
 def test_near_duplicates_are_left_out_so_other_hits_get_their_place(
-    data_dir: Path, real_embedder: FastEmbedEmbedder
+    data_dir: Path, real_embedder: OnnxEmbedder
 ) -> None:
     for threshold, expected_tea in ((0.97, 1), (1.0, 2)):
         service = episode_service(data_dir / str(threshold), real_embedder, recall__duplicate_cosine=threshold)

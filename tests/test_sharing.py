@@ -18,7 +18,7 @@ from hebbian_memory.sharing.election import ADDRESS_FILE, read_address
 from hebbian_memory.sharing.node import Node
 from hebbian_memory.sharing.ops import FORGET, RECALL, REMEMBER_MANY
 from hebbian_memory.storage import Store
-from tests.helpers import FakeEmbedder
+from tests.helpers import FakeEmbedder, shared_model_cache
 
 pytestmark = pytest.mark.anyio
 
@@ -132,7 +132,9 @@ async def test_stale_files_from_a_killed_owner_are_cleaned_up(settings: Settings
 
 
 async def test_forwarding_over_loopback_tcp_needs_the_owners_token(data_dir: Path) -> None:
-    settings = load_settings(env={}, overrides={"data_dir": str(data_dir), "sharing.socket": "tcp"})
+    settings = load_settings(
+        env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache(), "sharing.socket": "tcp"}
+    )
     async with node(settings).running(), node(settings).running() as second:
         address = read_address(data_dir)
         assert address is not None

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hebbian_memory import __version__
 from hebbian_memory.clock import Clock, SystemClock
 from hebbian_memory.config import Settings
-from hebbian_memory.embedding import Embedder, FastEmbedEmbedder
+from hebbian_memory.embedding import Embedder, OnnxEmbedder
 from hebbian_memory.handshake import INSTRUCTIONS, SERVER_NAME, SERVER_TITLE, Opening, StdioWire
 from hebbian_memory.resources import NodeRef, register_resources
 from hebbian_memory.sessions import Sessions
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    return FastEmbedEmbedder(
+    return OnnxEmbedder(
         settings.model.name, settings.model_cache_dir, settings.model.threads, settings.model.batch_size
     )
 

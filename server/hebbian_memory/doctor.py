@@ -6,12 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hebbian_memory.config import Settings
-from hebbian_memory.embedding import BUNDLED_SHA256, DEFAULT_MODEL, TOKENIZER_DIR, bundled_model_file, verify_sha256
+from hebbian_memory.embedding import DEFAULT_MODEL, TOKENIZER_DIR, verified_bundled_model
 from hebbian_memory.errors import HebbianMemoryError
 from hebbian_memory.models import StatsResult
+from hebbian_memory.quantize import TOKENIZER_FILES, cached_model_dir
 from hebbian_memory.sharing.election import ADDRESS_FILE, read_address
-
-TOKENIZER_FILES = ("tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +28,16 @@ def model(settings: Settings) -> Check:
     if missing:
         return Check("model", False, f"tokenizer files missing: {', '.join(missing)}", "Reinstall hebbian-memory.")
     try:
-        path = bundled_model_file()
-        verify_sha256(path, BUNDLED_SHA256)
+        path = verified_bundled_model()
     except HebbianMemoryError as e:
         return Check("model", False, str(e), "Reinstall hebbian-memory (uvx --reinstall hebbian-memory).")
-    return Check("model", True, f"bundled all-MiniLM-L6-v2 int8 at {path}, sha256 verified")
+    quantized = cached_model_dir(settings.model_cache_dir)
+    made = (
+        f"its quantized copy at {quantized}, sha256 verified"
+        if quantized is not None
+        else f"its quantized copy is made in {settings.model_cache_dir} at the next start (a few seconds, once)"
+    )
+    return Check("model", True, f"bundled all-MiniLM-L6-v2 int8 at {path}, sha256 verified; {made}")
 
 
 def data_dir(settings: Settings) -> Check:

@@ -6,6 +6,7 @@ when they are a quarter of the index.
 """
 
 import math
+import sys
 import threading
 from array import array
 from collections import Counter
@@ -98,7 +99,8 @@ class BM25Index:
                 text = fields.get(name, "")
                 found = analysed.get(text)
                 if found is None:
-                    found = analysed[text] = Counter(terms(text))
+                    # Interned: each memory keeps its terms (for removal), and equal strings are then shared.
+                    found = analysed[text] = Counter(map(sys.intern, terms(text)))
                 counts[name] = found
             self._add_analysed(memory_id, counts)
 
@@ -128,7 +130,7 @@ class BM25Index:
 
     def fill_field(self, memory_id: int, name: str, text: str) -> None:
         """Give an indexed memory's empty field its text (e.g. the next memory of its episode has arrived)."""
-        counts = Counter(terms(text))
+        counts = Counter(map(sys.intern, terms(text)))
         with self._lock:
             slot = self._slot_of.get(memory_id)
             if slot is None or not counts:
