@@ -385,9 +385,11 @@ class MemoryService:
         """One result per item; items already stored (or repeated in the batch) reinforce their memory."""
         results: list[RememberResult] = []
         reinforced: list[int] = []
+        answered: set[int] = set()
         for p in prepared:
-            first = p.content_hash in created and all(r.id != created[p.content_hash] for r in results)
             memory_id = known.get(p.content_hash) or created[p.content_hash]
+            first = p.content_hash in created and memory_id not in answered
+            answered.add(memory_id)
             results.append(RememberResult(id=memory_id, created=first, redacted=list(p.redacted)))
             if not first:
                 self._store.reinforce(memory_id, p.tags, p.importance, session_id, now)
