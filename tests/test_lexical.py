@@ -96,3 +96,28 @@ def test_indexing_many_at_once_scores_exactly_as_one_by_one(docs: list[tuple[str
     many.add_many(rows)
     for query in ("apples", "red pears", "core"):
         assert many.search(query, 20) == one.search(query, 20)
+
+
+def test_terms_one_memory_alone_holds_are_found_through_growth_removal_and_compaction() -> None:
+    """A term held by one memory is kept packed in one int; it must score like any other term when a second
+    memory gets it, when its memory moves in a compaction, and when a field is filled later."""
+    fields = {"content": FieldSpec(), "next": FieldSpec(weight=0.5)}
+    index = BM25Index(fields)
+    for i in range(1, 41):
+        index.add(i, {"content": f"note {i} about zebra{i}"})
+    for i in range(1, 31):  # slots of the rest move in the compaction below
+        index.remove(i)
+    index.fill_field(35, "next", "zebra40 again")  # zebra40 now held twice, in two fields
+    index._compact_locked()  # pyright: ignore[reportPrivateUsage]
+    index.add(41, {"content": "zebra33 seen once more"})  # zebra33 grows from one posting to two
+
+    fresh = BM25Index(fields)
+    for i in range(31, 41):
+        fresh.add(i, {"content": f"note {i} about zebra{i}", **({"next": "zebra40 again"} if i == 35 else {})})
+    fresh.add(41, {"content": "zebra33 seen once more"})
+    for query in ("zebra31", "zebra33", "zebra40", "zebra5", "note zebra38"):
+        got, want = index.search(query, 10), fresh.search(query, 10)
+        assert [i for i, _ in got] == [i for i, _ in want], query
+        assert [s for _, s in got] == pytest.approx([s for _, s in want], rel=1e-5), query
+    assert sorted(i for i, _ in index.search("zebra33", 10)) == [33, 41]
+    assert index.search("zebra5", 10) == []

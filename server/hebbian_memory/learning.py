@@ -3,6 +3,7 @@ that makes, the link graph that recall spreads over, and the access events to re
 the service calls it under its write lock."""
 
 import itertools
+import sys
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -39,8 +40,9 @@ class Learning:
         self._graph.clear()
         graph = self._graph
         for a, b, weight, kind in edges:
-            graph.setdefault(a, {})[b] = (weight, kind)
-            graph.setdefault(b, {})[a] = (weight, kind)
+            held = (weight, sys.intern(kind))  # one string per kind, not one per link read from the database
+            graph.setdefault(a, {})[b] = held
+            graph.setdefault(b, {})[a] = held
 
     def _put(self, a: int, b: int, weight: float, kind: str) -> None:
         self._graph.setdefault(a, {})[b] = (weight, kind)
