@@ -5,6 +5,8 @@ so every use of usearch goes through :func:`usearch_index`, which loads onnxrunt
 loaded on first use, not at import, so the server answers ``initialize`` before paying for them.
 """
 
+import ctypes
+import sys
 import threading
 from types import ModuleType
 
@@ -29,3 +31,16 @@ def usearch_index() -> ModuleType:
 
             _usearch = usearch.index
         return _usearch
+
+
+def release_free_memory() -> None:
+    """Hand the C heap's free pages back to the system (glibc only; elsewhere nothing happens). After large
+    transient work, such as the warm-up or a consolidation pass, glibc keeps them: measured 16 MB after the
+    warm-up of 100,000 memories."""
+    if sys.platform != "linux":
+        return
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the process's own C library
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return
+    trim(0)

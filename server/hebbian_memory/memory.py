@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from hebbian_memory import documents, inputs, maintenance, plasticity, portability
+from hebbian_memory._native import release_free_memory
 from hebbian_memory.clock import Clock
 from hebbian_memory.config import LimitSettings, Settings
 from hebbian_memory.embedding import Embedder, Vectors
@@ -174,6 +175,7 @@ class MemoryService:
             self._project_counts = self._store.project_counts()
             if self._settings.plasticity.enabled:
                 self._learning.load(self._store.graph())
+            release_free_memory()
             log.info(
                 "ready: %d memories, vector index %s, in %.2f s",
                 len(self._lexical),
@@ -741,6 +743,7 @@ class MemoryService:
         finally:
             with self._write_lock:
                 self._learning.unwatch()
+        release_free_memory()  # the pass read every link and memory state
         return ConsolidateResult(
             at=report.at,
             links=report.links,
