@@ -9,6 +9,7 @@ import pytest
 
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import load_settings
+from hebbian_memory.learning import Learning
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.storage import Store
@@ -188,3 +189,15 @@ def test_a_pass_keeps_what_changed_while_it_was_planning(service: MemoryService,
     assert service.links(a) == [(b, pytest.approx(faded + 0.9 * (1 - faded)))], "the newer a-b survives the pass"
     assert service.links(c) == []
     assert [other for other, _ in service.links(b)] == [a]
+
+
+@pytest.mark.parametrize("kind", ["temporal", "coaccess", "explicit"])
+@pytest.mark.parametrize("weight", [0.0, 1e-9, 0.01, 0.5, 0.999999, 1.0])
+def test_the_graph_gives_back_each_links_weight_and_kind(kind: str, weight: float) -> None:
+    """The graph packs a link's weight and kind into one float; both must come back as they went in."""
+    learning = Learning(load_settings(env={}).plasticity)
+    learning.load([(1, 2, weight, kind)])
+    for here, there in ((1, 2), (2, 1)):
+        [(neighbour, got, got_kind)] = learning.neighbours(here)
+        assert (neighbour, got_kind) == (there, kind)
+        assert got == pytest.approx(weight, abs=1e-12)

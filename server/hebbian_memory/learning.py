@@ -3,7 +3,6 @@ that makes, the link graph that recall spreads over, and the access events to re
 the service calls it under its write lock."""
 
 import itertools
-import sys
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -19,12 +18,27 @@ def pair(a: int, b: int) -> Pair:
     return (a, b) if a < b else (b, a)
 
 
+# A link in the graph is one float, its weight (0 to 1) plus twice its kind's code: a float per neighbour instead of
+# a (weight, kind) tuple and its float (at 100,000 links, about 8 MB less).
+_KINDS = ("temporal", "coaccess", "explicit")
+_CODES = {kind: code for code, kind in enumerate(_KINDS)}
+
+
+def _pack(weight: float, kind: str) -> float:
+    return weight + 2.0 * _CODES[kind]
+
+
+def _unpack(held: float) -> tuple[float, str]:
+    code = int(held // 2.0)
+    return held - 2.0 * code, _KINDS[code]
+
+
 class Learning:
     """The link graph in memory (a cache of the associations table) and the per-session use tracking."""
 
     def __init__(self, rules: PlasticitySettings) -> None:
         self.rules = rules
-        self._graph: dict[int, dict[int, tuple[float, str]]] = {}
+        self._graph: dict[int, dict[int, float]] = {}  # memory -> neighbour -> packed weight and kind
         self._used: dict[int, deque[int]] = {}  # session -> memories it used, most recent last
         self._co_returned: dict[int, Counter[Pair]] = {}  # session -> how often each pair came back together
         self._events: list[tuple[int, int | None, str, datetime]] = []
@@ -40,13 +54,14 @@ class Learning:
         self._graph.clear()
         graph = self._graph
         for a, b, weight, kind in edges:
-            held = (weight, sys.intern(kind))  # one string per kind, not one per link read from the database
+            held = _pack(weight, kind)
             graph.setdefault(a, {})[b] = held
             graph.setdefault(b, {})[a] = held
 
     def _put(self, a: int, b: int, weight: float, kind: str) -> None:
-        self._graph.setdefault(a, {})[b] = (weight, kind)
-        self._graph.setdefault(b, {})[a] = (weight, kind)
+        held = _pack(weight, kind)
+        self._graph.setdefault(a, {})[b] = held
+        self._graph.setdefault(b, {})[a] = held
 
     def _drop(self, a: int, b: int) -> None:
         for x, y in ((a, b), (b, a)):
@@ -57,7 +72,7 @@ class Learning:
                     del self._graph[x]
 
     def neighbours(self, memory_id: int) -> list[tuple[int, float, str]]:
-        return [(n, w, kind) for n, (w, kind) in self._graph.get(memory_id, {}).items()]
+        return [(n, *_unpack(held)) for n, held in self._graph.get(memory_id, {}).items()]
 
     def link_count(self) -> int:
         return sum(len(near) for near in self._graph.values()) // 2

@@ -72,6 +72,12 @@ def _append(postings: dict[str, _Held], term: str, slot: int, tf: int) -> None:
         held.tfs.append(float(tf))
 
 
+def _term_list(packed: bytes) -> "array[int]":
+    ids = array("i")
+    ids.frombytes(packed)
+    return ids
+
+
 def _arrays(held: _Held) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float32]]:
     """Slots and term frequencies of a term's postings."""
     if isinstance(held, int):
@@ -95,8 +101,11 @@ class BM25Index:
         self._lengths = {name: array("f") for name in self._fields}
         self._length_sums = dict.fromkeys(self._fields, 0.0)
         self._postings: dict[str, dict[str, _Held]] = {name: {} for name in self._fields}
-        self._doc_terms: list[tuple[str, ...]] = []
-        self._df: Counter[str] = Counter()
+        # Each memory's distinct terms as packed term ids (for removal), and document frequencies by term id: at
+        # 100,000 memories a tuple of terms per memory and a Counter took about 20 MB more.
+        self._term_ids: dict[str, int] = {}
+        self._df = array("i")
+        self._doc_terms: list[bytes] = []
         self._dead = 0
 
     def __len__(self) -> int:
@@ -148,8 +157,19 @@ class BM25Index:
                 for term, tf in counts.items():
                     _append(postings, term, slot, tf)
                 all_terms.update(counts)
-            self._doc_terms.append(tuple(all_terms))
-            self._df.update(all_terms)
+            self._doc_terms.append(self._count_terms(all_terms))
+
+    def _count_terms(self, new_terms: set[str]) -> bytes:
+        """Count one more memory holding each of ``new_terms``; their ids, packed."""
+        ids = array("i")
+        for term in new_terms:
+            term_id = self._term_ids.get(term)
+            if term_id is None:
+                term_id = self._term_ids[term] = len(self._df)
+                self._df.append(0)
+            self._df[term_id] += 1
+            ids.append(term_id)
+        return ids.tobytes()
 
     def fill_field(self, memory_id: int, name: str, text: str) -> None:
         """Give an indexed memory's empty field its text (e.g. the next memory of its episode has arrived)."""
@@ -166,9 +186,9 @@ class BM25Index:
             postings = self._postings[name]
             for term, tf in counts.items():
                 _append(postings, term, slot, tf)
-            new_terms = set(counts) - set(self._doc_terms[slot])
-            self._doc_terms[slot] = (*self._doc_terms[slot], *new_terms)
-            self._df.update(new_terms)
+            held = set(_term_list(self._doc_terms[slot]))
+            new_terms = {term for term in counts if self._term_ids.get(term) not in held}
+            self._doc_terms[slot] += self._count_terms(new_terms)
 
     def remove(self, memory_id: int) -> None:
         with self._lock:
@@ -181,8 +201,9 @@ class BM25Index:
         slot = self._slot_of.pop(memory_id)
         self._alive[slot] = 0
         self._dead += 1
-        self._df.subtract(self._doc_terms[slot])
-        self._doc_terms[slot] = ()
+        for term_id in _term_list(self._doc_terms[slot]):
+            self._df[term_id] -= 1
+        self._doc_terms[slot] = b""
         for name in self._fields:
             self._length_sums[name] -= self._lengths[name][slot]
 
@@ -208,7 +229,7 @@ class BM25Index:
                     held.tfs = array("f", tfs[keep].tobytes())
         self._doc_terms = [t for t, a in zip(self._doc_terms, old_alive, strict=True) if a]
         self._slot_of = {int(mid): i for i, mid in enumerate(self._ids)}
-        self._df = +self._df  # drop zero counts
+        self._term_ids = {term: i for term, i in self._term_ids.items() if self._df[i] > 0}  # ids are not reused
         self._dead = 0
 
     def search(self, query: str, limit: int, only: Sequence[int] | None = None) -> list[tuple[int, float]]:
@@ -222,7 +243,8 @@ class BM25Index:
                 return []
             scores = np.zeros(len(self._ids), dtype=np.float32)
             for term in query_terms:
-                df = self._df.get(term, 0)
+                term_id = self._term_ids.get(term)
+                df = 0 if term_id is None else self._df[term_id]
                 if df <= 0:
                     continue
                 idf = math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
