@@ -201,3 +201,37 @@ def test_the_graph_gives_back_each_links_weight_and_kind(kind: str, weight: floa
         [(neighbour, got, got_kind)] = learning.neighbours(here)
         assert (neighbour, got_kind) == (there, kind)
         assert got == pytest.approx(weight, abs=1e-12)
+
+
+def test_the_graph_cache_follows_the_stored_links_through_links_forgets_and_passes(
+    service: MemoryService, clock: ManualClock
+) -> None:
+    """The in-memory graph recall spreads over must list exactly the stored links, with their weights."""
+
+    def graph_and_store() -> tuple[dict[tuple[int, int, str], float], dict[tuple[int, int, str], float]]:
+        cached = {
+            (m, n, kind): w
+            for m in ids
+            for n, w, kind in service._learning.neighbours(m)  # pyright: ignore[reportPrivateUsage]
+        }
+        stored = {
+            (m, link.target_id if link.source_id == m else link.source_id, link.kind): link.weight
+            for m in ids
+            for link in service._store.links_of(m)  # pyright: ignore[reportPrivateUsage]
+        }
+        return cached, stored
+
+    session = service.start_session("test")
+    ids = [r.id for r in service.remember_many([MemoryInput(content=w) for w in ("ant", "bee", "cat", "dog")], session)]
+    service.associate(ids[0], [ids[3]], strength=0.8)
+    for step in ("linked", "forgot", "passed"):
+        if step == "forgot":
+            service.forget(ids=[ids[1]])
+        if step == "passed":
+            clock.advance(timedelta(days=3))
+            service.consolidate()
+        cached, stored = graph_and_store()
+        assert cached.keys() == stored.keys(), step
+        assert all(cached[key] == pytest.approx(weight, abs=1e-9) for key, weight in stored.items()), step
+    assert (ids[0], ids[3], "explicit") in cached
+    assert not any(ids[1] in key[:2] for key in cached)

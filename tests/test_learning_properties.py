@@ -5,6 +5,7 @@ import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -80,6 +81,14 @@ class Run:
             assert all(0.0 <= w <= 1.0 for _, w in links)
             assert not self.forgotten & {other for other, _ in links}
             assert m not in self.forgotten or links == []
+            # The graph recall spreads over is a cache of the stored links: the same neighbours, kinds and weights.
+            stored = {
+                (link.target_id if link.source_id == m else link.source_id, link.kind): link.weight
+                for link in self.service._store.links_of(m)  # pyright: ignore[reportPrivateUsage]
+            }
+            cached = {(n, kind): w for n, w, kind in self.service._learning.neighbours(m)}  # pyright: ignore[reportPrivateUsage]
+            assert cached.keys() == stored.keys()
+            assert all(cached[key] == pytest.approx(weight, abs=1e-9) for key, weight in stored.items())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
