@@ -22,6 +22,7 @@ from hebbian_memory.clock import Clock
 from hebbian_memory.config import LimitSettings, Settings
 from hebbian_memory.embedding import Embedder, Vectors
 from hebbian_memory.errors import HebbianMemoryError, InvalidInputError, MemoryNotFoundError
+from hebbian_memory.idmap import IdMap
 from hebbian_memory.index import VectorIndex
 from hebbian_memory.learning import Learning, Pair, pair
 from hebbian_memory.lexical import BM25Index, LexicalIndex
@@ -117,7 +118,7 @@ class MemoryService:
         self._lexical: LexicalIndex = BM25Index(self._fields, k1=settings.lexical.k1)
         self._entities: dict[int, frozenset[str]] = {}
         self._entity_sets: dict[frozenset[str], frozenset[str]] = {}
-        self._previous_of: dict[int, int] = {}  # memory id -> the memory before it in its session
+        self._previous_of = IdMap()  # memory id -> the memory before it in its session
         # The last memory stored in each live session, whose "next" context the following memory fills.
         self._episode_tail: dict[int, tuple[int, str]] = {}
         # Sessions started here have no memories yet; any other (one a previous owner started) may have some.
@@ -214,7 +215,7 @@ class MemoryService:
             if doc.previous_id is not None:
                 self._previous_of[doc.id] = doc.previous_id
             else:
-                self._previous_of.pop(doc.id, None)
+                self._previous_of.pop(doc.id)
 
     def _purge(self) -> None:
         started = time.perf_counter()
@@ -909,7 +910,7 @@ class MemoryService:
             for memory_id in doomed:
                 self._lexical.remove(memory_id)
                 self._entities.pop(memory_id, None)
-                self._previous_of.pop(memory_id, None)
+                self._previous_of.pop(memory_id)
             # Neighbours held the forgotten text as context: index their episodes again without it.
             survivors = self._store.documents(sorted(episodes)) if episodes else []
             self._index_documents(survivors)
