@@ -1,4 +1,5 @@
-"""Embedders: the Embedder protocol and its fastembed implementation (lazy, thread-safe, offline by default)."""
+"""Embedders: the Embedder protocol and OnnxEmbedder (lazy, thread-safe, offline by default): the bundled model's
+quantized copy run with onnxruntime directly, or any fastembed model by name."""
 
 import logging
 import os
@@ -148,14 +149,22 @@ class _QuantizedMiniLM:
         from tokenizers import Tokenizer
 
         ort: Any = load_onnxruntime()  # untyped
-        self._tokenizer: Any = Tokenizer.from_file(str(folder / "tokenizer.json"))
-        self._tokenizer.enable_truncation(MAX_TOKENS)
-        self._tokenizer.no_padding()
-        options = ort.SessionOptions()
-        options.enable_cpu_mem_arena = CPU_MEM_ARENA
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self._session: Any = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+        try:
+            self._tokenizer: Any = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            self._tokenizer.enable_truncation(MAX_TOKENS)
+            self._tokenizer.no_padding()
+            options = ort.SessionOptions()
+            options.enable_cpu_mem_arena = CPU_MEM_ARENA
+            options.intra_op_num_threads = 1
+            options.inter_op_num_threads = 1
+            self._session: Any = ort.InferenceSession(
+                str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as e:  # tokenizers and onnxruntime raise their own untyped errors
+            raise ModelError(
+                f"Cannot load the quantized embedding model in {folder}: {e}. Delete that folder; the next start "
+                "makes it again."
+            ) from e
         self._workers = max(1, threads or os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="embed") if self._workers > 1 else None
 

@@ -9,9 +9,9 @@ vectors have a median cosine of 0.996 with the packaged model's and the same top
 one short text in 1.7 against 2.4 ms, batches at 670 against 490 texts/s.
 
 The work runs once per model cache dir, in a child process (it needs the onnx package and a few hundred MB while
-it runs, which the server should not keep), and leaves a fastembed model folder: the tokenizer files beside
-model.onnx, whose sha256 is written next to it and checked at every load. A missing or damaged folder is derived
-again; the packaged model is verified against its pinned sha256 first.
+it runs, which the server should not keep), and leaves a model folder as fastembed lays one out: the tokenizer
+files beside model.onnx, whose sha256 is written next to it and checked at every load. A missing or damaged folder
+is derived again; the packaged model is verified against its pinned sha256 first.
 """
 
 import hashlib
@@ -98,7 +98,8 @@ def quantized_model_dir(cache_dir: Path, source: Callable[[], Path], tokenizer_d
             # Another process derived it meanwhile; theirs is as good as ours if it is whole.
             if cached_model_dir(cache_dir) is None:
                 raise
-        _fsync(cache_dir)
+        if os.name == "posix":  # a directory cannot be opened for fsync on Windows
+            _fsync(cache_dir)
     except OSError as e:
         raise ModelError(f"Cannot write the quantized embedding model to {folder}: {e}") from e
     finally:
