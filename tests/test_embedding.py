@@ -107,3 +107,32 @@ def test_the_model_is_quantized_once_per_cache_and_again_when_damaged(tmp_path: 
     healed = OnnxEmbedder("default", tmp_path)
     np.testing.assert_allclose(healed.embed(TEXTS), expected, atol=1e-6)
     assert sha256_of(model) == (folder / DIGEST_FILE).read_text().strip()
+
+
+def test_two_processes_quantizing_into_one_cache_at_once_both_get_a_whole_model(tmp_path: Path) -> None:
+    """Two servers (or a server and `hebbian-memory reindex`) may both find the cache empty: each derives in its
+    own work folder and the second rename finds the first one's folder, which it checks and uses."""
+    import threading
+
+    from hebbian_memory.embedding import verified_bundled_model
+    from hebbian_memory.quantize import quantized_model_dir
+
+    folders: list[Path] = []
+    errors: list[BaseException] = []
+
+    def derive() -> None:
+        try:
+            folders.append(quantized_model_dir(tmp_path, verified_bundled_model, TOKENIZER_DIR))
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=derive) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    assert len(folders) == 2
+    assert folders[0] == folders[1] == cached_model_dir(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [folders[0].name]  # no work folder left behind
+    assert OnnxEmbedder("default", tmp_path).embed(["one whole model"]).shape == (1, 384)

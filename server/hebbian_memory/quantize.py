@@ -90,14 +90,15 @@ def quantized_model_dir(cache_dir: Path, source: Callable[[], Path], tokenizer_d
         (work / DIGEST_FILE).write_text(sha256_of(work / MODEL_FILE) + "\n")
         for name in (MODEL_FILE, DIGEST_FILE):
             _fsync(work / name)
-        if folder.exists():  # damaged: cached_model_dir said so
-            shutil.rmtree(folder)
-        try:
-            work.rename(folder)
-        except OSError:
-            # Another process derived it meanwhile; theirs is as good as ours if it is whole.
-            if cached_model_dir(cache_dir) is None:
-                raise
+        # Another process may have derived it meanwhile: a whole folder is as good as ours and may be in use.
+        if cached_model_dir(cache_dir) is None:
+            if folder.exists():  # damaged
+                shutil.rmtree(folder)
+            try:
+                work.rename(folder)
+            except OSError:
+                if cached_model_dir(cache_dir) is None:  # not a rename lost to another process
+                    raise
         if os.name == "posix":  # a directory cannot be opened for fsync on Windows
             _fsync(cache_dir)
     except OSError as e:
