@@ -13,7 +13,6 @@ import json
 import os
 import random
 import re
-import shutil
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,8 @@ from bench.locomo import DATA, machine
 
 BATCH = 500
 SAMPLES = 200
-MODEL_CACHE = Path(tempfile.mkdtemp(prefix="bench-models-"))
+# One model cache for every benchmark run on this machine, so the model is quantized once, as once per install.
+MODEL_CACHE = Path(tempfile.gettempdir()) / "hebbian-memory-bench-models"
 
 
 def _turns() -> list[str]:
@@ -97,8 +97,7 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def server(data_dir: Path) -> StdioServerParameters:
-    """The real server over stdio, with the model cache of this run (the model is quantized once per run, as on a
-    user's machine once per install, not once per store size)."""
+    """The real server over stdio, with the benchmarks' model cache."""
     return server_params(data_dir, env={"HEBBIAN_MEMORY_MODEL_CACHE_DIR": str(MODEL_CACHE)})
 
 
@@ -169,7 +168,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rate = anyio.run(bulk_import, Path(tmp) / "data", turns)
     report["turn_import"] = {"memories": len(turns), "median_words": median_words(turns), "per_s": rate}
-    shutil.rmtree(MODEL_CACHE, ignore_errors=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
     print(table(report))

@@ -104,6 +104,7 @@ class OnnxEmbedder:
                 load_onnxruntime()  # before anything else native; see _native.py
                 if self._name == DEFAULT_MODEL:
                     folder = quantized_model_dir(self._cache_dir, verified_bundled_model, TOKENIZER_DIR)
+                    log.info("loading embedding model %s from %s", BUNDLED_MODEL_ID, folder)
                     self._model = _QuantizedMiniLM(folder, self._threads)
                 else:
                     self._model = _FastEmbedModel(self._name, self._cache_dir, self._threads, self._batch_size)
