@@ -52,6 +52,7 @@ def test_a_user_file_then_env_then_flags_take_precedence_in_that_order(tmp_path:
         ({"HEBBIAN_MEMORY_RECALL_DEFAULT_K": "ten"}, "must be a int"),
         ({"HEBBIAN_MEMORY_RECALL_DENSE_WEIGHT": "1.5"}, "dense_weight must be between 0 and 1"),
         ({"HEBBIAN_MEMORY_INDEX_DTYPE": "f64"}, "index.dtype"),
+        ({"HEBBIAN_MEMORY_RECALL_ANSWER_KINDS": "time,colour"}, "answer_kinds may hold only time, quantity, title"),
         ({"HEBBIAN_MEMORY_LOG_LEVEL": "LOUD"}, "log_level"),
         ({"HEBBIAN_MEMORY_CONFIG": "/nonexistent/file.toml"}, "not found"),
     ],

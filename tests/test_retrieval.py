@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from hebbian_memory import documents
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding import OnnxEmbedder
@@ -66,7 +67,12 @@ def test_a_reply_is_found_by_the_meaning_of_the_question_it_answers(
 ) -> None:
     """The answer shares no word and little meaning with the query; only its episode (the question before it)
     does. Nearby distractors about vehicles outrank it on its own vector, so episode_share=0 must lose it."""
-    overrides = {"data_dir": str(data_dir), "recall.episode_share": share, "plasticity.spread_weight": 0.0}
+    overrides = {
+        "data_dir": str(data_dir),
+        "recall.episode_share": share,
+        "plasticity.spread_weight": 0.0,
+        "recall.question_penalty": 0.0,
+    }
     tuned = load_settings(env={}, overrides=overrides)
     clock = ManualClock(datetime(2025, 3, 1, tzinfo=UTC))
     service = MemoryService(tuned, Store.open(tuned.data_dir / "memory.duckdb", clock.now()), real_embedder, clock)
@@ -164,6 +170,121 @@ def test_naming_a_speaker_favours_what_that_speaker_said(service: MemoryService)
     service.remember("I love hiking in the hills.", metadata={"speaker": "Caroline"})
     melanie = service.remember("I love hiking in the hills!", metadata={"speaker": "Melanie"}).id
     assert top_ids(service, "Where does Melanie love hiking?", k=1) == [melanie]
+
+
+@pytest.mark.parametrize("boost", [0.3, 0.0])
+@pytest.mark.parametrize(
+    ("plain", "holding", "other_question", "asking"),
+    [
+        (
+            "Jon went to the pottery class at the studio and made a bowl.",
+            "Jon: I tried pottery last Saturday, so relaxing!",
+            "What did Jon make at the pottery class?",
+            "When did Jon go to the pottery class?",
+        ),
+        (
+            "Maria adopted cats from the shelter and loves them.",
+            "Maria: We took in three cats from the shelter!",
+            "Where did Maria adopt her cats from?",
+            "How many cats did Maria adopt from the shelter?",
+        ),
+        (
+            "Tim keeps reading that fantasy book series about dragons every night.",
+            'Tim: I keep reading "The Wheel of Time", a fantasy series with dragons!',
+            "Why does Tim keep reading the fantasy book series about dragons?",
+            "Which book series about dragons is Tim reading?",
+        ),
+    ],
+)
+def test_a_question_favours_memories_that_hold_the_kind_of_answer_it_asks_for(
+    data_dir: Path,
+    real_embedder: OnnxEmbedder,
+    boost: float,
+    plain: str,
+    holding: str,
+    other_question: str,
+    asking: str,
+) -> None:
+    """Both memories tell of the same thing; the plain one matches the query better on its own, the other holds
+    what the question asks for (a time, a quantity, a title). Only that question lifts it, only with the boost
+    on; a forgotten memory's kinds go with it."""
+    service = episode_service(data_dir, real_embedder, recall__answer_boost=boost, plasticity__spread_weight=0.0)
+    try:
+        for text in DISTRACTORS:
+            service.remember(text)
+        plain_id, holding_id = service.remember(plain).id, service.remember(holding).id
+        assert top_ids(service, other_question, k=2) == [plain_id, holding_id]
+        found = top_ids(service, asking, k=2)
+        assert found == ([holding_id, plain_id] if boost else [plain_id, holding_id])
+        assert service._answer_kinds.get(holding_id)  # pyright: ignore[reportPrivateUsage]
+        service.forget(ids=[holding_id])
+        assert not service._answer_kinds.get(holding_id)  # pyright: ignore[reportPrivateUsage]
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize("penalty", [0.1, 0.0])
+def test_a_statement_comes_before_a_question_that_matches_a_little_better(
+    data_dir: Path, real_embedder: OnnxEmbedder, penalty: float
+) -> None:
+    """A stored question asks rather than tells: with the penalty on, the answer that matches almost as well
+    comes first."""
+    service = episode_service(
+        data_dir,
+        real_embedder,
+        recall__question_penalty=penalty,
+        recall__episode_share=0.0,
+        plasticity__spread_weight=0.0,
+    )
+    try:
+        for text in DISTRACTORS:
+            service.remember(text)
+        asked = service.remember("Which running shoes do you like best for marathons?").id
+        told = service.remember("For marathons I like light running shoes.").id
+        found = top_ids(service, "Which running shoes does Sam like for marathons?", k=2)
+        assert found == ([told, asked] if penalty else [asked, told])
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "kinds"),
+    [
+        ("I went hiking yesterday.", documents.TIME),
+        ("We moved here last year.", documents.TIME),
+        ("The concert is on Friday night.", documents.TIME),
+        ("Her birthday is in May.", documents.TIME),
+        ("The meeting moved to 3/14.", documents.TIME | documents.QUANTITY),
+        ("I was born in 1994.", documents.TIME | documents.QUANTITY),
+        ("I have three kids and a dog.", documents.QUANTITY),
+        ('My favourite is "Little Women".', documents.TITLE),
+        ("I loved The Lord of the Rings by Tolkien.", documents.TITLE),
+        ("You may borrow my bike.", 0),
+        ("Did you see the game last night? ", documents.TIME | documents.QUESTION),
+        ("What? No way, I loved it.", 0),
+        ("Jon: Hey Gina, the bike is blue and fast.", 0),
+    ],
+)
+def test_the_kinds_of_answer_a_text_holds_are_told_apart(text: str, kinds: int) -> None:
+    assert documents.answer_kinds(text) == kinds
+
+
+@pytest.mark.parametrize(
+    ("query", "kind"),
+    [
+        ("When did Jon open his studio?", documents.TIME),
+        ("What year did they marry?", documents.TIME),
+        ("How long ago was the trip?", documents.TIME),
+        ("How long has she been painting?", documents.QUANTITY),
+        ("how many kids does Mel have", documents.QUANTITY),
+        ("What book did Melanie read?", documents.TITLE),
+        ("What is the name of Nate's turtle?", documents.TITLE),
+        ("What did Jon open?", 0),
+        ("Where is the studio?", 0),
+    ],
+)
+def test_the_kind_of_answer_a_question_asks_for_is_recognised(query: str, kind: int) -> None:
+    assert documents.asked_kind(query) == kind
 
 
 def test_event_dates_are_searchable_in_words(service: MemoryService) -> None:

@@ -27,6 +27,8 @@ _CHECKOUT_DEFAULTS = Path(__file__).resolve().parents[2] / "config" / "default.t
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 _DTYPES = ("f32", "f16", "i8")
 _SOCKETS = ("auto", "tcp")
+# What recall.answer_kinds may name (documents tells them apart).
+ANSWER_KIND_NAMES = ("time", "quantity", "title")
 MIN_TOKEN_CHARS = 16
 
 
@@ -59,6 +61,9 @@ class RecallSettings:
     exact_filter_limit: int
     entity_keys: list[str]
     entity_boost: float
+    answer_boost: float
+    answer_kinds: list[str]
+    question_penalty: float
     episode_share: float
     duplicate_cosine: float
 
@@ -292,6 +297,10 @@ def _validate(s: Settings) -> None:
         (s.log_level in _LOG_LEVELS, f"log_level must be one of {', '.join(_LOG_LEVELS)}"),
         (s.index.dtype in _DTYPES, f"index.dtype must be one of {', '.join(_DTYPES)}"),
         (s.sharing.socket in _SOCKETS, f"sharing.socket must be one of {', '.join(_SOCKETS)}"),
+        (
+            set(s.recall.answer_kinds) <= set(ANSWER_KIND_NAMES),
+            f"recall.answer_kinds may hold only {', '.join(ANSWER_KIND_NAMES)}",
+        ),
         (0.0 <= s.recall.dense_weight <= 1.0, "recall.dense_weight must be between 0 and 1"),
         (0.0 < s.recall.duplicate_cosine <= 1.0, "recall.duplicate_cosine must be in (0, 1]"),
         (0.0 < s.associate.default_strength <= 1.0, "associate.default_strength must be in (0, 1]"),

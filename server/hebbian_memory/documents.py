@@ -1,12 +1,14 @@
 """How a memory looks to the keyword index: its text, its episode (the memories stored just before and after
-it in the same session), its event date in words, and chosen metadata; plus the entities it names."""
+it in the same session), its event date in words, and chosen metadata; plus the entities it names and whether
+its text says when something happened."""
 
 import functools
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from hebbian_memory.config import LexicalSettings
+from hebbian_memory.config import ANSWER_KIND_NAMES, LexicalSettings
 from hebbian_memory.lexical import FieldSpec
 from hebbian_memory.storage import DocumentRow
 from hebbian_memory.text import words
@@ -61,3 +63,75 @@ def fields(doc: DocumentRow, specs: Mapping[str, FieldSpec], metadata_keys: Sequ
 def entities(metadata: Mapping[str, Any], keys: Sequence[str]) -> frozenset[str]:
     """Lower-cased words of the entity-valued metadata (e.g. the speaker's name)."""
     return frozenset(words(metadata_text(metadata, keys)))
+
+
+# What a question asks for, and what a memory's text holds: a time, a quantity, a title or name; and whether
+# the memory is itself a question (it asks rather than tells).
+TIME, QUANTITY, TITLE, QUESTION = 1, 2, 4, 8
+ANSWER_KINDS: dict[str, int] = dict(zip(ANSWER_KIND_NAMES, (TIME, QUANTITY, TITLE), strict=True))
+
+_MONTHS = "january|february|march|april|june|july|august|september|october|november|december"
+_DAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+# Words that place an event in time (English). Broad on purpose: a turn that says "last weekend" or "just
+# finished" is far likelier to answer a "when" question (LoCoMo dev: 84% of the evidence turns of its 150 "when"
+# questions do, against 34% of the other turns in their top 5).
+_TIME = re.compile(
+    rf"\b(?:yesterday|today|tonight|tomorrow|ago|last|next|recently|earlier|later|soon|since|just|week|weekend"
+    rf"|month|year|morning|afternoon|evening|night|{_DAYS}|{_MONTHS}|(?:1[89]|20)\d\d)\b"
+    r"|\b\d{1,2}[/.]\d{1,2}(?:[/.]\d{2,4})?\b"
+    r"|(?-i:\bMay\b)",  # the month; "may" the verb is lower-case unless it starts a sentence
+    re.IGNORECASE,
+)
+_QUANTITY = re.compile(
+    r"\b\d+(?:[.,]\d+)?\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty"
+    r"|fifty|hundred|thousand|dozen|once|twice|couple|few|several)\b",
+    re.IGNORECASE,
+)
+# A quoted phrase, or two or more capitalised words together that do not start the text or a sentence:
+# "Becoming Nicole", Amy Ellis Nutt, The Lord of the Rings.
+_TITLE = re.compile(
+    r'["\u201c][^"\u201d]{2,}["\u201d]|(?<![.!?:] )(?<!^)\b[A-Z][a-z]+(?: (?:of |the |and )*[A-Z][a-z]+)+'
+)
+_ASKS = (
+    (
+        TIME,
+        re.compile(
+            r"\bwhen\b|\b(?:what|which)\s+(?:date|day|year|month|time|week|season)\b|\bhow\s+long\s+ago\b", re.I
+        ),
+    ),
+    (QUANTITY, re.compile(r"\bhow\s+(?:many|much|often|long)\b", re.I)),
+    (
+        TITLE,
+        re.compile(
+            r"\b(?:what|which)\s+(?:\w+\s+)?(?:book|movie|film|song|show|game|band|album|novel|series|artist|author"
+            r"|title|name)s?\b|\bwhat\s+is\s+the\s+name\b",
+            re.I,
+        ),
+    ),
+)
+
+
+def kinds_mask(names: Sequence[str]) -> int:
+    """The bits of the named answer kinds ("time", "quantity", "title")."""
+    mask = 0
+    for name in names:
+        mask |= ANSWER_KINDS[name]
+    return mask
+
+
+def answer_kinds(text: str) -> int:
+    """The kinds of answer ``text`` holds (TIME | QUANTITY | TITLE bits): "last week", "three", "Little Women";
+    QUESTION when it ends in a question mark."""
+    kinds = TIME if _TIME.search(text) else 0
+    kinds |= QUANTITY if _QUANTITY.search(text) else 0
+    kinds |= TITLE if _TITLE.search(text) else 0
+    return kinds | (QUESTION if text.rstrip().endswith("?") else 0)
+
+
+def asked_kind(query: str) -> int:
+    """The kind of answer ``query`` asks for, or 0: "When did ..." a time, "How many ..." a quantity, "What book
+    ..." a title. The first that matches decides ("how long ago" asks for a time, "how long" for a quantity)."""
+    for kind, pattern in _ASKS:
+        if pattern.search(query):
+            return kind
+    return 0

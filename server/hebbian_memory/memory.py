@@ -22,7 +22,7 @@ from hebbian_memory.clock import Clock
 from hebbian_memory.config import LimitSettings, Settings
 from hebbian_memory.embedding import Embedder, Vectors
 from hebbian_memory.errors import HebbianMemoryError, InvalidInputError, MemoryNotFoundError
-from hebbian_memory.idmap import IdMap
+from hebbian_memory.idmap import IdBytes, IdMap
 from hebbian_memory.index import VectorIndex
 from hebbian_memory.learning import Learning, Pair, pair
 from hebbian_memory.lexical import BM25Index, LexicalIndex
@@ -119,6 +119,8 @@ class MemoryService:
         self._entities: dict[int, frozenset[str]] = {}
         self._entity_sets: dict[frozenset[str], frozenset[str]] = {}
         self._previous_of = IdMap()  # memory id -> the memory before it in its session
+        self._answer_kinds = IdBytes()  # memory id -> the kinds of answer its text holds (documents.TIME, ...)
+        self._kinds_on = documents.kinds_mask(settings.recall.answer_kinds) | documents.QUESTION
         # The last memory stored in each live session, whose "next" context the following memory fills.
         self._episode_tail: dict[int, tuple[int, str]] = {}
         # Sessions started here have no memories yet; any other (one a previous owner started) may have some.
@@ -204,7 +206,7 @@ class MemoryService:
         self._store.set_meta(_MODEL_META_KEY, model_id)
 
     def _index_documents(self, docs: Sequence[DocumentRow]) -> None:
-        """(Re-)index memories in the keyword index and the entity map."""
+        """(Re-)index memories in the keyword index, the entity map and the answer kinds."""
         keys, entity_keys = self._settings.lexical.metadata_keys, self._settings.recall.entity_keys
         self._lexical.add_many([(doc.id, documents.fields(doc, self._fields, keys)) for doc in docs])
         for doc in docs:
@@ -212,6 +214,7 @@ class MemoryService:
             if found:
                 # Shared: a store has few speakers, and a set per memory took 20 MB at 100,000 memories.
                 self._entities[doc.id] = self._entity_sets.setdefault(found, found)
+            self._answer_kinds[doc.id] = documents.answer_kinds(doc.content) & self._kinds_on
             if doc.previous_id is not None:
                 self._previous_of[doc.id] = doc.previous_id
             else:
@@ -551,11 +554,19 @@ class MemoryService:
         return order
 
     def _fuse(self, found: _Candidates, query: str) -> tuple[_Floats, _Floats, _Floats]:
-        """Min-max normalised dense and lexical scores, and their weighted sum plus the entity boost."""
+        """Min-max normalised dense and lexical scores, and their weighted sum plus the entity and answer-kind
+        boosts, less the question penalty."""
         cfg = self._settings.recall
         dense, lexical = _min_max(found.episode_cosine), _min_max(found.lexical)
         fused = cfg.dense_weight * dense + (1.0 - cfg.dense_weight) * lexical
         fused += cfg.entity_boost * self._entity_matches(found.ids, query)
+        asked = documents.asked_kind(query) & self._kinds_on
+        if asked and cfg.answer_boost > 0:
+            held = [bool(self._answer_kinds.get(i) & asked) for i in found.ids]
+            fused += cfg.answer_boost * np.asarray(held, dtype=np.float32)
+        if cfg.question_penalty > 0:
+            asks = [bool(self._answer_kinds.get(i) & documents.QUESTION) for i in found.ids]
+            fused -= cfg.question_penalty * np.asarray(asks, dtype=np.float32)
         return dense, lexical, fused.astype(np.float32)
 
     def _spread_activation(
@@ -910,6 +921,7 @@ class MemoryService:
             for memory_id in doomed:
                 self._lexical.remove(memory_id)
                 self._entities.pop(memory_id, None)
+                self._answer_kinds.pop(memory_id)
                 self._previous_of.pop(memory_id)
             # Neighbours held the forgotten text as context: index their episodes again without it.
             survivors = self._store.documents(sorted(episodes)) if episodes else []
