@@ -295,6 +295,16 @@ def test_event_dates_are_searchable_in_words(service: MemoryService) -> None:
     assert top_ids(service, "pottery class in May 2023", k=1) == [may]
 
 
+def test_a_day_named_by_relative_time_words_is_searchable(service: MemoryService) -> None:
+    """Said on 16 June, "yesterday" is 15 June: a question about that day finds the memory, though another
+    matches the words better and was said nearer to it."""
+    for text in DISTRACTORS:
+        service.remember(text, event_time="2023-06-16")
+    service.remember("Went to the pottery class!", event_time="2023-06-14")
+    yesterday = service.remember("Went to the pottery class yesterday, so relaxing.", event_time="2023-06-16").id
+    assert top_ids(service, "pottery class on 15 June", k=1) == [yesterday]
+
+
 def test_time_filters_are_exact_at_their_bounds(service: MemoryService) -> None:
     inside = service.remember("Quarterly planning notes", event_time="2024-04-01T00:00:00Z").id
     service.remember("Quarterly planning notes, earlier draft", event_time="2024-03-31T23:59:59Z")

@@ -1,6 +1,6 @@
 """How a memory looks to the keyword index: its text, its episode (the memories stored just before and after
-it in the same session), its event date in words, and chosen metadata; plus the entities it names and whether
-its text says when something happened."""
+it in the same session), its event date in words (with the dates its relative time words name), and chosen
+metadata; plus the entities it names and the kinds of answer it holds (a time, a quantity, a title)."""
 
 import functools
 import re
@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from hebbian_memory import timewords
 from hebbian_memory.config import ANSWER_KIND_NAMES, LexicalSettings
 from hebbian_memory.lexical import FieldSpec
 from hebbian_memory.storage import DocumentRow
@@ -28,14 +29,16 @@ def field_specs(s: LexicalSettings) -> dict[str, FieldSpec]:
     return {name: FieldSpec(weight=w, b=s.b) for name, w in weights.items() if w > 0 or name == CONTENT}
 
 
-def date_words(when: datetime) -> str:
-    """'8 May 2023 Monday': how people name dates in questions."""
-    return _day_words(when.date())
+def date_words(when: datetime, text: str = "") -> str:
+    """'8 May 2023 Monday': how people name dates in questions; then the days, months and years that ``text``'s
+    relative time words name from there ("yesterday": '7 May 2023 Sunday', "last month": 'April 2023')."""
+    named = timewords.resolve(text, when.date()) if text else []
+    return " ".join([_day_words(when.date()), *named])
 
 
 @functools.lru_cache(maxsize=4096)  # memories share days: a rebuild formats each day once
 def _day_words(day: date) -> str:
-    return f"{day.day} {day:%B} {day.year} {day:%A}"
+    return timewords.day_words(day)
 
 
 def metadata_text(metadata: Mapping[str, Any], keys: Sequence[str]) -> str:
@@ -54,7 +57,7 @@ def fields(doc: DocumentRow, specs: Mapping[str, FieldSpec], metadata_keys: Sequ
         CONTENT: doc.content,
         PREVIOUS: doc.previous or "",
         NEXT: doc.next or "",
-        DATE: date_words(doc.event_time),
+        DATE: date_words(doc.event_time, doc.content),
         METADATA: metadata_text(doc.metadata, metadata_keys),
     }
     return {name: text for name, text in candidates.items() if name in specs}
