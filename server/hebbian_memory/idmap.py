@@ -9,29 +9,25 @@ _INT32 = 2**31 - 1
 _SLACK = 1 << 20
 
 
-class IdMap:
-    """A map between memory ids, held in an int32 array indexed by id (0: no entry) for ids a sequence gives, in a
-    dict for any other."""
+class _ById:
+    """Values by memory id in an array indexed by id (0: no entry) for ids a sequence gives, in a dict for any
+    other id or for a value the array cannot hold."""
 
     __slots__ = ("_dense", "_sparse")
+    _TYPECODE = "i"
+    _MAX = _INT32
 
     def __init__(self) -> None:
-        self._dense = array("i")
+        self._dense = array(self._TYPECODE)
         self._sparse: dict[int, int] = {}
 
-    def get(self, key: int) -> int | None:
+    def _held(self, key: int) -> int | None:
         held = self._dense[key] if 0 <= key < len(self._dense) else 0
         return held or self._sparse.get(key)
 
-    def __getitem__(self, key: int) -> int:
-        found = self.get(key)
-        if found is None:
-            raise KeyError(key)
-        return found
-
     def __setitem__(self, key: int, value: int) -> None:
         self.pop(key)
-        if 0 < key <= 2 * len(self._dense) + _SLACK and 0 < value <= _INT32:
+        if 0 < key <= 2 * len(self._dense) + _SLACK and 0 < value <= self._MAX:
             if key >= len(self._dense):
                 self._dense.frombytes(bytes(self._dense.itemsize * (key + 1 - len(self._dense))))
             self._dense[key] = value
@@ -45,35 +41,35 @@ class IdMap:
         self._sparse.pop(key, None)
 
 
-class IdBytes:
-    """Memory id -> a small int (1-255; 0 or absent: none), a byte per id a sequence gives (100,000 ids in 0.1
-    MB), a dict for any other."""
+class IdMap(_ById):
+    """A map between memory ids (4 bytes per id)."""
 
-    __slots__ = ("_dense", "_sparse")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        self._dense = bytearray()
-        self._sparse: dict[int, int] = {}
+    def get(self, key: int) -> int | None:
+        return self._held(key)
+
+    def __getitem__(self, key: int) -> int:
+        found = self._held(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+
+class IdBytes(_ById):
+    """Memory id -> a small int, 1-255 (a byte per id: 100,000 ids in 0.1 MB); 0 means none."""
+
+    __slots__ = ()
+    _TYPECODE = "B"
+    _MAX = 255
 
     def get(self, key: int) -> int:
-        held = self._dense[key] if 0 <= key < len(self._dense) else 0
-        return held or self._sparse.get(key, 0)
+        return self._held(key) or 0
 
     def __setitem__(self, key: int, value: int) -> None:
-        if not 0 <= value <= 255:
+        if not 0 <= value <= self._MAX:
             raise ValueError(f"IdBytes holds 0-255, not {value}")
-        self.pop(key)
-        if not value:
-            return
-        if 0 < key <= 2 * len(self._dense) + _SLACK:
-            if key >= len(self._dense):
-                self._dense.extend(bytes(key + 1 - len(self._dense)))
-            self._dense[key] = value
-        else:  # not what a sequence gives, or far past the rest: kept aside
-            self._sparse[key] = value
-
-    def pop(self, key: int) -> None:
-        """Remove ``key``'s entry, if there is one."""
-        if 0 <= key < len(self._dense):
-            self._dense[key] = 0
-        self._sparse.pop(key, None)
+        if value:
+            super().__setitem__(key, value)
+        else:
+            self.pop(key)
