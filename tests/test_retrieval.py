@@ -305,6 +305,13 @@ def test_a_day_named_by_relative_time_words_is_searchable(service: MemoryService
     assert top_ids(service, "pottery class on 15 June", k=1) == [yesterday]
 
 
+def test_relative_time_words_at_the_ends_of_the_calendar_are_stored_and_found(service: MemoryService) -> None:
+    early = service.remember("Went out yesterday, 3 days ago and last month.", event_time="0001-01-01").id
+    late = service.remember("See you tomorrow, next month and next year.", event_time="9998-12-31").id
+    assert set(top_ids(service, "went out yesterday last month", k=2)) == {early, late}
+    assert top_ids(service, "see you in January 9999", k=1) == [late]
+
+
 def test_time_filters_are_exact_at_their_bounds(service: MemoryService) -> None:
     inside = service.remember("Quarterly planning notes", event_time="2024-04-01T00:00:00Z").id
     service.remember("Quarterly planning notes, earlier draft", event_time="2024-03-31T23:59:59Z")

@@ -30,6 +30,12 @@ FRIDAY = date(2023, 6, 16)
         ("last year", FRIDAY, ["2022"]),
         ("yesterday, and again yesterday, then last year", date(2024, 3, 1), ["29 February 2024 Thursday", "2023"]),
         ("nothing about time here, just lasting weeks", FRIDAY, []),
+        ("yesterday, 3 days ago, last month, last Monday, last year", date(1, 1, 1), []),  # none before year 1
+        (
+            "see you tomorrow, next month, next year",
+            date(9998, 12, 31),
+            ["1 January 9999 Friday", "January 9999", "9999"],
+        ),
     ],
 )
 def test_relative_time_words_name_days_months_and_years(text: str, today: date, named: list[str]) -> None:

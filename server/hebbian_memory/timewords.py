@@ -34,16 +34,20 @@ def resolve(text: str, today: date) -> list[str]:
     if not any(anchor in lower for anchor in _ANCHORS):  # most texts: a few substring scans instead of the regex
         return found
     for m in _RELATIVE.finditer(text):
-        if m["word"]:
-            word = m["word"].lower()
-            found.append(day_words(today + timedelta(days=_DAY_OFFSETS.get(word, 0))))
-        elif m["dir"]:
-            found.append(_shifted(today, m["dir"].lower() == "next", m["span"].lower()))
-        else:
-            count = m["count"].lower()
-            n = int(count) if count.isdigit() else _COUNTS[count]
-            found.append(_ago(today, n, m["unit"].lower()))
+        try:
+            found.append(_named(m, today))
+        except OverflowError:  # outside years 1-9999 (an event time may be in year 1)
+            continue
     return list(dict.fromkeys(found))
+
+
+def _named(m: re.Match[str], today: date) -> str:
+    if m["word"]:
+        return day_words(today + timedelta(days=_DAY_OFFSETS.get(m["word"].lower(), 0)))
+    if m["dir"]:
+        return _shifted(today, m["dir"].lower() == "next", m["span"].lower())
+    count = m["count"].lower()
+    return _ago(today, int(count) if count.isdigit() else _COUNTS[count], m["unit"].lower())
 
 
 def _shifted(today: date, forward: bool, span: str) -> str:
@@ -55,7 +59,7 @@ def _shifted(today: date, forward: bool, span: str) -> str:
         return month_words(today + timedelta(days=sign * 7))
     if span == "month":
         return month_words(_month_step(today, sign))
-    return str(today.year + sign)
+    return _year(today.year + sign)
 
 
 def _ago(today: date, n: int, unit: str) -> str:
@@ -68,7 +72,13 @@ def _ago(today: date, n: int, unit: str) -> str:
         for _ in range(n):
             back = _month_step(back, -1)
         return month_words(back)
-    return str(today.year - n)
+    return _year(today.year - n)
+
+
+def _year(year: int) -> str:
+    if not 1 <= year <= 9999:
+        raise OverflowError(f"year {year} is out of range")
+    return str(year)
 
 
 def _month_step(day: date, sign: int) -> date:
