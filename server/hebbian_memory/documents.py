@@ -2,10 +2,9 @@
 it in the same session), its event date in words (with the dates its relative time words name), and chosen
 metadata; plus the entities it names and the kinds of answer it holds (a time, a quantity, a title)."""
 
-import functools
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from hebbian_memory import timewords
@@ -33,12 +32,7 @@ def date_words(when: datetime, text: str = "") -> str:
     """'8 May 2023 Monday': how people name dates in questions; then the days, months and years that ``text``'s
     relative time words name from there ("yesterday": '7 May 2023 Sunday', "last month": 'April 2023')."""
     named = timewords.resolve(text, when.date()) if text else []
-    return " ".join([_day_words(when.date()), *named])
-
-
-@functools.lru_cache(maxsize=4096)  # memories share days: a rebuild formats each day once
-def _day_words(day: date) -> str:
-    return timewords.day_words(day)
+    return " ".join([timewords.day_words(when.date()), *named])
 
 
 def metadata_text(metadata: Mapping[str, Any], keys: Sequence[str]) -> str:
@@ -87,7 +81,6 @@ _QUANTITY_WORDS = frozenset(
     """one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred thousand
     dozen once twice couple few several""".split()  # noqa: SIM905 -- a word list reads better as text
 )
-_TOKEN = re.compile(r"[^\W_]+")
 _NUMERIC_DATE = re.compile(r"\b\d{1,2}[/.]\d{1,2}(?:[/.]\d{2,4})?\b")  # 3/14, 14.3.2023
 _MAY = re.compile(r"\bMay\b")
 # A quoted phrase, or two or more capitalised words together that do not start the text or a sentence:
@@ -125,7 +118,7 @@ def kinds_mask(names: Sequence[str]) -> int:
 def answer_kinds(text: str) -> int:
     """The kinds of answer ``text`` holds (TIME | QUANTITY | TITLE bits): "last week", "three", "Little Women";
     QUESTION when it ends in a question mark."""
-    tokens = set(_TOKEN.findall(text.lower()))
+    tokens = set(words(text))
     numbers = [t for t in tokens if t.isdigit()]
     timed = bool(tokens & _TIME_WORDS) or any(len(t) == 4 and "1800" <= t < "2100" for t in numbers)
     timed = timed or ("May" in text and _MAY.search(text) is not None)

@@ -560,13 +560,10 @@ class MemoryService:
         dense, lexical = _min_max(found.episode_cosine), _min_max(found.lexical)
         fused = cfg.dense_weight * dense + (1.0 - cfg.dense_weight) * lexical
         fused += cfg.entity_boost * self._entity_matches(found.ids, query)
+        kinds = np.fromiter((self._answer_kinds.get(i) for i in found.ids), dtype=np.uint8, count=len(found.ids))
         asked = documents.asked_kind(query) & self._kinds_on
-        if asked and cfg.answer_boost > 0:
-            held = [bool(self._answer_kinds.get(i) & asked) for i in found.ids]
-            fused += cfg.answer_boost * np.asarray(held, dtype=np.float32)
-        if cfg.question_penalty > 0:
-            asks = [bool(self._answer_kinds.get(i) & documents.QUESTION) for i in found.ids]
-            fused -= cfg.question_penalty * np.asarray(asks, dtype=np.float32)
+        fused += cfg.answer_boost * ((kinds & asked) != 0)
+        fused -= cfg.question_penalty * ((kinds & documents.QUESTION) != 0)
         return dense, lexical, fused.astype(np.float32)
 
     def _spread_activation(

@@ -1,6 +1,7 @@
 """Relative time words resolved against a memory's event time: "yesterday" in a memory of 16 June 2023 means 15
 June 2023, so a question about 15 June finds it (English)."""
 
+import functools
 import re
 from datetime import date, timedelta
 
@@ -16,6 +17,7 @@ _DAY_OFFSETS = {"yesterday": -1, "last night": -1, "tomorrow": 1}
 _ANCHORS = ("yesterday", "last", "next", "ago", "today", "tonight", "this ", "tomorrow")
 
 
+@functools.lru_cache(maxsize=4096)  # memories share days: a rebuild formats each day once
 def day_words(day: date) -> str:
     """'8 May 2023 Monday': how people name days in questions."""
     return f"{day.day} {day:%B} {day.year} {day:%A}"
