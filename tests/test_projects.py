@@ -14,7 +14,9 @@ from mcp_types import ListRootsResult, Root
 
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings
+from hebbian_memory.inputs import content_hash
 from hebbian_memory.memory import MemoryService
+from hebbian_memory.models import MemoryInput
 from hebbian_memory.sessions import root_project
 from hebbian_memory.storage import Store
 from hebbian_memory.storage.schema import MIGRATIONS
@@ -74,6 +76,35 @@ def test_a_first_schema_database_migrates_with_its_memories_in_the_default_proje
         assert store.ids_by_hash(["h"], "default") == {"h": 7}
     finally:
         store.close()
+
+
+def test_a_third_schema_database_keeps_the_lone_hash_index_and_still_finds_duplicates(settings: Settings) -> None:
+    path = settings.data_dir / "memory.duckdb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = duckdb.connect(str(path))
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    for number, migration in enumerate(MIGRATIONS[:3], start=1):
+        migration(conn)
+        conn.execute("INSERT INTO schema_version VALUES (?, now())", [number])
+    conn.execute(
+        """INSERT INTO memories (id, content, content_hash, tags, metadata, importance, created_at, updated_at,
+                                 event_time, last_accessed_at, access_count, strength, tier, embedding,
+                                 embedding_model, project)
+           VALUES (7, 'kept from v3', ?, [], '{}', 0.5, now(), now(), now(), now(), 0, 1.0, 1, ?, 'x', 'a')""",
+        [content_hash("kept from v3"), b"\x00" * 16],
+    )
+    conn.close()
+    store = Store.open(path, START)
+    indexes = {str(r[0]) for r in store._conn.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}  # pyright: ignore[reportPrivateUsage]
+    assert indexes == {"memories_hash"}
+    service = MemoryService(settings, store, FakeEmbedder(), ManualClock(START))
+    service.warm_up()
+    try:
+        assert service.remember("kept from v3", project="a").id == 7
+        assert service.remember("kept from v3", project="b").id != 7
+        assert service.remember_many([MemoryInput(content="kept from v3")], project="a")[0].id == 7
+    finally:
+        service.close()
 
 
 def test_root_uris_become_folder_paths() -> None:

