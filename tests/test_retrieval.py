@@ -11,8 +11,9 @@ from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding import OnnxEmbedder
 from hebbian_memory.errors import InvalidInputError
-from hebbian_memory.memory import MemoryService, estimate_tokens
+from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import MemoryInput
+from hebbian_memory.ranking import estimate_tokens
 from hebbian_memory.storage import Store
 from hebbian_memory.text import terms
 

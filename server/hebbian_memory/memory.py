@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hebbian_memory import documents, inputs, maintenance, plasticity, portability
+from hebbian_memory import documents, inputs, maintenance, plasticity, portability, ranking
 from hebbian_memory._native import release_free_memory
 from hebbian_memory.clock import Clock
 from hebbian_memory.config import LimitSettings, Settings
@@ -43,9 +43,9 @@ from hebbian_memory.models import (
     StatsResult,
 )
 from hebbian_memory.portability import LinkRecord, MemoryRecord, SessionRecord
+from hebbian_memory.ranking import Ranker, estimate_tokens
 from hebbian_memory.redaction import Redactor
 from hebbian_memory.storage import PURGE_DUE, Chain, DocumentRow, Filters, Link, NewMemory, Store
-from hebbian_memory.text import words
 
 log = logging.getLogger(__name__)
 
@@ -80,32 +80,6 @@ class _Prepared:
     redacted: tuple[str, ...] = ()
 
 
-_Floats = np.ndarray[Any, np.dtype[np.float32]]
-
-
-@dataclass(frozen=True, slots=True)
-class _Candidates:
-    ids: list[int]
-    vectors: Vectors  # their embeddings, read once from the index
-    cosine: _Floats
-    episode_cosine: _Floats
-    lexical: _Floats
-
-    @staticmethod
-    def empty() -> "_Candidates":
-        nothing = np.zeros(0, np.float32)
-        return _Candidates([], np.zeros((0, 0), np.float32), nothing, nothing, nothing)
-
-    def extend(self, more: "_Candidates") -> "_Candidates":
-        return _Candidates(
-            self.ids + more.ids,
-            np.concatenate([self.vectors, more.vectors]),
-            np.concatenate([self.cosine, more.cosine]),
-            np.concatenate([self.episode_cosine, more.episode_cosine]),
-            np.concatenate([self.lexical, more.lexical]),
-        )
-
-
 class MemoryService:
     """The memory operations, over one Store, one vector index and one lexical index."""
 
@@ -120,12 +94,21 @@ class MemoryService:
         self._entity_sets: dict[frozenset[str], frozenset[str]] = {}
         self._previous_of = IdMap()  # memory id -> the memory before it in its session
         self._answer_kinds = IdBytes()  # memory id -> the kinds of answer its text holds (documents.TIME, ...)
-        self._kinds_on = documents.kinds_mask(settings.recall.answer_kinds) | documents.QUESTION
         # The last memory stored in each live session, whose "next" context the following memory fills.
         self._episode_tail: dict[int, tuple[int, str]] = {}
         # Sessions started here have no memories yet; any other (one a previous owner started) may have some.
         self._fresh_sessions: set[int] = set()
         self._learning = Learning(settings.plasticity)
+        self._ranker = Ranker(
+            settings.recall,
+            settings.plasticity,
+            store,
+            self._lexical,
+            self._entities,
+            self._answer_kinds,
+            self._previous_of,
+            self._learning.neighbours,
+        )
         self._redactor = Redactor(settings.privacy.redact_secrets, settings.privacy.extra_patterns)
         self._project_counts: dict[str, int] = {}  # memories per project: recall skips the filter if all are in one
         self._index: VectorIndex | None = None
@@ -214,7 +197,7 @@ class MemoryService:
             if found:
                 # Shared: a store has few speakers, and a set per memory took 20 MB at 100,000 memories.
                 self._entities[doc.id] = self._entity_sets.setdefault(found, found)
-            self._answer_kinds[doc.id] = documents.answer_kinds(doc.content) & self._kinds_on
+            self._answer_kinds[doc.id] = documents.answer_kinds(doc.content) & self._ranker.kinds_on
             if doc.previous_id is not None:
                 self._previous_of[doc.id] = doc.previous_id
             else:
@@ -489,25 +472,18 @@ class MemoryService:
         query_vector = self._embedder.embed([text])
         with self._write_lock:
             filters = Filters(wanted_tags, start, end, self._project_filter(within))
-            found = self._candidates(index, text, query_vector, max(cfg.candidates, top_k), filters)
-            if not found.ids:
+            asked = self._ranker.query(text, query_vector[0])
+            ranked = self._ranker.rank(index, asked, top_k, filters, keep_all=budget is not None)
+            if ranked is None:
                 return RecallResult(hits=[])
-            dense, lexical, fused = self._fuse(found, text)
-            direct = len(found.ids)  # the candidates from the indexes; any after them came through links
-            reached: dict[int, plasticity.Reached] = {}
-            rules = self._settings.plasticity
-            if rules.enabled and rules.spread_weight > 0 and rules.spread_hops > 0:
-                found, dense, lexical, fused, reached = self._spread_activation(
-                    index, found, fused, text, query_vector[0], top_k, filters
-                )
-            order = self._diverse_order(found, fused, top_k if budget is None else len(found.ids))
+            found, order = ranked.found, ranked.order
             rows = self._store.get([found.ids[i] for i in order])
             if budget is not None:
-                order = _pack(order, [estimate_tokens(rows[found.ids[i]].content) for i in order], budget, top_k)
-            shown = _within(order, [len(rows[found.ids[i]].content) for i in order], limits.max_result_chars)
+                order = ranking.pack(order, [estimate_tokens(rows[found.ids[i]].content) for i in order], budget, top_k)
+            shown = ranking.within(order, [len(rows[found.ids[i]].content) for i in order], limits.max_result_chars)
             truncated, order = len(shown) < len(order), shown
             chosen = [found.ids[i] for i in order]
-            if rules.enabled:
+            if self._settings.plasticity.enabled:
                 self._learning.recalled(session_id, chosen, self._clock.now())
         hits = [
             RecallHit(
@@ -515,16 +491,16 @@ class MemoryService:
                 content=rows[memory_id].content,
                 tags=rows[memory_id].tags,
                 metadata=rows[memory_id].metadata,
-                score=round(float(fused[i]), 6),
+                score=round(float(ranked.fused[i]), 6),
                 parts=ScoreParts(
-                    dense=round(float(dense[i]), 6),
-                    lexical=round(float(lexical[i]), 6),
+                    dense=round(float(ranked.dense[i]), 6),
+                    lexical=round(float(ranked.lexical[i]), 6),
                     cosine=round(float(found.cosine[i]), 6),
                 ),
                 created_at=rows[memory_id].created_at,
                 event_time=rows[memory_id].event_time,
-                reason="direct" if i < direct else "linked",
-                via=_via(reached.get(memory_id)),
+                reason="direct" if i < ranked.direct else "linked",
+                via=_via(ranked.reached.get(memory_id)),
             )
             for i, memory_id in zip(order, chosen, strict=True)
             if memory_id in rows
@@ -536,134 +512,6 @@ class MemoryService:
         if project is None or self._project_counts.get(project, 0) == sum(self._project_counts.values()) > 0:
             return None
         return project
-
-    def _diverse_order(self, found: _Candidates, fused: _Floats, top_k: int) -> list[int]:
-        """The best ``top_k`` candidates, skipping near-duplicates of a better one (cosine at or above
-        ``recall.duplicate_cosine``) so that copies do not crowd out other evidence."""
-        threshold = self._settings.recall.duplicate_cosine
-        ranked: list[int] = np.argsort(-fused, kind="stable").tolist()
-        if threshold >= 1.0 or len(ranked) <= 1:
-            return ranked[:top_k]
-        order: list[int] = []
-        for i in ranked:
-            if order and float(np.max(found.vectors[order] @ found.vectors[i])) >= threshold:
-                continue
-            order.append(i)
-            if len(order) == top_k:
-                break
-        return order
-
-    def _fuse(self, found: _Candidates, query: str) -> tuple[_Floats, _Floats, _Floats]:
-        """Min-max normalised dense and lexical scores, and their weighted sum plus the entity and answer-kind
-        boosts, less the question penalty."""
-        cfg = self._settings.recall
-        dense, lexical = _min_max(found.episode_cosine), _min_max(found.lexical)
-        fused = cfg.dense_weight * dense + (1.0 - cfg.dense_weight) * lexical
-        fused += cfg.entity_boost * self._entity_matches(found.ids, query)
-        kinds = np.fromiter((self._answer_kinds.get(i) for i in found.ids), dtype=np.uint8, count=len(found.ids))
-        asked = documents.asked_kind(query) & self._kinds_on
-        fused += cfg.answer_boost * ((kinds & asked) != 0)
-        fused -= cfg.question_penalty * ((kinds & documents.QUESTION) != 0)
-        return dense, lexical, fused.astype(np.float32)
-
-    def _spread_activation(
-        self,
-        index: VectorIndex,
-        found: _Candidates,
-        fused: _Floats,
-        query: str,
-        query_vector: _Floats,
-        top_k: int,
-        filters: Filters,
-    ) -> tuple[_Candidates, _Floats, _Floats, _Floats, dict[int, plasticity.Reached]]:
-        """Spreading activation: the best candidates pass their score along their links (x weight x hop factor
-        per hop); memories reached join the candidates, and what arrives is added to their scores. Over
-        temporal links this brings the turn after the best match (an answer often follows what matches the
-        question); over co-access links, what was used together with it."""
-        rules = self._settings.plasticity
-        n_seeds = max(rules.seeds, 2 * top_k)
-
-        def seeds(scores: _Floats) -> dict[int, float]:
-            return {found.ids[i]: float(scores[i]) for i in np.argsort(-scores, kind="stable")[:n_seeds].tolist()}
-
-        reached = plasticity.spread(seeds(fused), self._learning.neighbours, rules.spread_hops, rules.hop_factor)
-        known = set(found.ids)
-        extra = [memory_id for memory_id in reached if memory_id not in known]
-        if extra and filters.active:
-            allowed = self._store.matching(extra, filters)
-            extra = [i for i in extra if i in allowed]
-        if extra:
-            found = found.extend(self._score(index, extra, query, query_vector))
-        dense, lexical, fused = self._fuse(found, query)
-        reached = plasticity.spread(seeds(fused), self._learning.neighbours, rules.spread_hops, rules.hop_factor)
-        bonus = np.asarray([reached[i].activation if i in reached else 0.0 for i in found.ids], dtype=np.float32)
-        return found, dense, lexical, fused + rules.spread_weight * bonus, reached
-
-    def _entity_matches(self, ids: Sequence[int], query: str) -> _Floats:
-        """1 for each memory carrying an entity the query names (e.g. its speaker), else 0."""
-        named = set(words(query))
-        return np.asarray([bool(self._entities.get(i, frozenset()) & named) for i in ids], dtype=np.float32)
-
-    def _candidates(
-        self,
-        index: VectorIndex,
-        query: str,
-        query_vector: Vectors,
-        n: int,
-        filters: Filters,
-    ) -> _Candidates:
-        """The union of dense and lexical candidates, each scored exactly by both measures."""
-        filtered = filters.active
-        allowed = self._store.filter_ids(filters, self._settings.recall.exact_filter_limit) if filtered else None
-        if allowed is not None:
-            # A selective filter: score every allowed memory exactly, so the filter can never hide a match.
-            if not allowed:
-                return _Candidates.empty()
-            cosines = index.vectors(allowed) @ query_vector[0]
-            best: list[int] = np.argsort(-cosines)[:n].tolist()
-            dense_ids = [allowed[i] for i in best]
-            lexical_ids = [i for i, _ in self._lexical.search(query, n, only=allowed)]
-        else:
-            over = n * 10 if filtered else n
-            dense_ids = [i for i, _ in index.search(query_vector[0], over)]
-            lexical_ids = [i for i, _ in self._lexical.search(query, over)]
-            if filtered:
-                keep = self._store.matching(dense_ids + lexical_ids, filters)
-                dense_ids = [i for i in dense_ids if i in keep][:n]
-                lexical_ids = [i for i in lexical_ids if i in keep][:n]
-        ids = list(dict.fromkeys(dense_ids + lexical_ids))
-        if not ids:
-            return _Candidates.empty()
-        return self._score(index, ids, query, query_vector[0])
-
-    def _score(self, index: VectorIndex, ids: list[int], query: str, query_vector: _Floats) -> _Candidates:
-        """Score memories exactly by both measures."""
-        vectors = index.vectors(ids)
-        cosine = (vectors @ query_vector).astype(np.float32)
-        bm25 = dict(self._lexical.search(query, len(ids), only=ids))
-        lexical = np.asarray([bm25.get(i, 0.0) for i in ids], dtype=np.float32)
-        episode = self._episode_cosine(index, ids, vectors, cosine, query_vector)
-        return _Candidates(ids, vectors, cosine, episode, lexical)
-
-    def _episode_cosine(
-        self,
-        index: VectorIndex,
-        ids: Sequence[int],
-        vectors: Vectors,
-        cosine: _Floats,
-        query: _Floats,
-    ) -> _Floats:
-        """Cosine of each memory read in its episode (its vector plus a share of the previous memory's), or
-        its own cosine when that is higher: a reply matches the question it answers."""
-        share = self._settings.recall.episode_share
-        rows = [j for j, memory_id in enumerate(ids) if self._previous_of.get(memory_id) in index]
-        if share <= 0 or not rows:
-            return cosine
-        context = vectors[rows] + share * index.vectors([self._previous_of[ids[j]] for j in rows])
-        context /= np.maximum(np.linalg.norm(context, axis=1, keepdims=True), 1e-12)
-        out = cosine.copy()
-        out[rows] = np.maximum(cosine[rows], context @ query)
-        return out
 
     # --- associate ---------------------------------------------------------------------------------------
 
@@ -968,42 +816,3 @@ def _via(reached: plasticity.Reached | None) -> LinkVia | None:
     if reached is None:
         return None
     return LinkVia(memory_id=reached.source, kind=reached.kind, weight=round(reached.weight, 6), hops=reached.hops)  # pyright: ignore[reportArgumentType] -- kinds come from the schema
-
-
-def _min_max(values: _Floats) -> _Floats:
-    """Scale to 0..1 within this candidate set; a constant set maps to 1 if positive, else 0."""
-    if values.size == 0:
-        return values
-    low, high = float(values.min()), float(values.max())
-    if high - low < 1e-9:
-        return np.full_like(values, 1.0 if high > 0 else 0.0)
-    return ((values - low) / (high - low)).astype(np.float32)
-
-
-def estimate_tokens(text: str) -> int:
-    """Tokens an LLM will spend on ``text``, roughly (about four characters per token in English)."""
-    return max(1, -(-len(text) // 4))
-
-
-def _within(order: list[int], sizes: list[int], limit: int) -> list[int]:
-    """The leading hits whose content fits in ``limit`` characters together."""
-    total = 0
-    for n, size in enumerate(sizes):
-        total += size
-        if total > limit:
-            return order[:n]
-    return order
-
-
-def _pack(order: list[int], costs: list[int], budget: int, limit: int) -> list[int]:
-    """The best-ranked hits that fit in ``budget`` tokens together, at most ``limit`` of them; a hit too
-    large for what is left is skipped in favour of smaller ones further down."""
-    packed: list[int] = []
-    left = budget
-    for i, cost in zip(order, costs, strict=True):
-        if cost <= left:
-            packed.append(i)
-            left -= cost
-            if len(packed) == limit:
-                break
-    return packed

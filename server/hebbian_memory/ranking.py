@@ -1,0 +1,254 @@
+"""Recall's ranking: candidates from the vector and keyword indexes, each scored by both measures, fused with the
+entity and answer-kind boosts, spread along the learned links, near-duplicates skipped; then what fits a token
+budget or the result size limit. Reads the indexes and the store, writes nothing; the service calls it under its
+write lock."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hebbian_memory import documents, plasticity
+from hebbian_memory.config import PlasticitySettings, RecallSettings
+from hebbian_memory.embedding import Vectors
+from hebbian_memory.idmap import IdBytes, IdMap
+from hebbian_memory.index import VectorIndex
+from hebbian_memory.lexical import LexicalIndex
+from hebbian_memory.storage import Filters, Store
+from hebbian_memory.text import words
+
+Floats = np.ndarray[Any, np.dtype[np.float32]]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    ids: list[int]
+    vectors: Vectors  # their embeddings, read once from the index
+    cosine: Floats
+    episode_cosine: Floats
+    lexical: Floats
+
+    @staticmethod
+    def empty() -> "Candidates":
+        nothing = np.zeros(0, np.float32)
+        return Candidates([], np.zeros((0, 0), np.float32), nothing, nothing, nothing)
+
+    def extend(self, more: "Candidates") -> "Candidates":
+        return Candidates(
+            self.ids + more.ids,
+            np.concatenate([self.vectors, more.vectors]),
+            np.concatenate([self.cosine, more.cosine]),
+            np.concatenate([self.episode_cosine, more.episode_cosine]),
+            np.concatenate([self.lexical, more.lexical]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A query as ranking uses it, worked out once per recall."""
+
+    text: str
+    vector: Floats
+    words: frozenset[str]  # for the entity boost
+    asked: int  # the answer kinds it asks for (documents.TIME, ...), of those switched on
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    """Candidates with their scores (parallel arrays) and the best of them, in order, as indexes into ``found``."""
+
+    found: Candidates
+    dense: Floats
+    lexical: Floats
+    fused: Floats
+    order: list[int]
+    direct: int  # found.ids[:direct] came from the indexes; any after them were reached through links
+    reached: dict[int, plasticity.Reached]
+
+
+class Ranker:
+    """Ranks memories for a query. It shares (and never changes) the service's keyword index and per-memory maps:
+    speakers and other entities, answer kinds, the previous memory in each episode."""
+
+    def __init__(
+        self,
+        recall: RecallSettings,
+        rules: PlasticitySettings,
+        store: Store,
+        lexical: LexicalIndex,
+        entities: Mapping[int, frozenset[str]],
+        answer_kinds: IdBytes,
+        previous_of: IdMap,
+        neighbours: plasticity.Neighbours,
+    ) -> None:
+        self._cfg = recall
+        self._rules = rules
+        self._store = store
+        self._lexical = lexical
+        self._entities = entities
+        self._answer_kinds = answer_kinds
+        self._previous_of = previous_of
+        self._neighbours = neighbours
+        self.kinds_on = documents.kinds_mask(recall.answer_kinds) | documents.QUESTION
+
+    def query(self, text: str, vector: Floats) -> Query:
+        return Query(text, vector, frozenset(words(text)), documents.asked_kind(text) & self.kinds_on)
+
+    def rank(self, index: VectorIndex, query: Query, top_k: int, filters: Filters, keep_all: bool) -> Ranked | None:
+        """The best ``top_k`` candidates (all of them, in order, with ``keep_all``), or None when nothing matches."""
+        found = self._candidates(index, query, max(self._cfg.candidates, top_k), filters)
+        if not found.ids:
+            return None
+        dense, lexical, fused = self._fuse(found, query)
+        direct = len(found.ids)
+        reached: dict[int, plasticity.Reached] = {}
+        rules = self._rules
+        if rules.enabled and rules.spread_weight > 0 and rules.spread_hops > 0:
+            found, dense, lexical, fused, reached = self._spread_activation(index, found, fused, query, top_k, filters)
+        order = self._diverse_order(found, fused, len(found.ids) if keep_all else top_k)
+        return Ranked(found, dense, lexical, fused, order, direct, reached)
+
+    def _candidates(self, index: VectorIndex, query: Query, n: int, filters: Filters) -> Candidates:
+        """The union of dense and lexical candidates, each scored exactly by both measures."""
+        filtered = filters.active
+        allowed = self._store.filter_ids(filters, self._cfg.exact_filter_limit) if filtered else None
+        if allowed is not None:
+            # A selective filter: score every allowed memory exactly, so the filter can never hide a match.
+            if not allowed:
+                return Candidates.empty()
+            cosines = index.vectors(allowed) @ query.vector
+            best: list[int] = np.argsort(-cosines)[:n].tolist()
+            dense_ids = [allowed[i] for i in best]
+            lexical_ids = [i for i, _ in self._lexical.search(query.text, n, only=allowed)]
+        else:
+            over = n * 10 if filtered else n
+            dense_ids = [i for i, _ in index.search(query.vector, over)]
+            lexical_ids = [i for i, _ in self._lexical.search(query.text, over)]
+            if filtered:
+                keep = self._store.matching(dense_ids + lexical_ids, filters)
+                dense_ids = [i for i in dense_ids if i in keep][:n]
+                lexical_ids = [i for i in lexical_ids if i in keep][:n]
+        ids = list(dict.fromkeys(dense_ids + lexical_ids))
+        if not ids:
+            return Candidates.empty()
+        return self._score(index, ids, query)
+
+    def _score(self, index: VectorIndex, ids: list[int], query: Query) -> Candidates:
+        """Score memories exactly by both measures."""
+        vectors = index.vectors(ids)
+        cosine = (vectors @ query.vector).astype(np.float32)
+        bm25 = dict(self._lexical.search(query.text, len(ids), only=ids))
+        lexical = np.asarray([bm25.get(i, 0.0) for i in ids], dtype=np.float32)
+        episode = self._episode_cosine(index, ids, vectors, cosine, query.vector)
+        return Candidates(ids, vectors, cosine, episode, lexical)
+
+    def _episode_cosine(
+        self, index: VectorIndex, ids: Sequence[int], vectors: Vectors, cosine: Floats, query: Floats
+    ) -> Floats:
+        """Cosine of each memory read in its episode (its vector plus a share of the previous memory's), or
+        its own cosine when that is higher: a reply matches the question it answers."""
+        share = self._cfg.episode_share
+        rows = [j for j, memory_id in enumerate(ids) if self._previous_of.get(memory_id) in index]
+        if share <= 0 or not rows:
+            return cosine
+        context = vectors[rows] + share * index.vectors([self._previous_of[ids[j]] for j in rows])
+        context /= np.maximum(np.linalg.norm(context, axis=1, keepdims=True), 1e-12)
+        out = cosine.copy()
+        out[rows] = np.maximum(cosine[rows], context @ query)
+        return out
+
+    def _fuse(self, found: Candidates, query: Query) -> tuple[Floats, Floats, Floats]:
+        """Min-max normalised dense and lexical scores, and their weighted sum plus the entity and answer-kind
+        boosts, less the question penalty."""
+        cfg = self._cfg
+        dense, lexical = min_max(found.episode_cosine), min_max(found.lexical)
+        fused = cfg.dense_weight * dense + (1.0 - cfg.dense_weight) * lexical
+        named = np.asarray([bool(self._entities.get(i, frozenset()) & query.words) for i in found.ids], np.float32)
+        fused += cfg.entity_boost * named
+        kinds = np.fromiter((self._answer_kinds.get(i) for i in found.ids), dtype=np.uint8, count=len(found.ids))
+        fused += cfg.answer_boost * ((kinds & query.asked) != 0)
+        fused -= cfg.question_penalty * ((kinds & documents.QUESTION) != 0)
+        return dense, lexical, fused.astype(np.float32)
+
+    def _spread_activation(
+        self, index: VectorIndex, found: Candidates, fused: Floats, query: Query, top_k: int, filters: Filters
+    ) -> tuple[Candidates, Floats, Floats, Floats, dict[int, plasticity.Reached]]:
+        """Spreading activation: the best candidates pass their score along their links (x weight x hop factor
+        per hop); memories reached join the candidates, and what arrives is added to their scores. Over
+        temporal links this brings the turn after the best match (an answer often follows what matches the
+        question); over co-access links, what was used together with it."""
+        rules = self._rules
+        n_seeds = max(rules.seeds, 2 * top_k)
+
+        def spread(scores: Floats) -> dict[int, plasticity.Reached]:
+            best: list[int] = np.argsort(-scores, kind="stable")[:n_seeds].tolist()
+            seeds = {found.ids[i]: float(scores[i]) for i in best}
+            return plasticity.spread(seeds, self._neighbours, rules.spread_hops, rules.hop_factor)
+
+        known = set(found.ids)
+        extra = [memory_id for memory_id in spread(fused) if memory_id not in known]
+        if extra and filters.active:
+            allowed = self._store.matching(extra, filters)
+            extra = [i for i in extra if i in allowed]
+        if extra:
+            found = found.extend(self._score(index, extra, query))
+        dense, lexical, fused = self._fuse(found, query)
+        reached = spread(fused)
+        bonus = np.asarray([reached[i].activation if i in reached else 0.0 for i in found.ids], dtype=np.float32)
+        return found, dense, lexical, fused + rules.spread_weight * bonus, reached
+
+    def _diverse_order(self, found: Candidates, fused: Floats, top_k: int) -> list[int]:
+        """The best ``top_k`` candidates, skipping near-duplicates of a better one (cosine at or above
+        ``recall.duplicate_cosine``) so that copies do not crowd out other evidence."""
+        threshold = self._cfg.duplicate_cosine
+        ranked: list[int] = np.argsort(-fused, kind="stable").tolist()
+        if threshold >= 1.0 or len(ranked) <= 1:
+            return ranked[:top_k]
+        order: list[int] = []
+        for i in ranked:
+            if order and float(np.max(found.vectors[order] @ found.vectors[i])) >= threshold:
+                continue
+            order.append(i)
+            if len(order) == top_k:
+                break
+        return order
+
+
+def min_max(values: Floats) -> Floats:
+    """Scale to 0..1 within this candidate set; a constant set maps to 1 if positive, else 0."""
+    if values.size == 0:
+        return values
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-9:
+        return np.full_like(values, 1.0 if high > 0 else 0.0)
+    return ((values - low) / (high - low)).astype(np.float32)
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens an LLM will spend on ``text``, roughly (about four characters per token in English)."""
+    return max(1, -(-len(text) // 4))
+
+
+def within(order: list[int], sizes: list[int], limit: int) -> list[int]:
+    """The leading hits whose content fits in ``limit`` characters together."""
+    total = 0
+    for n, size in enumerate(sizes):
+        total += size
+        if total > limit:
+            return order[:n]
+    return order
+
+
+def pack(order: list[int], costs: list[int], budget: int, limit: int) -> list[int]:
+    """The best-ranked hits that fit in ``budget`` tokens together, at most ``limit`` of them; a hit too
+    large for what is left is skipped in favour of smaller ones further down."""
+    packed: list[int] = []
+    left = budget
+    for i, cost in zip(order, costs, strict=True):
+        if cost <= left:
+            packed.append(i)
+            left -= cost
+            if len(packed) == limit:
+                break
+    return packed
