@@ -1,7 +1,9 @@
 """Projects keep one person's work apart: storage, recall and forget stay within a project unless asked,
 and a client's workspace root (MCP roots) chooses its project."""
 
-from collections.abc import AsyncGenerator, Iterator
+import time
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +16,7 @@ from mcp_types import ListRootsResult, Root
 
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings
+from hebbian_memory.embedding import Vectors
 from hebbian_memory.inputs import content_hash
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import MemoryInput
@@ -103,6 +106,42 @@ def test_a_third_schema_database_keeps_the_lone_hash_index_and_still_finds_dupli
         assert service.remember("kept from v3", project="a").id == 7
         assert service.remember("kept from v3", project="b").id != 7
         assert service.remember_many([MemoryInput(content="kept from v3")], project="a")[0].id == 7
+    finally:
+        service.close()
+
+
+class _SlowEmbedder(FakeEmbedder):
+    """Embeds slowly, so that calls overlap in the embedding they do outside the write lock."""
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        time.sleep(0.01)
+        return super().embed(texts)
+
+
+def test_the_same_texts_sent_at_once_from_many_threads_are_stored_once_per_project(settings: Settings) -> None:
+    # One hash per project is kept by the service (checked under its write lock), not by a database index.
+    service = MemoryService(
+        settings, Store.open(settings.data_dir / "memory.duckdb", START), _SlowEmbedder(), ManualClock(START)
+    )
+    service.warm_up()
+    texts = [f"garden note number {i}" for i in range(30)]
+
+    def send(shift: int) -> dict[str, int]:
+        order = texts[shift:] + texts[:shift]
+        project = "a" if shift % 3 else "b"
+        results = service.remember_many([MemoryInput(content=t) for t in order], project=project)
+        return {f"{project}:{t}": r.id for t, r in zip(order, results, strict=True)}
+
+    try:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            seen = list(pool.map(send, range(12)))
+        ids: dict[str, set[int]] = {}
+        for found in seen:
+            for key, memory_id in found.items():
+                ids.setdefault(key, set()).add(memory_id)
+        assert all(len(same) == 1 for same in ids.values())  # every caller got the one id of its text
+        assert len({next(iter(same)) for same in ids.values()}) == 60  # 30 texts in each of two projects
+        assert service.stats().projects == {"a": 30, "b": 30}
     finally:
         service.close()
 
