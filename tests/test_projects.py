@@ -1,6 +1,7 @@
 """Projects keep one person's work apart: storage, recall and forget stay within a project unless asked,
 and a client's workspace root (MCP roots) chooses its project."""
 
+import logging
 import time
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -81,7 +82,9 @@ def test_a_first_schema_database_migrates_with_its_memories_in_the_default_proje
         store.close()
 
 
-def test_a_third_schema_database_keeps_the_lone_hash_index_and_still_finds_duplicates(settings: Settings) -> None:
+def test_a_third_schema_database_keeps_the_lone_hash_index_and_still_finds_duplicates(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     path = settings.data_dir / "memory.duckdb"
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = duckdb.connect(str(path))
@@ -97,7 +100,10 @@ def test_a_third_schema_database_keeps_the_lone_hash_index_and_still_finds_dupli
         [content_hash("kept from v3"), b"\x00" * 16],
     )
     conn.close()
+    caplog.set_level(logging.INFO, logger="hebbian_memory.storage.schema")
     store = Store.open(path, START)
+    applied = [r.getMessage() for r in caplog.records if r.getMessage().startswith("applying schema migration")]
+    assert applied == ["applying schema migration 4 (One content-hash index: the unique (project, hash) index goes)"]
     indexes = {str(r[0]) for r in store._conn.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}  # pyright: ignore[reportPrivateUsage]
     assert indexes == {"memories_hash"}
     service = MemoryService(settings, store, FakeEmbedder(), ManualClock(START))

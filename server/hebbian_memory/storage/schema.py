@@ -123,6 +123,11 @@ def current_version(conn: duckdb.DuckDBPyConnection) -> int:
     return int(row[0]) if row else 0
 
 
+def _first_sentence(doc: str | None) -> str:
+    """A migration's docstring up to its first full stop, on one line, for the log."""
+    return " ".join((doc or "").split()).split(". ")[0].rstrip(".")
+
+
 def migrate(conn: duckdb.DuckDBPyConnection, now: datetime) -> int:
     """Apply every migration newer than the database, each in its own transaction; return the version."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
@@ -133,7 +138,7 @@ def migrate(conn: duckdb.DuckDBPyConnection, now: datetime) -> int:
             "Upgrade hebbian-memory."
         )
     for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-        log.info("applying schema migration %d (%s)", number, migration.__doc__)
+        log.info("applying schema migration %d (%s)", number, _first_sentence(migration.__doc__))
         conn.execute("BEGIN TRANSACTION")
         try:
             migration(conn)
