@@ -28,11 +28,10 @@ def field_specs(s: LexicalSettings) -> dict[str, FieldSpec]:
     return {name: FieldSpec(weight=w, b=s.b) for name, w in weights.items() if w > 0 or name == CONTENT}
 
 
-def date_words(when: datetime, text: str = "") -> str:
+def date_words(when: datetime, text: str) -> str:
     """'8 May 2023 Monday': how people name dates in questions; then the days, months and years that ``text``'s
     relative time words name from there ("yesterday": '7 May 2023 Sunday', "last month": 'April 2023')."""
-    named = timewords.resolve(text, when.date()) if text else []
-    return " ".join([timewords.day_words(when.date()), *named])
+    return " ".join([timewords.day_words(when.date()), *timewords.resolve(text, when.date())])
 
 
 def metadata_text(metadata: Mapping[str, Any], keys: Sequence[str]) -> str:
