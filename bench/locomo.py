@@ -1,13 +1,20 @@
 """LoCoMo retrieval benchmark through the real MCP tools.
 
-Every dialog turn of each conversation is remembered through `remember` (one MCP session per LoCoMo
-session, the session date as the event time, the speaker in the metadata); then every question (category 5
-left out) goes through `recall`. Each conversation gets its own store. Scores per category and overall:
-any@1/5/10 (an evidence turn in the top k), all@5/10 (every evidence turn), MRR.
+Every dialog turn of each conversation (`--shape turns`), or every fact of LoCoMo's per-session observations
+(`--shape observations`), is remembered through `remember`: one MCP session per LoCoMo session, in session
+order, the session date as the event time. With `--protocol metadata` the speaker and turn ids go in the
+metadata; with `--protocol plain` only the text is sent, as a plain MCP client would (the speaker, and an
+image's caption, in the text). Then every question (category 5 left out) goes through `recall`. Each
+conversation gets its own store. A hit counts when it is (or, for a fact, is tied to) an evidence turn.
+Scores per category and overall: any@1/5/10 (an evidence turn in the top k), all@5/10 (every evidence turn
+covered by the top k), MRR (the first hit tied to an evidence turn).
 
-    uv run python -m bench.locomo                       # default settings
-    uv run python -m bench.locomo --ablate --out bench/results/locomo-ablations.json
-                                                        # each retrieval step on/off (the bench/README.md table)
+    uv run --extra test python -m bench.locomo            # default settings -> bench/results/locomo.json
+    uv run --extra test python -m bench.locomo --ablate --out bench/results/locomo-ablations.json
+                                                          # each retrieval step on/off (the bench/README.md table)
+    uv run --extra test python -m bench.locomo --shape observations --protocol plain --baselines
+                                                          # default, cosine only, BM25 only on the facts
+                                                          # -> bench/results/locomo-observations-plain.json
 """
 
 import argparse
@@ -22,9 +29,10 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from mcp import Client
@@ -38,6 +46,17 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo-dev" / 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 KS = (1, 5, 10)
 _DIA = re.compile(r"D(\d+):(\d+)")
+Shape = Literal["turns", "observations"]
+Protocol = Literal["metadata", "plain"]
+# Per LoCoMo session: the event time, then each memory's `remember` arguments and the turns it is tied to.
+Plan = list[tuple[datetime, list[tuple[dict[str, Any], set[str]]]]]
+
+
+@dataclass
+class Answer:
+    category: int
+    ranked: list[set[str]]  # per hit, best first: the turns it is tied to (one for a turn)
+    evidence: set[str]
 
 
 def parse_date(raw: str) -> datetime:
@@ -55,35 +74,76 @@ def sessions(conversation: Mapping[str, Any]) -> list[tuple[datetime, list[dict[
     return [(when, turns) for _, when, turns in sorted(out, key=lambda s: s[0])]
 
 
+def dia_ids(raw: str | list[str]) -> set[str]:
+    """Split and normalise noisy turn ids ('D8:6; D9:17', 'D30:05', ['D1:3', 'D1:5'])."""
+    items = [raw] if isinstance(raw, str) else raw
+    return {f"D{int(s)}:{int(t)}" for item in items for s, t in _DIA.findall(item.replace("D:", "D"))}
+
+
 def evidence_ids(raw: list[str], known: set[str]) -> set[str]:
-    """Split and normalise noisy evidence strings ('D8:6; D9:17', 'D30:05'); drop turns that do not exist."""
-    found: set[str] = set()
-    for item in raw:
-        for session, turn in _DIA.findall(item.replace("D:", "D")):
-            dia = f"D{int(session)}:{int(turn)}"
-            if dia in known:
-                found.add(dia)
-    return found
+    """The evidence turns, normalised; those that do not exist in the conversation dropped."""
+    return dia_ids(raw) & known
 
 
-async def ingest(sample: Mapping[str, Any], settings: Settings, embedder: Embedder) -> tuple[dict[int, str], float]:
-    """Remember every turn through the tool, one MCP session per LoCoMo session; return id -> dia_id."""
-    id_to_dia: dict[int, str] = {}
+def known_turns(sample: Mapping[str, Any]) -> set[str]:
+    """Every turn id of the conversation (the facts' ids are not trusted to cover them)."""
+    return {dia for _, turns in sessions(sample["conversation"]) for turn in turns for dia in dia_ids(turn["dia_id"])}
+
+
+def turn_arguments(turn: Mapping[str, Any], protocol: Protocol) -> dict[str, Any]:
+    content = f"{turn['speaker']}: {turn['text']}"
+    caption = turn.get("blip_caption")
+    if protocol == "plain":  # what a plain client sends: the text only, the image's caption in it
+        return {"content": content + (f" [shared an image: {caption}]" if caption else "")}
+    metadata = {"speaker": turn["speaker"], "dia_id": turn["dia_id"]}
+    if caption:
+        metadata["caption"] = caption
+    return {"content": content, "metadata": metadata}
+
+
+def observations(sample: Mapping[str, Any], protocol: Protocol) -> Plan:
+    """Each session's facts (they name their subject), in the order of the turns they come from."""
+    out: list[tuple[int, datetime, list[tuple[dict[str, Any], set[str]]]]] = []
+    for key, by_speaker in sample["observation"].items():
+        match = re.fullmatch(r"session_(\d+)_observation", key)
+        if not match:
+            continue
+        facts: list[tuple[dict[str, Any], set[str]]] = []
+        for speaker, items in by_speaker.items():
+            for text, raw in items:
+                tied = dia_ids(raw)
+                metadata = {"speaker": speaker, "dia_ids": sorted(tied, key=_turn_order)}
+                facts.append(({"content": text} | ({"metadata": metadata} if protocol == "metadata" else {}), tied))
+        facts.sort(key=lambda fact: min(map(_turn_order, fact[1]), default=(sys.maxsize, 0)))
+        when = parse_date(sample["conversation"][f"session_{match.group(1)}_date_time"])
+        out.append((int(match.group(1)), when, facts))
+    return [(when, facts) for _, when, facts in sorted(out, key=lambda s: s[0])]
+
+
+def _turn_order(dia: str) -> tuple[int, int]:
+    session, turn = dia[1:].split(":")
+    return int(session), int(turn)
+
+
+def plan(sample: Mapping[str, Any], shape: Shape, protocol: Protocol) -> Plan:
+    if shape == "observations":
+        return observations(sample, protocol)
+    return [
+        (when, [(turn_arguments(turn, protocol), dia_ids(turn["dia_id"])) for turn in turns])
+        for when, turns in sessions(sample["conversation"])
+    ]
+
+
+async def ingest(memories: Plan, settings: Settings, embedder: Embedder) -> tuple[dict[int, set[str]], float]:
+    """Remember every memory through the tool, one MCP session per LoCoMo session; return id -> its turns."""
+    id_to_dias: dict[int, set[str]] = defaultdict(set)
     started = time.perf_counter()
-    for when, turns in sessions(sample["conversation"]):
+    for when, items in memories:
         async with Client(build_server(settings, embedder=embedder)) as client:
-            for turn in turns:
-                metadata = {"speaker": turn["speaker"], "dia_id": turn["dia_id"]}
-                if turn.get("blip_caption"):
-                    metadata["caption"] = turn["blip_caption"]
-                arguments = {
-                    "content": f"{turn['speaker']}: {turn['text']}",
-                    "metadata": metadata,
-                    "event_time": when.isoformat(),
-                }
-                result = structured(await client.call_tool("remember", arguments))
-                id_to_dia[result["id"]] = turn["dia_id"]
-    return id_to_dia, time.perf_counter() - started
+            for arguments, tied in items:
+                result = structured(await client.call_tool("remember", arguments | {"event_time": when.isoformat()}))
+                id_to_dias[result["id"]] |= tied  # the same text again is the same memory: tied to both
+    return dict(id_to_dias), time.perf_counter() - started
 
 
 async def rehearse(sample: Mapping[str, Any], settings: Settings, embedder: Embedder) -> None:
@@ -97,11 +157,11 @@ async def rehearse(sample: Mapping[str, Any], settings: Settings, embedder: Embe
 
 
 async def ask(
-    sample: Mapping[str, Any], id_to_dia: Mapping[int, str], settings: Settings, embedder: Embedder
-) -> tuple[list[dict[str, Any]], list[float]]:
+    sample: Mapping[str, Any], id_to_dias: Mapping[int, set[str]], settings: Settings, embedder: Embedder
+) -> tuple[list[Answer], list[float]]:
     """Every question (category 5 left out) through `recall` in a fresh server over the stored conversation."""
-    known = set(id_to_dia.values())
-    results: list[dict[str, Any]] = []
+    known = known_turns(sample)
+    results: list[Answer] = []
     latencies: list[float] = []
     async with Client(build_server(settings, embedder=embedder)) as client:
         for qa in sample["qa"]:
@@ -113,48 +173,52 @@ async def ask(
             started = time.perf_counter()
             hits = structured(await client.call_tool("recall", {"query": qa["question"], "k": 10}))["hits"]
             latencies.append(time.perf_counter() - started)
-            ranked = [id_to_dia[h["id"]] for h in hits]
-            results.append({"category": qa["category"], "ranked": ranked, "evidence": sorted(evidence)})
+            ranked = [id_to_dias[h["id"]] for h in hits]
+            results.append(Answer(qa["category"], ranked, evidence))
     return results, latencies
 
 
-def score(results: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """any@k, all@k and MRR per category and overall."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+def score(results: list[Answer]) -> dict[str, dict[str, float]]:
+    """any@k, all@k and MRR per category and overall; a hit counts when it is tied to an evidence turn."""
+    groups: dict[str, list[Answer]] = defaultdict(list)
     for r in results:
-        groups[CATEGORIES[r["category"]]].append(r)
+        groups[CATEGORIES[r.category]].append(r)
         groups["overall"].append(r)
     table: dict[str, dict[str, float]] = {}
     for name, rows in groups.items():
         metrics: dict[str, float] = {"n": len(rows)}
         for k in KS:
-            metrics[f"any@{k}"] = sum(bool(set(r["ranked"][:k]) & set(r["evidence"])) for r in rows) / len(rows)
+            metrics[f"any@{k}"] = sum(any(hit & r.evidence for hit in r.ranked[:k]) for r in rows) / len(rows)
         for k in (5, 10):
-            metrics[f"all@{k}"] = sum(set(r["evidence"]) <= set(r["ranked"][:k]) for r in rows) / len(rows)
+            metrics[f"all@{k}"] = sum(r.evidence <= set[str]().union(*r.ranked[:k]) for r in rows) / len(rows)
         reciprocal: list[float] = []
         for r in rows:
-            ranks = [i for i, dia in enumerate(r["ranked"], 1) if dia in r["evidence"]]
+            ranks = [i for i, hit in enumerate(r.ranked, 1) if hit & r.evidence]
             reciprocal.append(1.0 / ranks[0] if ranks else 0.0)
         metrics["mrr"] = sum(reciprocal) / len(rows)
         table[name] = {k: round(v, 4) for k, v in metrics.items()}
     return table
 
 
-async def run(variants: Mapping[str, Mapping[str, Any]], data: Path, limit: int | None) -> dict[str, Any]:
+async def run(
+    variants: Mapping[str, Mapping[str, Any]], data: Path, limit: int | None, shape: Shape, protocol: Protocol
+) -> dict[str, Any]:
     """Each conversation is stored once in its own data dir; every variant then opens that store with its
     own settings (the keyword index is rebuilt from the database at start, so field weights apply too)."""
     samples = json.loads(data.read_text())[:limit]
     embedder = OnnxEmbedder("default", Path(tempfile.mkdtemp()) / "models")
     embedder.load()
-    results: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    results: dict[str, list[Answer]] = defaultdict(list)
     latencies: dict[str, list[float]] = defaultdict(list)
     ingestion: list[dict[str, Any]] = []
+    unit = "turns" if shape == "turns" else "facts"
     for sample in samples:
         with tempfile.TemporaryDirectory() as tmp:
             stored = Path(tmp) / "stored"
             base = {"data_dir": str(stored), "log_level": "WARNING"}
-            id_to_dia, seconds = await ingest(sample, load_settings(env={}, overrides=base), embedder)
-            ingestion.append({"conversation": sample["sample_id"], "turns": len(id_to_dia), "seconds": seconds})
+            settings = load_settings(env={}, overrides=base)
+            id_to_dias, seconds = await ingest(plan(sample, shape, protocol), settings, embedder)
+            ingestion.append({"conversation": sample["sample_id"], unit: len(id_to_dias), "seconds": seconds})
             for n, (name, overrides) in enumerate(variants.items()):
                 # Each variant on its own copy: its questions teach the store (co-access), which must not
                 # carry over into the next variant.
@@ -165,10 +229,10 @@ async def run(variants: Mapping[str, Mapping[str, Any]], data: Path, limit: int 
                 )
                 if overrides.get(REHEARSE):
                     await rehearse(sample, settings, embedder)
-                found, took = await ask(sample, id_to_dia, settings, embedder)
+                found, took = await ask(sample, id_to_dias, settings, embedder)
                 results[name].extend(found)
                 latencies[name].extend(took)
-        print(f"  {sample['sample_id']}: {len(id_to_dia)} turns stored in {seconds:.1f} s", file=sys.stderr)
+        print(f"  {sample['sample_id']}: {len(id_to_dias)} {unit} stored in {seconds:.1f} s", file=sys.stderr)
     return {
         "ingestion": ingestion,
         "runs": {
@@ -218,6 +282,13 @@ ABLATIONS: dict[str, dict[str, Any]] = {
     "BM25 only, no other step": {**_NO_STEPS, "recall.dense_weight": 0.0},
 }
 
+# Single-signal baselines beside the default (the ablations' own dicts).
+BASELINES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "cosine only": ABLATIONS["dense only, no other step"],
+    "BM25 only": ABLATIONS["BM25 only, no other step"],
+}
+
 
 # Issue 4's comparison: the conversations replayed session by session, with links and spreading or without.
 REHEARSE = "rehearse"  # not a setting: the variant first runs rehearse() on the store
@@ -235,21 +306,37 @@ def machine() -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DATA)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "locomo.json")
+    parser.add_argument("--out", type=Path, default=None, help="default: bench/results/locomo[-SHAPE-PROTOCOL].json")
     parser.add_argument("--limit", type=int, default=None, help="only the first N conversations")
-    parser.add_argument("--ablate", action="store_true", help="run every configuration in ABLATIONS")
-    parser.add_argument("--plasticity", action="store_true", help="plasticity on and off, per category")
+    parser.add_argument("--shape", choices=["turns", "observations"], default="turns", help="what one memory is")
+    parser.add_argument("--protocol", choices=["metadata", "plain"], default="metadata", help="metadata or text only")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--ablate", action="store_true", help="run every configuration in ABLATIONS")
+    group.add_argument("--plasticity", action="store_true", help="plasticity on and off, per category")
+    group.add_argument("--baselines", action="store_true", help="default, cosine only and BM25 only (BASELINES)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting override")
     args = parser.parse_args()
+    shape: Shape = args.shape
+    protocol: Protocol = args.protocol
     overrides = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
-    chosen: dict[str, dict[str, Any]] = ABLATIONS if args.ablate else PLASTICITY if args.plasticity else {"default": {}}
+    chosen: dict[str, dict[str, Any]] = (
+        ABLATIONS
+        if args.ablate
+        else PLASTICITY
+        if args.plasticity
+        else BASELINES
+        if args.baselines
+        else {"default": {}}
+    )
     variants = {name: variant | overrides for name, variant in chosen.items()}
+    suffix = "" if (shape, protocol) == ("turns", "metadata") else f"-{shape}-{protocol}"
+    out: Path = args.out or Path(__file__).parent / "results" / f"locomo{suffix}.json"
     started = time.perf_counter()
-    report: dict[str, Any] = {"machine": machine(), "data": str(args.data)}
-    report |= anyio.run(run, variants, args.data, args.limit)
+    report: dict[str, Any] = {"machine": machine(), "data": str(args.data), "shape": shape, "protocol": protocol}
+    report |= anyio.run(run, variants, args.data, args.limit, shape, protocol)
     report["seconds"] = round(time.perf_counter() - started, 1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
     print(table(report))
     if args.plasticity:
         for name in report["runs"]:
