@@ -9,7 +9,7 @@ default relevance threshold does (answerable questions that lose their answer, u
 nothing). Plain cosine with the same bundled model is scored beside it, the same way.
 
     uv run --extra test python -m bench.paraphrase                  # -> bench/results/paraphrase.json
-    uv run --extra test python -m bench.paraphrase --set recall.dense_weight=1.0
+    uv run --extra test python -m bench.paraphrase --set recall.residual_share=0
 """
 
 import argparse

@@ -26,13 +26,13 @@ def test_environment_overrides_the_defaults_with_typed_values(tmp_path: Path) ->
         env={
             "HEBBIAN_MEMORY_DATA_DIR": str(tmp_path),
             "HEBBIAN_MEMORY_RECALL_DEFAULT_K": "5",
-            "HEBBIAN_MEMORY_RECALL_DENSE_WEIGHT": "0.25",
+            "HEBBIAN_MEMORY_RECALL_KEYWORD_WEIGHT": "0.25",
             "HEBBIAN_MEMORY_LOG_LEVEL": "debug",
         }
     )
     assert settings.data_dir == tmp_path
     assert settings.recall.default_k == 5
-    assert settings.recall.dense_weight == 0.25
+    assert settings.recall.keyword_weight == 0.25
     assert settings.log_level == "DEBUG"
 
 
@@ -50,7 +50,8 @@ def test_a_user_file_then_env_then_flags_take_precedence_in_that_order(tmp_path:
     ("env", "message"),
     [
         ({"HEBBIAN_MEMORY_RECALL_DEFAULT_K": "ten"}, "must be a int"),
-        ({"HEBBIAN_MEMORY_RECALL_DENSE_WEIGHT": "1.5"}, "dense_weight must be between 0 and 1"),
+        ({"HEBBIAN_MEMORY_RECALL_KEYWORD_WEIGHT": "-1"}, "keyword_weight must be 0 or more"),
+        ({"HEBBIAN_MEMORY_RECALL_MIN_RELEVANCE": "1.5"}, "min_relevance must be between 0 and 1"),
         ({"HEBBIAN_MEMORY_INDEX_DTYPE": "f64"}, "index.dtype"),
         ({"HEBBIAN_MEMORY_RECALL_ANSWER_KINDS": "time,colour"}, "answer_kinds may hold only time, quantity, title"),
         ({"HEBBIAN_MEMORY_LOG_LEVEL": "LOUD"}, "log_level"),

@@ -19,7 +19,8 @@ FACTS = [
 
 
 async def all_ids(client: object) -> set[int]:
-    result = await call(client, "recall", query="anything at all", k=100)  # type: ignore[arg-type]
+    # Every memory, however weak its match: min_relevance 0 turns the relevance threshold off.
+    result = await call(client, "recall", query="anything at all", k=100, min_relevance=0)  # type: ignore[arg-type]
     return {hit["id"] for hit in result["hits"]}
 
 
@@ -44,7 +45,7 @@ async def test_recall_finds_an_exact_keyword_and_reports_score_parts(data_dir: P
     assert [h["id"] for h in budgeted["hits"]][:1] == [hits[0]["id"]]
     assert 0 < budgeted["tokens"] <= len(hits[0]["content"]) // 4 + 1
     assert "Frankfurt" in hits[0]["content"]
-    assert hits[0]["parts"]["lexical"] == 1.0
+    assert hits[0]["parts"]["lexical"] > 0.9  # the query's one rare word: nearly all of its information
     assert set(hits[0]) >= {"id", "content", "tags", "score", "parts", "created_at", "event_time"}
 
 
@@ -159,7 +160,7 @@ async def test_a_restarted_server_keeps_memories_tags_metadata_and_links(data_di
         ]
         await call(client, "associate", source_id=ids[0], target_ids=[ids[2]])
     async with stdio_client(data_dir) as client:
-        hits = {h["id"]: h for h in (await call(client, "recall", query="anything", k=100))["hits"]}
+        hits = {h["id"]: h for h in (await call(client, "recall", query="anything", k=100, min_relevance=0))["hits"]}
         link = (await call(client, "associate", source_id=ids[0], target_ids=[ids[2]], strength=0.5))["links"][0]
         pg = (await call(client, "recall", query="which database engine runs in production", k=1))["hits"]
     assert set(hits) == set(ids)

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hebbian_memory import plasticity
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import load_settings
 from hebbian_memory.memory import MemoryService
-from hebbian_memory.storage import Store
+from hebbian_memory.storage import Link, Store
 from tests.helpers import FakeEmbedder
 
 WORDS = ["apple", "river", "stone", "cloud", "ember", "frost"]
@@ -43,6 +44,7 @@ class Run:
         self.sessions = [self.service.start_session("test") for _ in range(3)]
         self.ids: list[int] = []
         self.forgotten: set[int] = set()
+        self.last_pass: datetime | None = None
 
     def live(self) -> list[int]:
         return [m for m in self.ids if m not in self.forgotten]
@@ -71,9 +73,16 @@ class Run:
 
     def consolidate(self, _word: object, _unused: int) -> None:
         self.service.consolidate()
+        self.last_pass = self.clock.now()
         before = {m: sorted(self.service.links(m)) for m in self.live()}
         self.service.consolidate()  # again, at the same moment
         assert {m: sorted(self.service.links(m)) for m in self.live()} == before
+
+    def as_of_last_pass(self, link: Link) -> float:
+        if self.last_pass is None or link.updated_at >= self.last_pass:
+            return link.weight
+        rules = self.service._settings.plasticity  # pyright: ignore[reportPrivateUsage]
+        return plasticity.decayed(link.weight, link.tier, self.last_pass - link.updated_at, rules)
 
     def check(self) -> None:
         for m in self.ids:
@@ -82,8 +91,10 @@ class Run:
             assert not self.forgotten & {other for other, _ in links}
             assert m not in self.forgotten or links == []
             # The graph recall spreads over is a cache of the stored links: the same neighbours, kinds and weights.
+            # A stored weight is the weight as of its updated_at (decay writes nothing); the graph holds it as of
+            # the last pass, or as stored when it changed after that pass.
             stored = {
-                (link.target_id if link.source_id == m else link.source_id, link.kind): link.weight
+                (link.target_id if link.source_id == m else link.source_id, link.kind): self.as_of_last_pass(link)
                 for link in self.service._store.links_of(m)  # pyright: ignore[reportPrivateUsage]
             }
             cached = {(n, kind): w for n, w, kind in self.service._learning.neighbours(m)}  # pyright: ignore[reportPrivateUsage]

@@ -49,7 +49,7 @@ def fill(settings: Settings, embedder: OnnxEmbedder) -> None:
         for _ in range(2):
             service.recall("Lisbon trip hotel", k=3, session_id=session)
         service.remember("Unlinked note: buy stamps.")
-        ids = [h.id for h in service.recall("release database", k=2).hits]
+        ids = [h.id for h in service.recall("release database", k=2, min_relevance=0).hits]
         service.associate(ids[0], [ids[1]], 0.9, session)
         service.end_session(session)
         clock.advance(timedelta(days=3))

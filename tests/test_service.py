@@ -39,37 +39,51 @@ def test_times_come_from_the_injected_clock(service: MemoryService, clock: Manua
     assert hits[second.id].event_time == hits[second.id].created_at
 
 
-def test_fused_score_is_the_weighted_sum_of_normalised_parts(service: MemoryService, settings: Settings) -> None:
+def test_fused_score_is_the_cosine_plus_the_weighted_keyword_share(service: MemoryService, settings: Settings) -> None:
     for text in ["red apples", "green apples and pears", "blue sky", "apples apples apples"]:
         service.remember(text)
-    hits = service.recall("apples", k=4).hits
-    w = settings.recall.dense_weight
+    hits = service.recall("apples", k=4, min_relevance=0).hits
+    w = settings.recall.keyword_weight
     for hit in hits:
-        assert hit.score == pytest.approx(w * hit.parts.dense + (1 - w) * hit.parts.lexical, abs=1e-5)
-        assert 0.0 <= hit.parts.dense <= 1.0
+        # Notes, not dialog turns: no boosts; the one-word query leaves no residual to correct the cosine.
+        assert hit.parts.dense == pytest.approx(hit.parts.cosine, abs=1e-5)
+        assert hit.score == pytest.approx(hit.parts.dense + w * hit.parts.lexical**2, abs=1e-5)
         assert 0.0 <= hit.parts.lexical <= 1.0
+        assert 0.0 <= hit.relevance <= 1.0
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
     assert "sky" not in hits[0].content
 
 
-def test_dense_weight_moves_the_ranking_between_keyword_and_meaning(settings: Settings, clock: ManualClock) -> None:
+def test_a_keyword_share_has_an_absolute_level_a_lone_common_word_is_little(
+    service: MemoryService, settings: Settings
+) -> None:
+    for text in [f"ledger entry {n}" for n in range(8)] + ["the zanzibar quokka ledger audit", "zanzibar quokka"]:
+        service.remember(text)
+    by_text = {h.content: h for h in service.recall("zanzibar quokka ledger", k=10, min_relevance=0).hits}
+    # Min-max scaling would give the best keyword match 1.0 whatever it matched, a lone common word included.
+    assert by_text["the zanzibar quokka ledger audit"].parts.lexical == pytest.approx(1.0, abs=0.15)
+    assert by_text["zanzibar quokka"].parts.lexical > 0.7
+    assert by_text["ledger entry 0"].parts.lexical < 0.2
+
+
+def test_keyword_weight_moves_the_ranking_between_keyword_and_meaning(settings: Settings, clock: ManualClock) -> None:
     from dataclasses import replace
 
     orders: dict[float, list[int]] = {}
-    for weight in (0.0, 1.0):
-        tuned = replace(settings, recall=replace(settings.recall, dense_weight=weight))
+    for weight in (0.0, 5.0):
+        tuned = replace(settings, recall=replace(settings.recall, keyword_weight=weight, residual_share=0.0))
         store = Store.open(settings.data_dir / f"w{weight}.duckdb", clock.now())
         svc = MemoryService(tuned, store, FakeEmbedder(), clock)
         svc.warm_up()
-        for text in ["zebra zebra zebra stripes", "zebra", "a zebra and a lion and a tiger and a bear"]:
+        for text in ["zebra stripes lion tiger bear wolf fox owl", "zebra", "a cat"]:
             svc.remember(text)
-        hits = svc.recall("zebra", k=3).hits
+        hits = svc.recall("zebra stripes", k=3, min_relevance=0).hits
         orders[weight] = [h.id for h in hits]
-        expected = [h.parts.lexical if weight == 0.0 else h.parts.dense for h in hits]
-        assert [h.score for h in hits] == expected
+        expected = [h.parts.dense + weight * h.parts.lexical**2 for h in hits]  # a note's share counts squared
+        assert [h.score for h in hits] == pytest.approx(expected, abs=1e-5)
         svc.close()
-    assert orders[0.0][0] == 1, "BM25 favours the memory that repeats the keyword"
-    assert orders[1.0][0] == 2, "the dense score favours the memory that is only the keyword"
+    assert orders[5.0][0] == 1, "keywords favour the memory that holds every word of the query"
+    assert orders[0.0][0] == 2, "the dense score favours the memory that is mostly the query's words"
 
 
 def test_restart_rebuilds_the_lexical_index_from_the_database(settings: Settings, clock: ManualClock) -> None:
@@ -127,7 +141,7 @@ def test_remember_many_stores_in_order_dedupes_and_links_the_episode(service: Me
     assert results[1].id == before.id
     assert results[2].id == results[0].id
     # The stove memory never says "cabin", but its episode (the previous memory) does.
-    hits = service.recall("cabin", k=3).hits
+    hits = service.recall("cabin", k=3, min_relevance=0).hits
     assert results[3].id in {h.id for h in hits}
     assert next(h for h in hits if h.id == results[3].id).parts.lexical > 0
 

@@ -191,6 +191,11 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.option("--tag", "tags", multiple=True, help="Only memories with this tag (repeatable; all must match).")
 @click.option("--since", help="Only events at or after this ISO 8601 date.")
 @click.option("--until", help="Only events at or before this ISO 8601 date.")
+@click.option(
+    "--min-relevance",
+    type=click.FloatRange(0, 1),
+    help="Leave out hits below this relevance (0 shows the k best however weak) [default: the configured one].",
+)
 @JSON_OPTION
 @click.pass_context
 def search(
@@ -202,6 +207,7 @@ def search(
     tags: tuple[str, ...],
     since: str | None,
     until: str | None,
+    min_relevance: float | None,
     as_json: bool,
 ) -> None:
     """Recall from the terminal: the memories that best match QUERY, best first."""
@@ -216,17 +222,18 @@ def search(
         "until": until,
         "all_projects": all_projects,
         "project": project or settings.project,
+        "min_relevance": min_relevance,
     }
     result = _call(settings, RECALL, args)
     if as_json:
         click.echo(result.model_dump_json(indent=2))
         return
     if not result.hits:
-        click.echo("Nothing found.")
+        click.echo(result.note or "Nothing found.")
     for hit in result.hits:
         tag_text = f"  [{', '.join(hit.tags)}]" if hit.tags else ""
         via = f"  (linked via #{hit.via.memory_id})" if hit.via else ""
-        click.echo(f"#{hit.id}  {hit.score:.3f}  {hit.event_time:%Y-%m-%d}{tag_text}{via}")
+        click.echo(f"#{hit.id}  relevance {hit.relevance:.2f}  {hit.event_time:%Y-%m-%d}{tag_text}{via}")
         click.echo(textwrap.indent(textwrap.fill(hit.content, 100), "    "))
 
 

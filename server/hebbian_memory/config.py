@@ -57,7 +57,8 @@ class LimitSettings:
 class RecallSettings:
     default_k: int
     candidates: int
-    dense_weight: float
+    keyword_weight: float
+    turn_keyword_weight: float
     exact_filter_limit: int
     entity_keys: list[str]
     entity_boost: float
@@ -66,6 +67,12 @@ class RecallSettings:
     question_penalty: float
     episode_share: float
     duplicate_cosine: float
+    residual_share: float
+    residual_candidates: int
+    relevance_midpoint: float
+    turn_relevance_midpoint: float
+    relevance_slope: float
+    min_relevance: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,7 +308,12 @@ def _validate(s: Settings) -> None:
             set(s.recall.answer_kinds) <= set(ANSWER_KIND_NAMES),
             f"recall.answer_kinds may hold only {', '.join(ANSWER_KIND_NAMES)}",
         ),
-        (0.0 <= s.recall.dense_weight <= 1.0, "recall.dense_weight must be between 0 and 1"),
+        (s.recall.keyword_weight >= 0, "recall.keyword_weight must be 0 or more"),
+        (s.recall.turn_keyword_weight >= 0, "recall.turn_keyword_weight must be 0 or more"),
+        (0.0 <= s.recall.residual_share <= 1.0, "recall.residual_share must be between 0 and 1"),
+        (s.recall.residual_candidates >= 0, "recall.residual_candidates must be 0 or more"),
+        (s.recall.relevance_slope > 0, "recall.relevance_slope must be above 0"),
+        (0.0 <= s.recall.min_relevance <= 1.0, "recall.min_relevance must be between 0 and 1"),
         (0.0 < s.recall.duplicate_cosine <= 1.0, "recall.duplicate_cosine must be in (0, 1]"),
         (0.0 < s.associate.default_strength <= 1.0, "associate.default_strength must be in (0, 1]"),
         (

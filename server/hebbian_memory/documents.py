@@ -56,14 +56,35 @@ def fields(doc: DocumentRow, specs: Mapping[str, FieldSpec], metadata_keys: Sequ
     return {name: text for name, text in candidates.items() if name in specs}
 
 
-def entities(metadata: Mapping[str, Any], keys: Sequence[str]) -> frozenset[str]:
-    """Lower-cased words of the entity-valued metadata (e.g. the speaker's name)."""
-    return frozenset(words(metadata_text(metadata, keys)))
+def entities(metadata: Mapping[str, Any], keys: Sequence[str], turn: bool, text: str) -> frozenset[str]:
+    """Lower-cased words of the entity-valued metadata (e.g. the speaker's name), and of a turn's speaker label."""
+    label = speaker(text) if turn else None
+    return frozenset(words(metadata_text(metadata, keys) + " " + (label or "")))
+
+
+# A dialog turn as a plain client stores it: "Caroline: ...", one to three capitalised words and a colon.
+_SPEAKER = re.compile(r"\s*([A-Z][\w'.-]*(?: [A-Z][\w'.-]*){0,2}):\s+\S")
+
+
+def speaker(text: str) -> str | None:
+    """The speaker label a text starts with ("Caroline" in "Caroline: hi"), if any."""
+    found = _SPEAKER.match(text)
+    return found.group(1) if found else None
+
+
+def is_turn(doc: DocumentRow, entity_keys: Sequence[str]) -> bool:
+    """Whether a memory is a turn of a dialog: its text starts with a speaker label, and either its metadata
+    names a speaker or a memory next to it in its session is labelled too (a lone "Bug: ..." is a note)."""
+    if speaker(doc.content) is None:
+        return False
+    named = any(isinstance(doc.metadata.get(key), str) for key in entity_keys)
+    return named or any(text is not None and speaker(text) is not None for text in (doc.previous, doc.next))
 
 
 # What a question asks for, and what a memory's text holds: a time, a quantity, a title or name; and whether
 # the memory is itself a question (it asks rather than tells).
-TIME, QUANTITY, TITLE, QUESTION = 1, 2, 4, 8
+# TURN is not read from the text alone: see is_turn.
+TIME, QUANTITY, TITLE, QUESTION, TURN = 1, 2, 4, 8, 16
 ANSWER_KINDS: dict[str, int] = dict(zip(ANSWER_KIND_NAMES, (TIME, QUANTITY, TITLE), strict=True))
 
 # Words that place an event in time (English). Broad on purpose: a turn that says "last weekend" or "just

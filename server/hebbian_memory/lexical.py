@@ -33,6 +33,8 @@ class LexicalIndex(Protocol):
 
     def search(self, query: str, limit: int, only: Sequence[int] | None = None) -> list[tuple[int, float]]: ...
 
+    def full_score(self, query: str) -> float: ...
+
     def __len__(self) -> int: ...
 
     def __contains__(self, memory_id: object) -> bool: ...
@@ -262,6 +264,20 @@ class BM25Index:
             hits = hits[np.argsort(-scores[hits], kind="stable")]
             slots: list[int] = hits.tolist()
             return [(int(self._ids[s]), float(scores[s])) for s in slots]
+
+    def full_score(self, query: str) -> float:
+        """What a memory holding each of the query's terms once in its text would score: the sum of their IDFs,
+        a term no memory holds counting as the rarest. A search score divided by this is the informative share
+        of the query that a memory matches (a lone common word: little; every rare word: about 1)."""
+        query_terms = list(dict.fromkeys(terms(query)))
+        with self._lock:
+            n_docs = len(self._slot_of)
+            total = 0.0
+            for term in query_terms:
+                term_id = self._term_ids.get(term)
+                df = 0 if term_id is None else max(self._df[term_id], 0)
+                total += math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))
+            return total
 
     def _term_frequencies(self, term: str, size: int) -> npt.NDArray[np.float32]:
         """Length-normalised, field-weighted term frequency per slot (the BM25F pseudo-tf)."""

@@ -52,6 +52,17 @@ log = logging.getLogger(__name__)
 WARM_UP_TIMEOUT_S = 600.0
 MAX_TOKEN_BUDGET = 1_000_000
 DEFAULT_PROJECT = inputs.DEFAULT_PROJECT
+NOTHING_STORED = "Nothing found. No stored memory matches these words and filters."
+
+
+def nothing_relevant(floor: float, best: float) -> str:
+    """The note of a recall whose every match fell below the relevance threshold."""
+    return (
+        f"No relevant memory: the best match's relevance is {best:.2f}, below min_relevance {floor:.2f}. Treat "
+        "this as not remembered; recall with min_relevance 0 to see the weak matches anyway."
+    )
+
+
 _MODEL_META_KEY = "embedding_model"
 _LAST_PASS_META_KEY = "last_consolidation"
 GRAPH_REFRESH_CHUNK = 5000
@@ -108,6 +119,8 @@ class MemoryService:
             self._answer_kinds,
             self._previous_of,
             self._learning.neighbours,
+            embedder.embed,
+            settings.lexical.metadata_keys,
         )
         self._redactor = Redactor(settings.privacy.redact_secrets, settings.privacy.extra_patterns)
         self._project_counts: dict[str, int] = {}  # memories per project: recall skips the filter if all are in one
@@ -191,17 +204,28 @@ class MemoryService:
     def _index_documents(self, docs: Sequence[DocumentRow]) -> None:
         """(Re-)index memories in the keyword index, the entity map and the answer kinds."""
         keys, entity_keys = self._settings.lexical.metadata_keys, self._settings.recall.entity_keys
+        turns = [documents.is_turn(doc, entity_keys) for doc in docs]
         self._lexical.add_many([(doc.id, documents.fields(doc, self._fields, keys)) for doc in docs])
-        for doc in docs:
-            found = documents.entities(doc.metadata, entity_keys)
+        for doc, turn in zip(docs, turns, strict=True):
+            found = documents.entities(doc.metadata, entity_keys, turn, doc.content)
             if found:
                 # Shared: a store has few speakers, and a set per memory took 20 MB at 100,000 memories.
                 self._entities[doc.id] = self._entity_sets.setdefault(found, found)
-            self._answer_kinds[doc.id] = documents.answer_kinds(doc.content) & self._ranker.kinds_on
+            kinds = documents.answer_kinds(doc.content) & self._ranker.kinds_on
+            self._answer_kinds[doc.id] = kinds | (documents.TURN if turn else 0)
             if doc.previous_id is not None:
                 self._previous_of[doc.id] = doc.previous_id
             else:
                 self._previous_of.pop(doc.id)
+
+    def _mark_turn(self, memory_id: int, content: str, following: str) -> None:
+        """A session's first labelled memory becomes a dialog turn once a labelled one follows it."""
+        kinds = self._answer_kinds.get(memory_id)
+        if kinds & documents.TURN or documents.speaker(content) is None or documents.speaker(following) is None:
+            return
+        self._answer_kinds[memory_id] = kinds | documents.TURN
+        found = self._entities.get(memory_id, frozenset()) | documents.entities({}, (), True, content)
+        self._entities[memory_id] = self._entity_sets.setdefault(found, found)
 
     def _purge(self) -> None:
         started = time.perf_counter()
@@ -440,8 +464,10 @@ class MemoryService:
             previous[0] if previous else None,
         )
         self._index_documents([doc])
-        if previous is not None and documents.NEXT in self._fields:
-            self._lexical.fill_field(previous[0], documents.NEXT, row.content)
+        if previous is not None:
+            if documents.NEXT in self._fields:
+                self._lexical.fill_field(previous[0], documents.NEXT, row.content)
+            self._mark_turn(previous[0], previous[1], row.content)
         if session_id is not None:
             self._episode_tail[session_id] = (memory_id, row.content)
 
@@ -457,12 +483,15 @@ class MemoryService:
         token_budget: int | None = None,
         project: str | None = DEFAULT_PROJECT,
         session_id: int | None = None,
+        min_relevance: float | None = None,
     ) -> RecallResult:
-        """Best memories for ``query`` in ``project`` (None: in every project)."""
+        """Best memories for ``query`` in ``project`` (None: in every project) whose relevance reaches
+        ``min_relevance`` (default: recall.min_relevance)."""
         limits, cfg = self._settings.limits, self._settings.recall
         text = inputs.text(query, "query", limits.max_query_chars)
         top_k = inputs.count(cfg.default_k if k is None else k, "k", limits.max_k)
         budget = None if token_budget is None else inputs.count(token_budget, "token_budget", MAX_TOKEN_BUDGET)
+        floor = cfg.min_relevance if min_relevance is None else inputs.unit_interval(min_relevance, "min_relevance")
         wanted_tags = inputs.tags(tags, limits)
         start, end = inputs.when(since, "since"), inputs.when(until, "until")
         if start and end and start > end:
@@ -475,8 +504,11 @@ class MemoryService:
             asked = self._ranker.query(text, query_vector[0])
             ranked = self._ranker.rank(index, asked, top_k, filters, keep_all=budget is not None)
             if ranked is None:
-                return RecallResult(hits=[])
-            found, order = ranked.found, ranked.order
+                return RecallResult(hits=[], note=NOTHING_STORED)
+            found = ranked.found
+            order = [i for i in ranked.order if ranked.relevance[i] >= floor]
+            if not order:
+                return RecallResult(hits=[], note=nothing_relevant(floor, float(ranked.relevance[ranked.order[0]])))
             rows = self._store.get([found.ids[i] for i in order])
             if budget is not None:
                 order = ranking.pack(order, [estimate_tokens(rows[found.ids[i]].content) for i in order], budget, top_k)
@@ -492,6 +524,7 @@ class MemoryService:
                 tags=rows[memory_id].tags,
                 metadata=rows[memory_id].metadata,
                 score=round(float(ranked.fused[i]), 6),
+                relevance=round(float(ranked.relevance[i]), 4),
                 parts=ScoreParts(
                     dense=round(float(ranked.dense[i]), 6),
                     lexical=round(float(ranked.lexical[i]), 6),

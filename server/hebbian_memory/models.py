@@ -63,7 +63,11 @@ class RecallHit(_Frozen):
     content: str
     tags: list[str]
     metadata: dict[str, Any]
-    score: float = Field(description="Fused relevance; higher is better. Only comparable within one recall.")
+    score: float = Field(description="The fused score that orders the hits; only comparable within one recall.")
+    relevance: float = Field(
+        description="How likely this memory is to be what was asked for, 0-1, comparable across recalls: below "
+        "about 0.5 it is probably only on a related topic."
+    )
     parts: ScoreParts
     created_at: datetime
     event_time: datetime = Field(description="When what the memory records happened (defaults to created_at).")
@@ -75,6 +79,9 @@ class RecallHit(_Frozen):
 
 class RecallResult(_Frozen):
     hits: list[RecallHit]
+    note: str | None = Field(
+        default=None, description="Why there are no hits, when there are none: nothing stored, or nothing relevant."
+    )
     tokens: int = Field(default=0, description="Estimated tokens of the hits' content together (4 chars/token).")
     truncated: bool = Field(
         default=False,

@@ -1,22 +1,23 @@
-"""Recall's ranking: candidates from the vector and keyword indexes, each scored by both measures, fused with the
-entity and answer-kind boosts, spread along the learned links, near-duplicates skipped; then what fits a token
-budget or the result size limit. Reads the indexes and the store, writes nothing; the service calls it under its
-write lock."""
+"""Recall's ranking: candidates from the vector and keyword indexes, each scored by both measures on absolute
+scales (cosine; the informative share of the query a memory's keywords match), fused with the boosts that fit
+dialog turns, spread along the learned links, the best re-scored by what they match beyond the query's words
+they repeat (evidence.py), near-duplicates skipped; then what fits a token budget or the result size limit.
+Reads the indexes and the store, writes nothing; the service calls it under its write lock."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from hebbian_memory import documents, plasticity
+from hebbian_memory import documents, evidence, plasticity
 from hebbian_memory.config import PlasticitySettings, RecallSettings
 from hebbian_memory.embedding import Vectors
 from hebbian_memory.idmap import IdBytes, IdMap
 from hebbian_memory.index import VectorIndex
 from hebbian_memory.lexical import LexicalIndex
 from hebbian_memory.storage import Filters, Store
-from hebbian_memory.text import words
+from hebbian_memory.text import terms, words
 
 Floats = np.ndarray[Any, np.dtype[np.float32]]
 
@@ -52,6 +53,7 @@ class Query:
     vector: Floats
     words: frozenset[str]  # for the entity boost
     asked: int  # the answer kinds it asks for (documents.TIME, ...), of those switched on
+    full_score: float  # the keyword score of a memory holding all its terms (LexicalIndex.full_score)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +61,10 @@ class Ranked:
     """Candidates with their scores (parallel arrays) and the best of them, in order, as indexes into ``found``."""
 
     found: Candidates
-    dense: Floats
-    lexical: Floats
+    dense: Floats  # cosine (a dialog turn's: read in its episode), less the residual correction
+    lexical: Floats  # the informative share of the query its keywords match, 0-1
     fused: Floats
+    relevance: Floats  # 0-1, comparable across queries and stores
     order: list[int]
     direct: int  # found.ids[:direct] came from the indexes; any after them were reached through links
     reached: dict[int, plasticity.Reached]
@@ -81,6 +84,8 @@ class Ranker:
         answer_kinds: IdBytes,
         previous_of: IdMap,
         neighbours: plasticity.Neighbours,
+        embed: Callable[[Sequence[str]], Vectors],
+        metadata_keys: Sequence[str],
     ) -> None:
         self._cfg = recall
         self._rules = rules
@@ -90,10 +95,13 @@ class Ranker:
         self._answer_kinds = answer_kinds
         self._previous_of = previous_of
         self._neighbours = neighbours
+        self._embed = embed
+        self._metadata_keys = metadata_keys
         self.kinds_on = documents.kinds_mask(recall.answer_kinds) | documents.QUESTION
 
     def query(self, text: str, vector: Floats) -> Query:
-        return Query(text, vector, frozenset(words(text)), documents.asked_kind(text) & self.kinds_on)
+        asked = documents.asked_kind(text) & self.kinds_on
+        return Query(text, vector, frozenset(words(text)), asked, self._lexical.full_score(text))
 
     def rank(self, index: VectorIndex, query: Query, top_k: int, filters: Filters, keep_all: bool) -> Ranked | None:
         """The best ``top_k`` candidates (all of them, in order, with ``keep_all``), or None when nothing matches."""
@@ -106,8 +114,35 @@ class Ranker:
         rules = self._rules
         if rules.enabled and rules.spread_weight > 0 and rules.spread_hops > 0:
             found, dense, lexical, fused, reached = self._spread_activation(index, found, fused, query, top_k, filters)
-        order = self._diverse_order(found, fused, len(found.ids) if keep_all else top_k)
-        return Ranked(found, dense, lexical, fused, order, direct, reached)
+        checked = self._best(fused, self._cfg.residual_candidates if self._cfg.residual_share > 0 else 0)
+        left = self._residual_cosines(found, checked, query)
+        # Only the part of the query its keywords do not match is checked: a memory that holds most of the
+        # question's information keeps its cosine; one that shares a lone topic word is judged on the rest.
+        correction = (self._cfg.residual_share * (1.0 - lexical) * (found.cosine - left)).astype(np.float32)
+        dense, fused = dense - correction, fused - correction
+        # Relevance takes the residual whole: a hit is what was asked for when it matches the rest of the
+        # question, or holds its information in words; not when it only shares its topic (evidence.py).
+        cfg = self._cfg
+        support = left + self._keywords(found, lexical)
+        turn = self._turns(found)[1]
+        midpoint = cfg.relevance_midpoint + turn * (cfg.turn_relevance_midpoint - cfg.relevance_midpoint)
+        relevance = 1.0 / (1.0 + np.exp(-cfg.relevance_slope * (support - midpoint)))
+        # What a link brought is as relevant as what it was linked to, times the link's weight, if that is more.
+        position = {memory_id: i for i, memory_id in enumerate(found.ids)}
+        for memory_id, arrived in reached.items():
+            i, source = position.get(memory_id), position.get(arrived.source)
+            if i is not None and source is not None:
+                relevance[i] = max(relevance[i], relevance[source] * arrived.weight)
+        # The checked come first: the rest were not corrected, so their scores are not comparable (too high).
+        unchecked = np.ones(len(found.ids), dtype=bool)
+        unchecked[checked] = False
+        ordering = fused - np.float32(1e6) * unchecked if checked else fused
+        order = self._diverse_order(found, ordering, len(found.ids) if keep_all else top_k)
+        return Ranked(found, dense, lexical, fused, relevance.astype(np.float32), order, direct, reached)
+
+    @staticmethod
+    def _best(scores: Floats, n: int) -> list[int]:
+        return np.argsort(-scores, kind="stable")[:n].tolist()
 
     def _candidates(self, index: VectorIndex, query: Query, n: int, filters: Filters) -> Candidates:
         """The union of dense and lexical candidates, each scored exactly by both measures."""
@@ -146,10 +181,15 @@ class Ranker:
     def _episode_cosine(
         self, index: VectorIndex, ids: Sequence[int], vectors: Vectors, cosine: Floats, query: Floats
     ) -> Floats:
-        """Cosine of each memory read in its episode (its vector plus a share of the previous memory's), or
-        its own cosine when that is higher: a reply matches the question it answers."""
+        """Cosine of each dialog turn, and of each memory stored right after a question, read in its episode (its
+        vector plus a share of the previous memory's), or its own cosine when that is higher: a reply matches
+        the question it answers. A note stored after another note is read alone: it is about something else."""
         share = self._cfg.episode_share
-        rows = [j for j, memory_id in enumerate(ids) if self._previous_of.get(memory_id) in index]
+        rows = [
+            j
+            for j, memory_id in enumerate(ids)
+            if self._in_episode(memory_id) and self._previous_of[memory_id] in index
+        ]
         if share <= 0 or not rows:
             return cosine
         context = vectors[rows] + share * index.vectors([self._previous_of[ids[j]] for j in rows])
@@ -158,18 +198,74 @@ class Ranker:
         out[rows] = np.maximum(cosine[rows], context @ query)
         return out
 
-    def _fuse(self, found: Candidates, query: Query) -> tuple[Floats, Floats, Floats]:
-        """Min-max normalised dense and lexical scores, and their weighted sum plus the entity and answer-kind
-        boosts, less the question penalty."""
-        cfg = self._cfg
-        dense, lexical = min_max(found.episode_cosine), min_max(found.lexical)
-        fused = cfg.dense_weight * dense + (1.0 - cfg.dense_weight) * lexical
-        named = np.asarray([bool(self._entities.get(i, frozenset()) & query.words) for i in found.ids], np.float32)
-        fused += cfg.entity_boost * named
+    def _in_episode(self, memory_id: int) -> bool:
+        previous = self._previous_of.get(memory_id)
+        if previous is None:
+            return False
+        return bool(
+            self._answer_kinds.get(memory_id) & documents.TURN or self._answer_kinds.get(previous) & documents.QUESTION
+        )
+
+    def _turns(self, found: Candidates) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], Floats]:
         kinds = np.fromiter((self._answer_kinds.get(i) for i in found.ids), dtype=np.uint8, count=len(found.ids))
-        fused += cfg.answer_boost * ((kinds & query.asked) != 0)
+        return kinds, ((kinds & documents.TURN) != 0).astype(np.float32)
+
+    def _keywords(self, found: Candidates, lexical: Floats) -> Floats:
+        """The keyword evidence per memory. A dialog turn says little on its own (its cosine is weak evidence,
+        its words and its neighbours' strong): its keyword share counts in full. A note's embedding carries its
+        meaning: its share counts squared, so keywords add only when they hold most of the query's information
+        (a third of it: a ninth of the weight)."""
+        turn = self._turns(found)[1]
+        cfg = self._cfg
+        return np.where(turn > 0, cfg.turn_keyword_weight * lexical, cfg.keyword_weight * lexical**2).astype(np.float32)
+
+    def _fuse(self, found: Candidates, query: Query) -> tuple[Floats, Floats, Floats]:
+        """Dense and keyword scores on absolute scales and their weighted sum; on dialog turns plus the entity and
+        answer-kind boosts; less the question penalty."""
+        cfg = self._cfg
+        kinds, turn = self._turns(found)
+        dense = found.episode_cosine
+        full = max(query.full_score, 1e-9)
+        lexical = np.clip(found.lexical / full, 0.0, 1.0).astype(np.float32)
+        fused = dense + self._keywords(found, lexical)
+        named = np.asarray([bool(self._entities.get(i, frozenset()) & query.words) for i in found.ids], np.float32)
+        fused += turn * cfg.entity_boost * named
+        fused += turn * cfg.answer_boost * ((kinds & query.asked) != 0)
         fused -= cfg.question_penalty * ((kinds & documents.QUESTION) != 0)
         return dense, lexical, fused.astype(np.float32)
+
+    def _residual_cosines(self, found: Candidates, checked: list[int], query: Query) -> Floats:
+        """Each checked candidate's cosine to the query without the words it shares with it (evidence.py); its
+        cosine to the whole query for the rest, and where nothing or everything is shared."""
+        left = found.cosine.copy()
+        asks = self._residuals(query.text, [found.ids[i] for i in checked])
+        if asks:
+            texts = list(asks)
+            for text, vector in zip(texts, self._embed(texts), strict=True):
+                for j in asks[text]:
+                    left[checked[j]] = float(found.vectors[checked[j]] @ vector)
+        return left
+
+    def _residuals(self, query: str, ids: list[int]) -> dict[str, list[int]]:
+        """Each distinct rest of the query (evidence.residual) and the positions in ``ids`` it belongs to."""
+        rows = self._store.get(ids)
+        asks: dict[str, list[int]] = {}
+        for j, memory_id in enumerate(ids):
+            row = rows.get(memory_id)
+            if row is None:
+                continue
+            # Its words as the keyword index holds them: the text, the date in words, the chosen metadata.
+            held = " ".join(
+                (
+                    row.content,
+                    documents.date_words(row.event_time, row.content),
+                    documents.metadata_text(row.metadata, self._metadata_keys),
+                )
+            )
+            rest = evidence.residual(query, frozenset(terms(held)))
+            if rest is not None:
+                asks.setdefault(rest, []).append(j)
+        return asks
 
     def _spread_activation(
         self, index: VectorIndex, found: Candidates, fused: Floats, query: Query, top_k: int, filters: Filters

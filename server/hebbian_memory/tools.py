@@ -122,11 +122,21 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         ] = None,
         project: Annotated[str | None, Field(description=_PROJECT)] = None,
         all_projects: Annotated[bool, Field(description="Search every project, not just this one.")] = False,
+        min_relevance: Annotated[
+            float | None,
+            Field(
+                description="Leave out hits below this relevance (0-1). Default: the server's setting. 0 returns "
+                "the k best matches however weak, e.g. to browse a topic."
+            ),
+        ] = None,
     ) -> RecallResult:
         """Find memories by meaning and by keywords, best first, in this project; near-duplicates are left
         out. Memories linked to the best matches (stored next to them, or used together with them before) are
-        brought along. Each hit has its id, content, tags, score (with its semantic and keyword parts), times,
-        and why it was returned: reason "direct" (matched the query) or "linked", and via (the link)."""
+        brought along. Each hit has its id, content, tags, relevance (0-1, comparable across recalls: how likely
+        it is what was asked for; below about 0.5 it is probably only on a related topic), score (orders this
+        recall's hits; with its semantic and keyword parts), times, and why it was returned: reason "direct"
+        (matched the query) or "linked", and via (the link). Hits below min_relevance are left out; when none
+        is left, hits is empty and note says so: take that as "not remembered" rather than guessing."""
         args = {
             "query": query,
             "k": k,
@@ -135,6 +145,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
             "until": until,
             "token_budget": token_budget,
             "all_projects": all_projects,
+            "min_relevance": min_relevance,
         }
         return await _run(ctx, RECALL, args, project)
 

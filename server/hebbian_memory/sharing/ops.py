@@ -80,6 +80,7 @@ RECALL = _model(
         a.get("token_budget"),
         _scope(a),
         a.get("session_id"),
+        a.get("min_relevance"),
     ),
 )
 ASSOCIATE = _model(
