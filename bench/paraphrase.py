@@ -57,15 +57,13 @@ async def ask(
     out: list[dict[str, Any]] = []
     async with Client(build_server(settings, embedder=embedder)) as client:
         for q in questions:
-            arguments: dict[str, Any] = {"query": q["q"], "k": K}
-            if hasattr(settings.recall, "min_relevance"):
-                arguments["min_relevance"] = 0
+            arguments: dict[str, Any] = {"query": q["q"], "k": K, "min_relevance": 0}
             result = structured(await client.call_tool("recall", arguments))
             hits = result["hits"]
             out.append(
                 {
                     "ranked": [index_of[h["id"]] for h in hits],
-                    "relevance": [h.get("relevance", h["score"]) for h in hits],
+                    "relevance": [h["relevance"] for h in hits],
                 }
             )
     return out
@@ -156,7 +154,7 @@ async def run(data: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str
         ids = await ingest(data["memories"], settings, embedder)
         stored = time.perf_counter() - started
         server_runs = await ask(data["questions"], ids, settings, embedder)
-    threshold = getattr(settings.recall, "min_relevance", None)
+    threshold = settings.recall.min_relevance
     return {
         "settings": dict(overrides),
         "seconds_to_store": round(stored, 1),

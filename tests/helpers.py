@@ -34,6 +34,9 @@ class FakeEmbedder:
                 out[row, bucket % self.dim] += 1.0
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
+    def embed_together(self, texts: Sequence[str]) -> Vectors:
+        return self.embed(texts)
+
 
 MODEL_CACHE_ENV = "HEBBIAN_MEMORY_MODEL_CACHE_DIR"
 

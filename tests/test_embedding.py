@@ -26,6 +26,20 @@ def test_texts_come_back_as_unit_vectors_in_their_order(real_embedder: OnnxEmbed
         np.testing.assert_allclose(real_embedder.embed([text])[0], vector, atol=1e-5)
 
 
+def test_texts_embedded_together_match_their_own_vectors_whatever_their_lengths(real_embedder: OnnxEmbedder) -> None:
+    """One padded run (recall's residual check): the padding must not leak into a short text's vector."""
+    texts = [
+        "When did  go to the ?",
+        "What does the user do on weekends when the weather is good and the kids are free?",
+    ]
+    alone = real_embedder.embed(texts)
+    together = real_embedder.embed_together(texts)
+    assert together.shape == alone.shape
+    assert np.allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert (np.sum(alone * together, axis=1) > 0.98).all()
+    assert float(together[0] @ together[1]) < 0.9
+
+
 def test_a_large_batch_gives_its_memory_back(real_embedder: OnnxEmbedder) -> None:
     """With onnxruntime's CPU arena this batch kept about 400 MB for the life of the process."""
     real_embedder.embed(["warm up"])

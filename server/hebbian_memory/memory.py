@@ -119,7 +119,7 @@ class MemoryService:
             self._answer_kinds,
             self._previous_of,
             self._learning.neighbours,
-            embedder.embed,
+            embedder.embed_together,
             settings.lexical.metadata_keys,
         )
         self._redactor = Redactor(settings.privacy.redact_secrets, settings.privacy.extra_patterns)
