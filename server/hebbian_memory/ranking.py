@@ -311,16 +311,6 @@ class Ranker:
         return order
 
 
-def min_max(values: Floats) -> Floats:
-    """Scale to 0..1 within this candidate set; a constant set maps to 1 if positive, else 0."""
-    if values.size == 0:
-        return values
-    low, high = float(values.min()), float(values.max())
-    if high - low < 1e-9:
-        return np.full_like(values, 1.0 if high > 0 else 0.0)
-    return ((values - low) / (high - low)).astype(np.float32)
-
-
 def estimate_tokens(text: str) -> int:
     """Tokens an LLM will spend on ``text``, roughly (about four characters per token in English)."""
     return max(1, -(-len(text) // 4))
