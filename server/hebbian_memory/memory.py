@@ -508,7 +508,8 @@ class MemoryService:
             found = ranked.found
             order = [i for i in ranked.order if ranked.relevance[i] >= floor]
             if not order:
-                return RecallResult(hits=[], note=nothing_relevant(floor, float(ranked.relevance[ranked.order[0]])))
+                best = max(float(ranked.relevance[i]) for i in ranked.order)
+                return RecallResult(hits=[], note=nothing_relevant(floor, best))
             rows = self._store.get([found.ids[i] for i in order])
             if budget is not None:
                 order = ranking.pack(order, [estimate_tokens(rows[found.ids[i]].content) for i in order], budget, top_k)

@@ -65,8 +65,8 @@ class RecallHit(_Frozen):
     metadata: dict[str, Any]
     score: float = Field(description="The fused score that orders the hits; only comparable within one recall.")
     relevance: float = Field(
-        description="How likely this memory is to be what was asked for, 0-1, comparable across recalls: below "
-        "about 0.5 it is probably only on a related topic."
+        description="How strongly this memory matches what was asked beyond a shared topic, 0-1, comparable "
+        "across recalls: below about 0.5 it is probably only on a related topic."
     )
     parts: ScoreParts
     created_at: datetime

@@ -132,8 +132,8 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     ) -> RecallResult:
         """Find memories by meaning and by keywords, best first, in this project; near-duplicates are left
         out. Memories linked to the best matches (stored next to them, or used together with them before) are
-        brought along. Each hit has its id, content, tags, relevance (0-1, comparable across recalls: how likely
-        it is what was asked for; below about 0.5 it is probably only on a related topic), score (orders this
+        brought along. Each hit has its id, content, tags, relevance (0-1, comparable across recalls: how strongly
+        it matches what was asked; below about 0.5 it is probably only on a related topic), score (orders this
         recall's hits; with its semantic and keyword parts), times, and why it was returned: reason "direct"
         (matched the query) or "linked", and via (the link). Hits below min_relevance are left out; when none
         is left, hits is empty and note says so: take that as "not remembered" rather than guessing."""
