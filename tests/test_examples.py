@@ -96,7 +96,7 @@ async def test_the_http_config_reaches_a_server_started_with_a_token(tmp_path: P
                     break
             except OSError:
                 assert time.monotonic() < deadline, "the HTTP server did not start"
-                time.sleep(0.2)
+                time.sleep(0.2)  # real time: polling a real server process until it listens
         async with (
             httpx2.AsyncClient(headers=headers) as http,
             Client(streamable_http_client(url, http_client=http)) as client,

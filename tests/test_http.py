@@ -51,7 +51,7 @@ def http_server(data_dir: Path, transport: str, *args: str, token: str | None = 
                 break
             except OSError:
                 assert time.monotonic() < deadline, "the server did not start listening"
-                time.sleep(0.1)
+                time.sleep(0.1)  # real time: polling a real server process until it listens
         yield port
     finally:
         process.terminate()

@@ -120,7 +120,7 @@ class _SlowEmbedder(FakeEmbedder):
     """Embeds slowly, so that calls overlap in the embedding they do outside the write lock."""
 
     def embed(self, texts: Sequence[str]) -> Vectors:
-        time.sleep(0.01)
+        time.sleep(0.01)  # real time: the calls must overlap for real, in threads
         return super().embed(texts)
 
 

@@ -97,7 +97,7 @@ def test_a_database_held_by_another_connection_gives_a_clear_error(tmp_path: Pat
         "import sys; from datetime import datetime, UTC; from pathlib import Path\n"
         "from hebbian_memory.storage import Store\n"
         "from hebbian_memory.errors import StorageError\n"
-        f"try:\n    Store.open(Path({str(path)!r}), datetime.now(UTC))\n"
+        f"try:\n    Store.open(Path({str(path)!r}), datetime(2026, 1, 1, tzinfo=UTC))\n"
         "except StorageError as e:\n    print(e); sys.exit(3)\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
