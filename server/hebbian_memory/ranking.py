@@ -123,8 +123,8 @@ class Ranker:
         # Relevance takes the residual whole: a hit is what was asked for when it matches the rest of the
         # question, or holds its information in words; not when it only shares its topic (evidence.py).
         cfg = self._cfg
-        support = left + self._keywords(found, lexical)
         turn = self._turns(found)[1]
+        support = left + self._keywords(turn, lexical)
         midpoint = cfg.relevance_midpoint + turn * (cfg.turn_relevance_midpoint - cfg.relevance_midpoint)
         relevance = 1.0 / (1.0 + np.exp(-cfg.relevance_slope * (support - midpoint)))
         # What a link brought is as relevant as what it was linked to, times the link's weight, if that is more.
@@ -210,12 +210,11 @@ class Ranker:
         kinds = np.fromiter((self._answer_kinds.get(i) for i in found.ids), dtype=np.uint8, count=len(found.ids))
         return kinds, ((kinds & documents.TURN) != 0).astype(np.float32)
 
-    def _keywords(self, found: Candidates, lexical: Floats) -> Floats:
+    def _keywords(self, turn: Floats, lexical: Floats) -> Floats:
         """The keyword evidence per memory. A dialog turn says little on its own (its cosine is weak evidence,
         its words and its neighbours' strong): its keyword share counts in full. A note's embedding carries its
         meaning: its share counts squared, so keywords add only when they hold most of the query's information
         (a third of it: a ninth of the weight)."""
-        turn = self._turns(found)[1]
         cfg = self._cfg
         return np.where(turn > 0, cfg.turn_keyword_weight * lexical, cfg.keyword_weight * lexical**2).astype(np.float32)
 
@@ -227,7 +226,7 @@ class Ranker:
         dense = found.episode_cosine
         full = max(query.full_score, 1e-9)
         lexical = np.clip(found.lexical / full, 0.0, 1.0).astype(np.float32)
-        fused = dense + self._keywords(found, lexical)
+        fused = dense + self._keywords(turn, lexical)
         named = np.asarray([bool(self._entities.get(i, frozenset()) & query.words) for i in found.ids], np.float32)
         fused += turn * cfg.entity_boost * named
         fused += turn * cfg.answer_boost * ((kinds & query.asked) != 0)
