@@ -46,12 +46,17 @@ def shared_model_cache() -> str | None:
     return os.environ.get(MODEL_CACHE_ENV)
 
 
+FIXED_TIME = "2026-03-02T09:00:00Z"  # server processes' stopped clock: a slow run cannot decay what a test compares
+
+
 def base_env(data_dir: Path) -> dict[str, str]:
-    """A bare environment for a server process: PATH, a HOME beside the data dir, the run's model cache."""
+    """A bare environment for a server process: PATH, a HOME beside the data dir, the run's model cache, and a
+    stopped clock (``FIXED_TIME``)."""
     cache = shared_model_cache()
     return {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(data_dir.parent),
+        "HEBBIAN_MEMORY_FIXED_TIME": FIXED_TIME,
         **({MODEL_CACHE_ENV: cache} if cache else {}),
     }
 

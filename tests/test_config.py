@@ -1,5 +1,6 @@
 import tomllib
 from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,9 +11,30 @@ from hebbian_memory.errors import ConfigError
 
 def test_every_setting_has_a_default_in_the_toml_file_and_nothing_else_is_there() -> None:
     raw = tomllib.loads(default_config_path().read_text())
-    assert set(raw) == {"data_dir", "log_level", "project", "project_from_roots", "early_initialize", *SECTIONS}
+    assert set(raw) == {
+        "data_dir",
+        "log_level",
+        "project",
+        "project_from_roots",
+        "early_initialize",
+        "fixed_time",
+        *SECTIONS,
+    }
     for name, cls in SECTIONS.items():
         assert set(raw[name]) == {f.name for f in fields(cls)}, name
+
+
+def test_a_fixed_time_stops_the_clock_at_that_instant_and_must_name_its_offset() -> None:
+    from hebbian_memory.app import settings_clock
+
+    assert load_settings(env={}).fixed_time is None
+    settings = load_settings(env={"HEBBIAN_MEMORY_FIXED_TIME": "2026-03-02T10:00:00+01:00"})
+    assert settings.fixed_time == datetime(2026, 3, 2, 9, tzinfo=UTC)
+    assert settings_clock(settings).now() == settings_clock(settings).now() == datetime(2026, 3, 2, 9, tzinfo=UTC)
+    with pytest.raises(ConfigError, match="UTC offset"):
+        load_settings(env={"HEBBIAN_MEMORY_FIXED_TIME": "2026-03-02T10:00:00"})
+    with pytest.raises(ConfigError, match="ISO 8601"):
+        load_settings(env={"HEBBIAN_MEMORY_FIXED_TIME": "yesterday"})
 
 
 def test_data_dir_defaults_to_the_platform_user_data_dir() -> None:

@@ -1,11 +1,12 @@
 """End to end: the real server as a subprocess, the real model, driven by the mcp client over stdio."""
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from hebbian_memory.text import terms
-from tests.helpers import call, call_error, stdio_client
+from tests.helpers import FIXED_TIME, call, call_error, stdio_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -168,6 +169,9 @@ async def test_a_restarted_server_keeps_memories_tags_metadata_and_links(data_di
         assert hits[memory_id]["content"] == FACTS[i]
         assert hits[memory_id]["tags"] == [f"t{i}"]
         assert hits[memory_id]["metadata"] == {"n": i}
+        # The server's stopped clock (tests.helpers.FIXED_TIME): the link below cannot decay between the runs,
+        # however slow the machine.
+        assert datetime.fromisoformat(hits[memory_id]["created_at"]) == datetime.fromisoformat(FIXED_TIME)
     assert not link["created"]
     assert link["weight"] == pytest.approx(0.75)
     assert pg[0]["id"] == ids[3]
@@ -187,6 +191,9 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(data_dir: Path) 
             "order": await call_error(client, "recall", query="memory", since="2025-01-01", until="2024-01-01"),
             "budget": await call_error(client, "recall", query="memory", token_budget=-5),
             "type": await call_error(client, "recall", query=["not", "a", "string"]),
+            "tags": await call_error(client, "remember", content="valid text", tags="family"),
+            "int": await call_error(client, "recall", query="memory", k="ten"),
+            "missing": await call_error(client, "remember_many", memories=[{"content": "ok"}, {"contnt": "typo"}]),
             "self": await call_error(client, "associate", source_id=kept["id"], target_ids=[kept["id"]]),
             "unknown": await call_error(client, "forget", ids=[kept["id"], 424242]),
             "nothing": await call_error(client, "forget"),
@@ -202,6 +209,13 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(data_dir: Path) 
     assert "token_budget" in errors["budget"]
     assert "424242" in errors["unknown"]
     assert "ids, tags" in errors["nothing"]
+    # Schema errors name the argument and the JSON type to send, without pydantic's text and links.
+    assert 'tags must be a list of strings, e.g. ["family"] (got "family")' in errors["tags"]
+    assert "k must be an integer" in errors["int"]
+    assert "query must be a string" in errors["type"]
+    assert "memories[1].content is required" in errors["missing"]
+    assert not any("pydantic" in e or "http" in e for e in errors.values())
+    assert all("Nothing was done" in errors[key] for key in ("tags", "int", "type", "missing"))
     assert all(errors.values())
 
 
@@ -237,6 +251,8 @@ async def test_the_console_script_serves_four_annotated_tools_with_instructions(
     assert tools["forget"].annotations is not None
     assert tools["forget"].annotations.destructive_hint
     assert all(tool.description and tool.output_schema for tool in tools.values())
+    # Descriptions are prose: no source line breaks or indentation inside a paragraph.
+    assert all("\n" not in (tool.description or "") and "  " not in (tool.description or "") for tool in tools.values())
     assert instructions
     assert "recall" in instructions
     assert stored["created"]

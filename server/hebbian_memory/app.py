@@ -12,14 +12,14 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hebbian_memory import __version__
-from hebbian_memory.clock import Clock, SystemClock
+from hebbian_memory.clock import Clock, ManualClock, SystemClock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import Embedder, OnnxEmbedder
 from hebbian_memory.handshake import INSTRUCTIONS, SERVER_NAME, SERVER_TITLE, Opening, StdioWire
 from hebbian_memory.resources import NodeRef, register_resources
 from hebbian_memory.sessions import Sessions
 from hebbian_memory.sharing.node import Node
-from hebbian_memory.tools import AppContext, register_tools
+from hebbian_memory.tools import AppContext, MemoryServer, register_tools
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +30,14 @@ def build_embedder(settings: Settings) -> Embedder:
     )
 
 
+def settings_clock(settings: Settings) -> Clock:
+    """The real clock, or a stopped one where the settings fix the time (tests, replays)."""
+    return SystemClock() if settings.fixed_time is None else ManualClock(settings.fixed_time)
+
+
 def build_node(settings: Settings, *, clock: Clock | None = None, embedder: Embedder | None = None) -> Node:
     """This process's memory node; it owns or reaches the data dir once :meth:`Node.running` is entered."""
-    return Node(settings, clock or SystemClock(), embedder or build_embedder(settings))
+    return Node(settings, clock or settings_clock(settings), embedder or build_embedder(settings))
 
 
 def build_server(
@@ -62,7 +67,7 @@ def build_server(
             finally:
                 ref.node = None
 
-    server: MCPServer[AppContext] = MCPServer(
+    server = MemoryServer(
         name=SERVER_NAME,
         title=SERVER_TITLE,
         version=__version__,

@@ -10,6 +10,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +160,7 @@ class Settings:
     project: str
     project_from_roots: bool
     early_initialize: bool
+    fixed_time: datetime | None  # the instant a stopped clock shows (tests, replays); None: the real clock
     model: ModelSettings
     limits: LimitSettings
     recall: RecallSettings
@@ -187,7 +189,7 @@ SECTIONS: dict[str, type[Any]] = {
     "plasticity": PlasticitySettings,
     "privacy": PrivacySettings,
 }
-_TOP_LEVEL = ("data_dir", "log_level", "project", "project_from_roots", "early_initialize")
+_TOP_LEVEL = ("data_dir", "log_level", "project", "project_from_roots", "early_initialize", "fixed_time")
 
 
 def bytecode_cache_dir() -> Path:
@@ -293,10 +295,23 @@ def _build(raw: dict[str, Any]) -> Settings:
         project=str(raw["project"]).strip() or "default",
         project_from_roots=bool(raw["project_from_roots"]),
         early_initialize=bool(raw["early_initialize"]),
+        fixed_time=_instant(str(raw["fixed_time"])),
         **sections,
     )
     _validate(settings)
     return settings
+
+
+def _instant(text: str) -> datetime | None:
+    if not text.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as e:
+        raise ConfigError(f"fixed_time must be an ISO 8601 date-time, e.g. 2026-01-01T00:00:00Z; got {text!r}") from e
+    if when.tzinfo is None:
+        raise ConfigError(f"fixed_time needs a UTC offset, e.g. 2026-01-01T00:00:00Z; got {text!r}")
+    return when.astimezone(UTC)
 
 
 def _validate(s: Settings) -> None:

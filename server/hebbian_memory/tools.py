@@ -1,12 +1,14 @@
 """MCP tool adapters: typed arguments, one service call each, typed errors turned into tool errors."""
 
+import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import ToolAnnotations
-from pydantic import Field
+from mcp_types import CallToolResult, InputRequiredResult, ToolAnnotations
+from pydantic import Field, ValidationError
 
 from hebbian_memory.errors import HebbianMemoryError
 from hebbian_memory.models import (
@@ -21,6 +23,7 @@ from hebbian_memory.models import (
 from hebbian_memory.sessions import Sessions
 from hebbian_memory.sharing.node import Node
 from hebbian_memory.sharing.ops import ASSOCIATE, FORGET, RECALL, REMEMBER_MANY, STATS, Args, Op
+from hebbian_memory.tool_errors import explain
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,3 +196,27 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         """How much is stored and learned: memories and links per tier (1 working, 2 episodic, 3 semantic),
         links per kind, memories per project, and when consolidation last ran."""
         return await _run(ctx, STATS, {}, None)
+
+
+class MemoryServer(MCPServer[AppContext]):
+    """The SDK's server, with argument errors a model can act on (see ``tool_errors``) and tool descriptions
+    without the source's indentation (Python before 3.13 keeps it in docstrings)."""
+
+    def add_tool(self, fn: Callable[..., Any], *args: Any, description: str | None = None, **kwargs: Any) -> None:
+        super().add_tool(fn, *args, description=description or _unwrapped(fn.__doc__ or ""), **kwargs)
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppContext, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as e:
+            tool = self._tool_manager.get_tool(name)  # pyright: ignore[reportPrivateUsage] -- no public getter
+            if isinstance(e.__cause__, ValidationError) and tool is not None:
+                raise ToolError(explain(name, e.__cause__, tool.parameters)) from e.__cause__
+            raise
+
+
+def _unwrapped(doc: str) -> str:
+    """A docstring as prose: its paragraphs' lines joined, so no source line breaks or indentation remain."""
+    return "\n\n".join(" ".join(p.split()) for p in inspect.cleandoc(doc).split("\n\n"))
