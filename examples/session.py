@@ -5,7 +5,7 @@ Starts the server the way a client config does (over stdio) on a fresh data dir,
              associate two memories by hand, forget one;
   session 2: recall the flight, and the hotel comes along through the link learned in session 1.
 
-    python examples/session.py                # from a checkout, in an environment with hebbian-memory installed
+    uv run python examples/session.py         # from a checkout: uv runs it in the project's environment
 """
 
 import asyncio
@@ -13,7 +13,13 @@ import sys
 import tempfile
 from typing import Any
 
-from mcp import Client, StdioServerParameters
+try:
+    from mcp import Client, StdioServerParameters
+except ModuleNotFoundError:  # a bare `python examples/session.py`: say how to run it instead of a traceback
+    sys.exit(
+        "examples/session.py needs the MCP SDK and hebbian-memory in the Python that runs it. From the checkout, "
+        "run:  uv run python examples/session.py"
+    )
 
 
 def server(data_dir: str) -> StdioServerParameters:

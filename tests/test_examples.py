@@ -118,5 +118,16 @@ async def test_the_scripted_session_shows_the_tools_and_learning(tmp_path: Path)
     assert hits[0]["id"] == outcome["flight"]
     hotel = next(h for h in hits if h["id"] == outcome["hotel"])
     assert hotel["via"] is not None, "the hotel came along a learned link"
+    assert hotel["reason"] == "linked", "its own match is weak: the link, not the query, brought it"
     assert outcome["stats"]["memories"] == 3
     assert outcome["stats"]["links_by_kind"].keys() >= {"explicit"}
+
+
+def test_the_scripted_session_run_without_the_sdk_says_how_to_run_it(tmp_path: Path) -> None:
+    # -I -S: no site-packages, as a bare system Python without the SDK installed.
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(EXAMPLES / "session.py")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert "uv run python examples/session.py" in done.stderr
+    assert "Traceback" not in done.stderr

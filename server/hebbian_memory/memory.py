@@ -533,7 +533,7 @@ class MemoryService:
                 ),
                 created_at=rows[memory_id].created_at,
                 event_time=rows[memory_id].event_time,
-                reason="direct" if i < ranked.direct else "linked",
+                reason="linked" if ranked.linked(i) else "direct",
                 via=_via(ranked.reached.get(memory_id)),
             )
             for i, memory_id in zip(order, chosen, strict=True)

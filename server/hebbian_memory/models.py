@@ -72,7 +72,9 @@ class RecallHit(_Frozen):
     created_at: datetime
     event_time: datetime = Field(description="When what the memory records happened (defaults to created_at).")
     reason: Literal["direct", "linked"] = Field(
-        default="direct", description="direct: matched the query; linked: reached only through a link (see via)."
+        default="direct",
+        description="direct: matched the query; linked: here because a link to a better match brought it (see via), "
+        "not for its own match.",
     )
     via: LinkVia | None = Field(default=None, description="The link that passed activation to this memory, if any.")
 

@@ -68,6 +68,11 @@ class Ranked:
     order: list[int]
     direct: int  # found.ids[:direct] came from the indexes; any after them were reached through links
     reached: dict[int, plasticity.Reached]
+    by_link: set[int]  # indexes whose relevance is what a link passed on, more than their own match's
+
+    def linked(self, i: int) -> bool:
+        """Whether a link, not its own match with the query, is why candidate ``i`` is here."""
+        return i >= self.direct or i in self.by_link
 
 
 class Ranker:
@@ -129,16 +134,18 @@ class Ranker:
         relevance = 1.0 / (1.0 + np.exp(-cfg.relevance_slope * (support - midpoint)))
         # What a link brought is as relevant as what it was linked to, times the link's weight, if that is more.
         position = {memory_id: i for i, memory_id in enumerate(found.ids)}
+        by_link: set[int] = set()
         for memory_id, arrived in reached.items():
             i, source = position.get(memory_id), position.get(arrived.source)
-            if i is not None and source is not None:
-                relevance[i] = max(relevance[i], relevance[source] * arrived.weight)
+            if i is not None and source is not None and relevance[source] * arrived.weight > relevance[i]:
+                relevance[i] = relevance[source] * arrived.weight
+                by_link.add(i)
         # The checked come first: the rest were not corrected, so their scores are not comparable (too high).
         unchecked = np.ones(len(found.ids), dtype=bool)
         unchecked[checked] = False
         ordering = fused - np.float32(1e6) * unchecked if checked else fused
         order = self._diverse_order(found, ordering, len(found.ids) if keep_all else top_k)
-        return Ranked(found, dense, lexical, fused, relevance.astype(np.float32), order, direct, reached)
+        return Ranked(found, dense, lexical, fused, relevance.astype(np.float32), order, direct, reached, by_link)
 
     @staticmethod
     def _best(scores: Floats, n: int) -> list[int]:

@@ -138,8 +138,9 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         brought along. Each hit has its id, content, tags, relevance (0-1, comparable across recalls: how strongly
         it matches what was asked; below about 0.5 it is probably only on a related topic), score (orders this
         recall's hits; with its semantic and keyword parts), times, and why it was returned: reason "direct"
-        (matched the query) or "linked", and via (the link). Hits below min_relevance are left out; when none
-        is left, hits is empty and note says so: take that as "not remembered" rather than guessing."""
+        (matched the query) or "linked" (brought by a link to a better match), and via (the link). Hits below
+        min_relevance are left out; when none is left, hits is empty and note says so: take that as "not
+        remembered" rather than guessing."""
         args = {
             "query": query,
             "k": k,
