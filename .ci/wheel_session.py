@@ -23,15 +23,25 @@ def check(condition: bool, what: str) -> None:
         raise SystemExit(f"wheel session: {what}")
 
 
-async def session(wheel: str, home: str, isolated: bool, mode: Literal["auto", "legacy"]) -> tuple[float, float]:
+async def session(
+    wheel: str, home: str, isolated: bool, mode: Literal["auto", "legacy"], offline: bool = False
+) -> tuple[float, float]:
     """One MCP session from a uvx launch; seconds from the launch to the opening answer and to the tool list.
-    mode "auto" opens as a 2026 client does (server/discover), "legacy" with the initialize handshake."""
+    mode "auto" opens as a 2026 client does (server/discover), "legacy" with the initialize handshake. offline:
+    `uvx --offline`, with the network taken away where this machine can (`unshare -n`)."""
     # The caller's environment (registry, certificates, uv cache) minus any hebbian-memory settings; the user
     # data dir moved to an empty folder, so the first run starts from nothing.
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEBBIAN_MEMORY_")}
     env["XDG_DATA_HOME"] = home
-    args = ["--isolated"] if isolated else []
-    params = StdioServerParameters(command="uvx", args=[*args, "--from", wheel, "hebbian-memory"], env=env)
+    args = [
+        *(["--isolated"] if isolated else []),
+        *(["--offline"] if offline else []),
+        "--from",
+        wheel,
+        "hebbian-memory",
+    ]
+    command = ["unshare", "-n", "uvx"] if offline and can_unshare() else ["uvx"]
+    params = StdioServerParameters(command=command[0], args=[*command[1:], *args], env=env)
     started = time.perf_counter()
     async with Client(params, read_timeout_seconds=300, mode=mode) as client:
         opened = time.perf_counter() - started
@@ -53,6 +63,13 @@ async def session(wheel: str, home: str, isolated: bool, mode: Literal["auto", "
     data_dir = os.path.join(home, "hebbian-memory")
     check(os.path.isfile(os.path.join(data_dir, "memory.duckdb")), f"no database in the default data dir {data_dir}")
     return opened, listed
+
+
+def can_unshare() -> bool:
+    try:
+        return subprocess.run(["unshare", "-n", "true"], check=False, capture_output=True).returncode == 0
+    except FileNotFoundError:
+        return False
 
 
 def commands(wheel: str, home: str) -> None:
@@ -84,6 +101,7 @@ def main() -> None:
         anyio.run(session, wheel, home, False, "auto")  # uvx keeps this environment: the next launch reuses it
         auto = anyio.run(session, wheel, home, False, "auto")
         legacy = anyio.run(session, wheel, home, False, "legacy")
+        offline = anyio.run(session, wheel, home, False, "auto", True)  # the README's offline uvx line
         commands(wheel, home)
 
     def times(t: tuple[float, float]) -> str:
@@ -92,6 +110,7 @@ def main() -> None:
     print(
         f"wheel session: {os.path.basename(wheel)} launched with uvx; isolated launch (environment built): "
         f"{times(first)}; relaunch, server/discover: {times(auto)}; relaunch, initialize: {times(legacy)}; "
+        f"offline relaunch ({'no network' if can_unshare() else 'uvx --offline'}): {times(offline)}; "
         "remember, recall, stats and forget answered; doctor and map ran"
     )
 

@@ -115,7 +115,8 @@ async def test_with_a_token_requests_without_it_are_rejected_and_with_it_served(
             wrong = await http.post(url, json=INITIALIZE, headers={**MCP_HEADERS, "authorization": "Bearer nope"})
         assert (anonymous.status_code, wrong.status_code) == (401, 401)
         assert anonymous.headers["www-authenticate"] == "Bearer"
-        authorised = httpx2.AsyncClient(headers={"authorization": f"Bearer {TOKEN}"})
+        # The first call waits for the model to load: seconds on a busy machine, more than httpx's default 5.
+        authorised = httpx2.AsyncClient(headers={"authorization": f"Bearer {TOKEN}"}, timeout=120)
         async with authorised, Client(streamable_http_client(url, http_client=authorised)) as client:
             stored, found = await remember_then_recall(client, "The spare key is under the blue pot.", "spare key")
         assert found == stored
