@@ -160,29 +160,42 @@ def test_root_uris_become_folder_paths() -> None:
 
 
 @asynccontextmanager
-async def client_with_roots(data_dir: Path, *roots: str) -> AsyncGenerator[Client]:
+async def client_with_roots(
+    data_dir: Path, *roots: str, mode: str, asked: list[str] | None = None, env: dict[str, str] | None = None
+) -> AsyncGenerator[Client]:
+    """A real client over stdio offering ``roots`` (none: no roots capability); each time the server asks for
+    them, the first is added to ``asked``."""
+
     async def list_roots(context: ClientRequestContext) -> ListRootsResult:
+        if asked is not None:
+            asked.append(roots[0])
         return ListRootsResult(roots=[Root(uri=uri) for uri in roots])  # pyright: ignore[reportArgumentType]
 
-    # Roots belong to the handshake-era protocol (2025 versions, which today's IDE clients speak); the
-    # 2026-07-28 protocol dropped them.
+    # A client without the callback declares no roots capability. The handshake era ("legacy") asks for roots
+    # with a roots/list request; the 2026 era ("auto" negotiates it) answers them in a tool call's retry.
     callback = list_roots if roots else None
-    params = server_params(data_dir)
-    async with Client(params, read_timeout_seconds=120, list_roots_callback=callback, mode="legacy") as client:
+    params = server_params(data_dir, env=env)
+    async with Client(params, read_timeout_seconds=120, list_roots_callback=callback, mode=mode) as client:
         yield client
 
 
 @pytest.mark.anyio
 @pytest.mark.slow
-async def test_clients_in_different_workspaces_do_not_see_each_others_memories(data_dir: Path) -> None:
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_clients_in_different_workspaces_do_not_see_each_others_memories(data_dir: Path, mode: str) -> None:
+    # "auto" is the client's default: it opens with server/discover and speaks the 2026 protocol.
+    asked: list[str] = []
     async with (
-        client_with_roots(data_dir, "file:///home/ana/code/shop") as shop,
-        client_with_roots(data_dir, "file:///home/ana/code/blog") as blog,
-        client_with_roots(data_dir) as rootless,
+        client_with_roots(data_dir, "file:///home/ana/code/shop", mode=mode, asked=asked) as shop,
+        client_with_roots(data_dir, "file:///home/ana/code/blog", mode=mode, asked=asked) as blog,
+        client_with_roots(data_dir, mode=mode, env={"HEBBIAN_MEMORY_PROJECT": "home"}) as rootless,
     ):
+        assert shop.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
         in_shop = await call(shop, "remember", content="The shop's staging server is called mercury.")
         in_blog = await call(blog, "remember", content="The blog's staging server is called venus.")
         anywhere = await call(rootless, "remember", content="The home router's staging server is called mars.")
+        projects = (await call(rootless, "stats"))["projects"]
+        assert projects == {"/home/ana/code/shop": 1, "/home/ana/code/blog": 1, "home": 1}
         query = "what is the staging server called"
         assert [h["id"] for h in (await call(shop, "recall", query=query))["hits"]] == [in_shop["id"]]
         assert [h["id"] for h in (await call(blog, "recall", query=query))["hits"]] == [in_blog["id"]]
@@ -191,3 +204,4 @@ async def test_clients_in_different_workspaces_do_not_see_each_others_memories(d
         assert {h["id"] for h in everything["hits"]} == {in_shop["id"], in_blog["id"], anywhere["id"]}
         explicit = await call(rootless, "recall", query=query, project="/home/ana/code/blog")
         assert [h["id"] for h in explicit["hits"]] == [in_blog["id"]]
+    assert sorted(asked) == ["file:///home/ana/code/blog", "file:///home/ana/code/shop"]  # once, at the first call

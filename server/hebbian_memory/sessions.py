@@ -12,7 +12,8 @@ import anyio
 from mcp.server.connection import Connection
 from mcp.server.mcpserver import Context
 from mcp.shared.exceptions import MCPDeprecationWarning
-from mcp_types import ClientCapabilities, RootsCapability
+from mcp_types import ClientCapabilities, ListRootsResult, RootsCapability
+from mcp_types.version import is_version_at_least
 
 from hebbian_memory.errors import HebbianMemoryError
 from hebbian_memory.sharing.node import Node
@@ -20,6 +21,9 @@ from hebbian_memory.sharing.node import Node
 log = logging.getLogger(__name__)
 
 ROOTS_TIMEOUT_S = 5.0
+# From this protocol version on a server cannot send the client a request mid-call; it asks for input in the
+# call's answer (InputRequiredResult) and the client calls again with it.
+INPUT_REQUIRED_VERSION = "2026-07-28"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,49 +47,70 @@ class Sessions:
         self._open: dict[tuple[str, ...], Session] = {}
         self._lock = anyio.Lock()
 
-    async def of(self, ctx: Context[Any, Any]) -> Session:
+    def wants_roots(self, ctx: Context[Any, Any]) -> bool:
+        """Whether this call must carry the client's roots: a 2026-era client's first call, if it offers roots
+        (the answer asks for them and the client's retry brings them, see ``tools.Roots``)."""
+        return _input_required(ctx) and self._key(ctx) not in self._open and self._offers_roots(ctx)
+
+    async def of(self, ctx: Context[Any, Any], roots: ListRootsResult | None = None) -> Session:
+        """The session of this call's client, started now if this is its first call; ``roots`` are the roots
+        a 2026-era client sent with the call (a handshake-era client is asked here)."""
         params = ctx.session.client_params
         client = params.client_info if params else None
-        key: tuple[str, ...] = ("lifespan",)
-        mcp_session = (ctx.headers or {}).get("mcp-session-id")
-        if self._transport == "streamable-http":
-            key = (
-                ("mcp-session", mcp_session)
-                if mcp_session
-                else ("client", str(client and client.name), str(client and client.version))
-            )
+        key = self._key(ctx)
         async with self._lock:
             session = self._open.get(key)
             if session is None:
-                project = await self._project(ctx)
+                project = await self._project(ctx, roots)
                 session_id = await self._node.start_session(
                     self._transport, client.name if client else None, client.version if client else None, project
                 )
                 session = self._open[key] = Session(session_id, project)
-                if mcp_session:
+                if key[0] == "mcp-session":
                     # Connection.exit_stack is the SDK's per-connection teardown; the per-request ServerSession
                     # has no public way to reach it.
                     connection: Connection = ctx.session._connection  # pyright: ignore[reportPrivateUsage]
                     connection.exit_stack.push_async_callback(self._end, key)
             return session
 
-    async def _project(self, ctx: Context[Any, Any]) -> str:
-        if self._project_from_roots and ctx.session.check_client_capability(
+    def _key(self, ctx: Context[Any, Any]) -> tuple[str, ...]:
+        if self._transport != "streamable-http":
+            return ("lifespan",)
+        mcp_session = (ctx.headers or {}).get("mcp-session-id")
+        if mcp_session:
+            return ("mcp-session", mcp_session)
+        params = ctx.session.client_params
+        client = params.client_info if params else None
+        return ("client", str(client and client.name), str(client and client.version))
+
+    def _offers_roots(self, ctx: Context[Any, Any]) -> bool:
+        return self._project_from_roots and ctx.session.check_client_capability(
             ClientCapabilities(roots=RootsCapability())
-        ):
-            try:
-                with anyio.fail_after(ROOTS_TIMEOUT_S), warnings.catch_warnings():
-                    # Deprecated by the 2026-07-28 protocol, which has no roots; clients of earlier versions offer them.
-                    warnings.simplefilter("ignore", MCPDeprecationWarning)
-                    result = await ctx.session.list_roots()  # pyright: ignore[reportDeprecated]
-            except Exception as e:  # a client that declares roots but cannot answer: fall back, do not fail the call
-                log.warning(
-                    "the client declared roots but roots/list failed (%r); using project %r", e, self._default_project
-                )
-            else:
-                if result.roots:
-                    return root_project(str(result.roots[0].uri))
+        )
+
+    async def _project(self, ctx: Context[Any, Any], roots: ListRootsResult | None) -> str:
+        if roots is None and not _input_required(ctx) and self._offers_roots(ctx):
+            roots = await self._list_roots(ctx)
+        if roots is not None and roots.roots:
+            return root_project(str(roots.roots[0].uri))
+        if self._project_from_roots:
+            log.info(
+                "the client gave no workspace root; its session uses the configured project %r", self._default_project
+            )
         return self._default_project
+
+    async def _list_roots(self, ctx: Context[Any, Any]) -> ListRootsResult | None:
+        """Ask a handshake-era client for its roots with a roots/list request."""
+        try:
+            with anyio.fail_after(ROOTS_TIMEOUT_S), warnings.catch_warnings():
+                # Roots are deprecated by the 2026-07-28 protocol; clients of every version still offer them.
+                warnings.simplefilter("ignore", MCPDeprecationWarning)
+                return await ctx.session.list_roots()  # pyright: ignore[reportDeprecated]
+        except Exception as e:  # a client that declares roots but cannot answer: fall back, do not fail the call
+            log.warning(
+                "the client declared roots but roots/list failed (%r); using project %r", e, self._default_project
+            )
+            return None
 
     async def _end(self, key: tuple[str, ...]) -> None:
         session = self._open.pop(key, None)
@@ -96,6 +121,12 @@ class Sessions:
     async def close(self) -> None:
         for key in list(self._open):
             await self._end(key)
+
+
+def _input_required(ctx: Context[Any, Any]) -> bool:
+    """Whether the call's protocol asks the client for input in its answer rather than with a request of its own."""
+    version = ctx.protocol_version
+    return version is not None and is_version_at_least(version, INPUT_REQUIRED_VERSION)
 
 
 def root_project(uri: str) -> str:

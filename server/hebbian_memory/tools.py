@@ -5,9 +5,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
-from mcp_types import CallToolResult, InputRequiredResult, ToolAnnotations
+from mcp_types import CallToolResult, InputRequiredResult, ListRootsResult, ToolAnnotations
 from pydantic import Field, ValidationError
 
 from hebbian_memory.errors import HebbianMemoryError
@@ -47,12 +47,22 @@ _PROJECT = (
 )
 
 
-async def _run(ctx: AppCtx, op: Op[T], args: Args, project: str | None) -> T:
+async def _client_roots(ctx: AppCtx) -> ListRoots | None:
+    """Ask a 2026-era client for its workspace roots when its session starts; the SDK puts the question in the
+    call's answer and runs the tool when the client calls again with the roots."""
+    return ListRoots() if ctx.request_context.lifespan_context.sessions.wants_roots(ctx) else None
+
+
+# Every tool takes it: any tool may be a client's first call, which settles the session's project.
+Roots = Annotated[ListRootsResult | None, Resolve(_client_roots)]
+
+
+async def _run(ctx: AppCtx, roots: ListRootsResult | None, op: Op[T], args: Args, project: str | None) -> T:
     """Run one memory operation (here or in the owner process) in this client's session and project; our
     typed errors become tool errors."""
     app = ctx.request_context.lifespan_context
     try:
-        session = await app.sessions.of(ctx)
+        session = await app.sessions.of(ctx, roots)
         args = {**args, "session_id": session.id, "project": session.project if project is None else project}
         return await app.node.call(op, args)
     except HebbianMemoryError as e:
@@ -68,6 +78,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     )
     async def remember(
         ctx: AppCtx,
+        roots: Roots,
         content: Annotated[str, Field(description="The text to remember: one self-contained fact, note or event.")],
         tags: Annotated[
             list[str] | None, Field(description="Short labels for filtering later, e.g. ['project-x', 'decision'].")
@@ -84,7 +95,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         """Store a memory and return its id. Remembering identical text again returns the same id and
         reinforces that memory instead of storing a copy. The memory is recallable as soon as this returns."""
         item = MemoryInput(content=content, tags=tags, metadata=metadata, importance=importance, event_time=event_time)
-        (result,) = await _run(ctx, REMEMBER_MANY, {"memories": [item.model_dump()]}, project)
+        (result,) = await _run(ctx, roots, REMEMBER_MANY, {"memories": [item.model_dump()]}, project)
         return result
 
     @server.tool(
@@ -93,6 +104,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     )
     async def remember_many(
         ctx: AppCtx,
+        roots: Roots,
         memories: Annotated[list[MemoryInput], Field(description="The memories to store, in order (up to 1000).")],
         project: Annotated[str | None, Field(description=_PROJECT)] = None,
     ) -> RememberManyResult:
@@ -101,19 +113,20 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         Large batches report progress."""
         items = [m.model_dump() for m in memories]
         if len(items) <= PROGRESS_STEP:
-            return RememberManyResult(results=await _run(ctx, REMEMBER_MANY, {"memories": items}, project))
+            return RememberManyResult(results=await _run(ctx, roots, REMEMBER_MANY, {"memories": items}, project))
         # In parts, so the client sees progress; checked whole first, so one bad item still stores none.
-        await _run(ctx, REMEMBER_MANY, {"memories": items, "validate_only": True}, project)
+        await _run(ctx, roots, REMEMBER_MANY, {"memories": items, "validate_only": True}, project)
         results: list[RememberResult] = []
         for start in range(0, len(items), PROGRESS_STEP):
             part = {"memories": items[start : start + PROGRESS_STEP]}
-            results += await _run(ctx, REMEMBER_MANY, part, project)
+            results += await _run(ctx, roots, REMEMBER_MANY, part, project)
             await ctx.report_progress(len(results), len(items), f"stored {len(results)} of {len(items)} memories")
         return RememberManyResult(results=results)
 
     @server.tool(title="Recall", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     async def recall(
         ctx: AppCtx,
+        roots: Roots,
         query: Annotated[str, Field(description="What to look for, in words or as a question.")],
         k: Annotated[int | None, Field(description="How many memories to return (1-100, default 10).")] = None,
         tags: Annotated[list[str] | None, Field(description="Only memories carrying all of these tags.")] = None,
@@ -151,7 +164,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
             "all_projects": all_projects,
             "min_relevance": min_relevance,
         }
-        return await _run(ctx, RECALL, args, project)
+        return await _run(ctx, roots, RECALL, args, project)
 
     @server.tool(
         title="Associate",
@@ -159,6 +172,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     )
     async def associate(
         ctx: AppCtx,
+        roots: Roots,
         source_id: Annotated[int, Field(description="Id of a memory (from remember or recall).")],
         target_ids: Annotated[list[int], Field(description="Ids of the memories to link it to.")],
         strength: Annotated[
@@ -168,7 +182,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         """Link memories that belong together, or strengthen existing links (weights never pass 1).
         Returns every link with its weight and whether it is new."""
         args = {"source_id": source_id, "target_ids": target_ids, "strength": strength}
-        return await _run(ctx, ASSOCIATE, args, None)
+        return await _run(ctx, roots, ASSOCIATE, args, None)
 
     @server.tool(
         title="Forget",
@@ -178,6 +192,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     )
     async def forget(
         ctx: AppCtx,
+        roots: Roots,
         ids: Annotated[list[int] | None, Field(description="Ids of the memories to delete.")] = None,
         tags: Annotated[list[str] | None, Field(description="Delete memories carrying all of these tags.")] = None,
         before: Annotated[str | None, Field(description=f"Delete memories stored before this {_DATE}.")] = None,
@@ -190,13 +205,13 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         ids, tags or before; with several, only memories matching all of them are deleted. Ids work in any
         project; tags and before select only in this session's project unless all_projects is set."""
         args = {"ids": ids, "tags": tags, "before": before, "all_projects": all_projects}
-        return await _run(ctx, FORGET, args, project)
+        return await _run(ctx, roots, FORGET, args, project)
 
     @server.tool(title="Memory stats", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
-    async def stats(ctx: AppCtx) -> StatsResult:
+    async def stats(ctx: AppCtx, roots: Roots) -> StatsResult:
         """How much is stored and learned: memories and links per tier (1 working, 2 episodic, 3 semantic),
         links per kind, memories per project, and when consolidation last ran."""
-        return await _run(ctx, STATS, {}, None)
+        return await _run(ctx, roots, STATS, {}, None)
 
 
 class MemoryServer(MCPServer[AppContext]):
