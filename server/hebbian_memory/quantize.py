@@ -110,7 +110,7 @@ def _derive(cache_dir: Path, folder: Path, source: Callable[[], Path], tokenizer
         shutil.rmtree(orphan, ignore_errors=True)
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=cache_dir))
     try:
-        log.info("quantizing the embedding model for this CPU into %s (once per user)", folder)
+        log.info("quantizing the embedding model for this CPU into %s (once per model cache)", folder)
         for name in TOKENIZER_FILES:
             shutil.copyfile(tokenizer_dir / name, work / name)
         _run_child(source(), work / MODEL_FILE)
