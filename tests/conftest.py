@@ -8,22 +8,34 @@ from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding import OnnxEmbedder
 from tests.helpers import MODEL_CACHE_ENV, shared_model_cache
 
+_REAL_CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+
 
 @pytest.fixture(scope="session")
-def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One model cache for the run, so the bundled model is quantized once, not once per data dir (tests of the
-    quantizing itself use their own)."""
-    return tmp_path_factory.mktemp("models")
+def user_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run's user cache dir (XDG_CACHE_HOME), so no test writes to the real one."""
+    return tmp_path_factory.mktemp("user-cache")
+
+
+@pytest.fixture(scope="session")
+def model_cache(user_cache: Path) -> Path:
+    """One model cache for the run, where the default setting puts it in that user cache, so the bundled model is
+    quantized once, not once per data dir (tests of the quantizing itself use their own)."""
+    return user_cache / "hebbian-memory" / "models"
 
 
 @pytest.fixture(autouse=True)
-def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_cache: Path) -> Path:
-    """Every test gets its own data dir and no stray HEBBIAN_MEMORY_* settings from the caller's shell."""
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user_cache: Path, model_cache: Path) -> Path:
+    """Every test gets its own data dir, the run's user cache and no stray HEBBIAN_MEMORY_* settings from the
+    caller's shell. Servers started with a bare environment (helpers.base_env) get the model cache by name."""
     for name in list(os.environ):
         if name.startswith("HEBBIAN_MEMORY_"):
             monkeypatch.delenv(name)
     data_dir = tmp_path / "data"
     monkeypatch.setenv("HEBBIAN_MEMORY_DATA_DIR", str(data_dir))
+    # uv keeps its cache there too unless told: uvx (tests/test_examples.py) keeps the real one.
+    monkeypatch.setenv("UV_CACHE_DIR", os.environ.get("UV_CACHE_DIR") or str(_REAL_CACHE_HOME / "uv"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(user_cache))  # where platformdirs puts the user cache on Linux
     monkeypatch.setenv(MODEL_CACHE_ENV, str(model_cache))
     return data_dir
 

@@ -43,6 +43,17 @@ def test_data_dir_defaults_to_the_platform_user_data_dir() -> None:
     assert settings.recall.default_k == 10
 
 
+def test_the_model_cache_is_the_users_so_every_data_dir_shares_one(tmp_path: Path, user_cache: Path) -> None:
+    first, second = (load_settings(env={}, overrides={"data_dir": str(tmp_path / name)}) for name in ("a", "b"))
+    assert first.model_cache_dir == second.model_cache_dir == user_cache / "hebbian-memory" / "models"
+
+
+def test_a_configured_model_cache_dir_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = load_settings(env={"HEBBIAN_MEMORY_MODEL_CACHE_DIR": "~/models"})
+    assert settings.model_cache_dir == tmp_path / "models"
+
+
 def test_environment_overrides_the_defaults_with_typed_values(tmp_path: Path) -> None:
     settings = load_settings(
         env={

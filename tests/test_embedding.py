@@ -1,13 +1,16 @@
 """The bundled model through OnnxEmbedder: unit vectors, order kept, memory given back, and its copy quantized
 for the CPU: close to the packaged model, made once per cache, made again when damaged."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
+from hebbian_memory.config import load_settings
 from hebbian_memory.embedding import TOKENIZER_DIR, OnnxEmbedder, verified_bundled_model
-from hebbian_memory.quantize import DIGEST_FILE, MODEL_FILE, cached_model_dir, sha256_of
+from hebbian_memory.quantize import DIGEST_FILE, LOCK_FILE, MODEL_FILE, TIMEOUT_S, cached_model_dir, sha256_of
 
 
 def rss_mb() -> float:
@@ -101,6 +104,7 @@ def test_the_direct_run_is_what_fastembed_computes(real_embedder: OnnxEmbedder, 
 
 
 def test_the_model_is_quantized_once_per_cache_and_again_when_damaged(tmp_path: Path) -> None:
+    (tmp_path / ".quantizing-killed").mkdir()  # the work folder of a process killed while quantizing
     first = OnnxEmbedder("default", tmp_path)
     first.load()
     folder = cached_model_dir(tmp_path)
@@ -123,30 +127,37 @@ def test_the_model_is_quantized_once_per_cache_and_again_when_damaged(tmp_path: 
     assert sha256_of(model) == (folder / DIGEST_FILE).read_text().strip()
 
 
-def test_two_processes_quantizing_into_one_cache_at_once_both_get_a_whole_model(tmp_path: Path) -> None:
-    """Two servers (or a server and `hebbian-memory reindex`) may both find the cache empty: each derives in its
-    own work folder and the second rename finds the first one's folder, which it checks and uses."""
-    import threading
+# One preparation as a server's first start does it, in a process of its own, logging what it did.
+PREPARE = (
+    "import logging, sys; from pathlib import Path; from hebbian_memory.embedding import OnnxEmbedder; "
+    "logging.basicConfig(level=logging.INFO); OnnxEmbedder('default', Path(sys.argv[1])).load()"
+)
 
-    from hebbian_memory.embedding import verified_bundled_model
-    from hebbian_memory.quantize import quantized_model_dir
 
-    folders: list[Path] = []
-    errors: list[BaseException] = []
+def test_two_processes_preparing_one_empty_cache_at_once_make_one_copy_and_both_use_it(tmp_path: Path) -> None:
+    """Two first starts at once: the second waits on the lock while the first quantizes, then reuses its copy."""
+    cache = tmp_path / "cache"
+    runs = [
+        subprocess.Popen([sys.executable, "-c", PREPARE, str(cache)], stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    logs = [run.communicate(timeout=TIMEOUT_S)[1] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], logs
+    assert sum(log.count("quantizing the embedding model") for log in logs) == 1, logs
+    folder = cached_model_dir(cache)
+    assert folder is not None  # whole: its sha256 checked
+    assert sorted(p.name for p in cache.iterdir()) == sorted([folder.name, LOCK_FILE])  # one copy, no work folder
+    assert OnnxEmbedder("default", cache).embed(["one whole model"]).shape == (1, 384)
 
-    def derive() -> None:
-        try:
-            folders.append(quantized_model_dir(tmp_path, verified_bundled_model, TOKENIZER_DIR))
-        except BaseException as e:  # reported below
-            errors.append(e)
 
-    threads = [threading.Thread(target=derive) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert not errors, errors
-    assert len(folders) == 2
-    assert folders[0] == folders[1] == cached_model_dir(tmp_path)
-    assert [p.name for p in tmp_path.iterdir()] == [folders[0].name]  # no work folder left behind
-    assert OnnxEmbedder("default", tmp_path).embed(["one whole model"]).shape == (1, 384)
+def test_a_second_fresh_data_dir_reuses_the_model_prepared_for_the_first(tmp_path: Path) -> None:
+    first, second = (load_settings(env={}, overrides={"data_dir": str(tmp_path / name)}) for name in ("a", "b"))
+    OnnxEmbedder(first.model.name, first.model_cache_dir).load()
+    folder = cached_model_dir(first.model_cache_dir)
+    assert folder is not None
+    made = (folder / MODEL_FILE).stat()
+    OnnxEmbedder(second.model.name, second.model_cache_dir).load()
+    assert cached_model_dir(second.model_cache_dir) == folder
+    again = (folder / MODEL_FILE).stat()
+    assert (again.st_ino, again.st_mtime_ns) == (made.st_ino, made.st_mtime_ns)  # not quantized again
+    assert sorted(tmp_path.iterdir()) == []  # nothing written to the data dirs

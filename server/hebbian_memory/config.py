@@ -174,7 +174,7 @@ class Settings:
 
     @property
     def model_cache_dir(self) -> Path:
-        return Path(self.model.cache_dir) if self.model.cache_dir else self.data_dir / "models"
+        return Path(self.model.cache_dir)
 
 
 SECTIONS: dict[str, type[Any]] = {
@@ -195,6 +195,11 @@ _TOP_LEVEL = ("data_dir", "log_level", "project", "project_from_roots", "early_i
 def bytecode_cache_dir() -> Path:
     """Where compiled Python files are kept when the environment will not have them beside the sources."""
     return platformdirs.user_cache_path(APP_NAME) / "bytecode"
+
+
+def default_model_cache_dir() -> Path:
+    """Where models are kept unless model.cache_dir says otherwise: once per user, shared by every data dir."""
+    return platformdirs.user_cache_path(APP_NAME) / "models"
 
 
 def default_config_path() -> Path:
@@ -287,6 +292,8 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
 
 
 def _build(raw: dict[str, Any]) -> Settings:
+    cache_dir = str(raw["model"]["cache_dir"])
+    raw["model"]["cache_dir"] = str(Path(cache_dir).expanduser().absolute() if cache_dir else default_model_cache_dir())
     sections = {name: cls(**raw[name]) for name, cls in SECTIONS.items()}
     data_dir = Path(raw["data_dir"]).expanduser() if raw["data_dir"] else platformdirs.user_data_path(APP_NAME)
     settings = Settings(

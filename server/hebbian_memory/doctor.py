@@ -35,7 +35,7 @@ def model(settings: Settings) -> Check:
     made = (
         f"its quantized copy at {quantized}, sha256 verified"
         if quantized is not None
-        else f"its quantized copy is made in {settings.model_cache_dir} at the next start (a few seconds, once)"
+        else f"its quantized copy is made in {settings.model_cache_dir} at the next start (once per user)"
     )
     return Check("model", True, f"bundled all-MiniLM-L6-v2 int8 at {path}, sha256 verified; {made}")
 

