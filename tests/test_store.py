@@ -6,6 +6,7 @@ import duckdb
 import numpy as np
 import pytest
 
+import hebbian_memory.storage
 from hebbian_memory.errors import DatabaseDamagedError, StorageError
 from hebbian_memory.storage import Link, NewMemory, Store
 from hebbian_memory.storage.schema import SCHEMA_VERSION, current_version
@@ -127,3 +128,10 @@ def test_documents_around_new_memories_are_those_rows_of_the_full_listing(tmp_pa
         assert [d for batch in store.iter_documents(4) for d in batch] == list(full.values())
     finally:
         store.close()
+
+
+def test_every_storage_module_stays_within_the_400_line_limit() -> None:
+    folder = Path(hebbian_memory.storage.__file__).parent
+    sizes = {p.name: len(p.read_text().splitlines()) for p in folder.glob("*.py")}
+    assert "store.py" in sizes
+    assert {name: n for name, n in sizes.items() if n > 400} == {}

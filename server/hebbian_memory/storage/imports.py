@@ -1,0 +1,77 @@
+"""Import: sessions, memories and links from an export, their ids kept where free."""
+
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+
+from hebbian_memory.storage import transfer
+from hebbian_memory.storage.core import StoreCore, naive
+
+
+class ImportQueries(StoreCore):
+    """Rows of an export written in; the SQL itself is in ``transfer``."""
+
+    def import_sessions(self, rows: Sequence[dict[str, Any]]) -> tuple[list[int], int]:
+        """Sessions from an export; a session already here (same id, start and client) is matched, not copied.
+        Ids are kept where free. Their ids here, in order, and how many were matched."""
+        with self._tx() as c:
+            same = {
+                int(r[0])
+                for r in c.execute(
+                    """SELECT s.id FROM sessions s
+                       JOIN (SELECT unnest($id::BIGINT[]) AS id, unnest($start::TIMESTAMP[]) AS started_at,
+                                    unnest($client::VARCHAR[]) AS client) AS u
+                       ON s.id = u.id AND s.started_at = u.started_at
+                          AND s.client_name IS NOT DISTINCT FROM u.client""",
+                    {
+                        "id": [r["id"] for r in rows],
+                        "start": [naive(r["started_at"]) for r in rows],
+                        "client": [r["client_name"] for r in rows],
+                    },
+                ).fetchall()
+            }
+            fresh = [r for r in rows if r["id"] not in same]
+            ids = self._assign_ids(c, "sessions", "session_id_seq", [r["id"] for r in fresh])
+            transfer.insert_sessions(c, [{**r, "id": i} for r, i in zip(fresh, ids, strict=True)])
+            transfer.advance_sequence(c, "session_id_seq", "sessions")
+        new_of: dict[int, int] = dict(zip([int(r["id"]) for r in fresh], ids, strict=True))
+        return [new_of.get(int(r["id"]), int(r["id"])) for r in rows], len(rows) - len(fresh)
+
+    def import_memories(self, rows: Sequence[dict[str, Any]]) -> list[int]:
+        """Whole memory rows (each with a wanted id or None); their ids here, in order. Wanted ids are kept
+        where free. The caller has checked that none duplicates a stored memory."""
+        with self._tx() as c:
+            ids = self._assign_ids(c, "memories", "memory_id_seq", [r["id"] for r in rows])
+            transfer.insert_memories(c, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
+            transfer.advance_sequence(c, "memory_id_seq", "memories")
+        return ids
+
+    def import_links(self, rows: Sequence[dict[str, Any]]) -> set[tuple[int, int]]:
+        """Links not stored yet whose ends exist (an existing one is left as it is); the pairs added."""
+        with self._tx() as c:
+            return transfer.insert_links(c, rows)
+
+    @staticmethod
+    def _assign_ids(c: duckdb.DuckDBPyConnection, table: str, sequence: str, wanted: Sequence[int | None]) -> list[int]:
+        asked = [i for i in wanted if i is not None]
+        free: set[int] = transfer.free_ids(c, table, asked) if asked else set()
+        taken: set[int] = set()
+        keep: list[bool] = []
+        for i in wanted:
+            keep.append(i is not None and i in free and i not in taken)
+            if i is not None:
+                taken.add(i)
+        fresh = iter(transfer.next_ids(c, sequence, keep.count(False)))
+        # A fresh id may equal a wanted id kept in this same batch: skip those.
+        out: list[int] = []
+        for i, kept in zip(wanted, keep, strict=True):
+            if kept and i is not None:
+                out.append(i)
+                continue
+            new = next(fresh, None)
+            while new is None or new in taken:
+                new = transfer.next_ids(c, sequence, 1)[0]
+            taken.add(new)
+            out.append(new)
+        return out
