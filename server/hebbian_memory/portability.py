@@ -9,7 +9,6 @@ file's ids into the target's: an id is kept where it is free, else the row gets 
 
 import base64
 import json
-import os
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from typing import IO, Annotated, Any, Literal
 import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
+from hebbian_memory import files
 from hebbian_memory.errors import InvalidInputError, StorageError
 from hebbian_memory.models import ExportResult, ImportResult
 from hebbian_memory.storage import Store, transfer
@@ -133,37 +133,32 @@ def write_line(out: IO[str], kind: str, row: dict[str, Any]) -> None:
 def export(store: Store, path: Path, now: datetime, model: str | None) -> ExportResult:
     """Write the whole memory to ``path`` from one snapshot (a temp file renamed into place; owner-only)."""
     path = path.expanduser().absolute()
-    partial = path.with_name(path.name + ".partial")
     try:
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with files.private_file(path) as out, store.snapshot() as c:
+            counts = {
+                table: int(c.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+                for table in ("sessions", "memories", "associations")
+            }
+            head = {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "exported_at": now,
+                "schema_version": SCHEMA_VERSION,
+                "embedding_model": model,
+                "sessions": counts["sessions"],
+                "memories": counts["memories"],
+                "links": counts["associations"],
+            }
+            write_line(out, "header", head)
+            for row in transfer.read_sessions(c):
+                write_line(out, "session", row)
+            for row in transfer.read_memories(c):
+                del row["content_hash"]  # derived from the content; recomputed on import
+                write_line(out, "memory", row)
+            for row in transfer.read_links(c):
+                write_line(out, "link", row)
     except OSError as e:
         raise StorageError(f"Cannot write the export to {path}: {e.strerror}. Choose a writable path.") from e
-    with store.snapshot() as c, os.fdopen(fd, "w", encoding="utf-8") as out:
-        counts = {
-            table: int(c.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-            for table in ("sessions", "memories", "associations")
-        }
-        head = {
-            "format": FORMAT,
-            "version": FORMAT_VERSION,
-            "exported_at": now,
-            "schema_version": SCHEMA_VERSION,
-            "embedding_model": model,
-            "sessions": counts["sessions"],
-            "memories": counts["memories"],
-            "links": counts["associations"],
-        }
-        write_line(out, "header", head)
-        for row in transfer.read_sessions(c):
-            write_line(out, "session", row)
-        for row in transfer.read_memories(c):
-            del row["content_hash"]  # derived from the content; recomputed on import
-            write_line(out, "memory", row)
-        for row in transfer.read_links(c):
-            write_line(out, "link", row)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(partial, path)
     return ExportResult(
         path=str(path),
         sessions=counts["sessions"],
