@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hebbian_memory.cli.common import JSON_OPTION, call, settings_of
+from hebbian_memory.cli.common import JSON_OPTION, call, settings_of, shared_options
 from hebbian_memory.errors import HebbianMemoryError
 
 if TYPE_CHECKING:
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 @click.command()
 @JSON_OPTION
+@shared_options
 @click.pass_context
 def consolidate(ctx: click.Context, as_json: bool) -> None:
     """Run one consolidation pass now (decay, tiers, pruning, replay) and say what it did."""
@@ -35,6 +36,7 @@ def consolidate(ctx: click.Context, as_json: bool) -> None:
 
 @click.command()
 @JSON_OPTION
+@shared_options
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Memories and links per tier and kind, memories per project, the last consolidation."""
@@ -69,6 +71,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
     help="Leave out hits below this relevance (0 shows the k best however weak) [default: the configured one].",
 )
 @JSON_OPTION
+@shared_options
 @click.pass_context
 def search(
     ctx: click.Context,
@@ -111,6 +114,7 @@ def search(
 
 @click.command()
 @JSON_OPTION
+@shared_options
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check the model files and hash, the data dir and its permissions, the owner process, the database and
@@ -143,6 +147,7 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 @click.command()
 @click.option("--reembed", is_flag=True, help="Also embed every memory again (e.g. after replacing the model).")
 @JSON_OPTION
+@shared_options
 @click.pass_context
 def reindex(ctx: click.Context, reembed: bool, as_json: bool) -> None:
     """Rebuild the vector and keyword indexes from the database, with progress bars. Needs the data dir to

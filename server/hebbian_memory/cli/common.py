@@ -1,11 +1,15 @@
-"""What the commands share: their settings, the --json option, and a memory node for one operation."""
+"""What the commands share: the options every command takes (before or after its name), their settings and
+logging, and a memory node for one operation."""
 
-from typing import TYPE_CHECKING, TypeVar, cast
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import click
 
-from hebbian_memory.config import Settings
+from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.errors import HebbianMemoryError
 
 if TYPE_CHECKING:
@@ -15,13 +19,88 @@ if TYPE_CHECKING:
     from hebbian_memory.sharing.ops import Op
 
 T = TypeVar("T")
+F = TypeVar("F", bound="Callable[..., Any]")
 
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (for scripts).")
+# ctx.meta is shared by the group's context and the command's: the shared options given so far, by name.
+_GIVEN = "hebbian_memory.given"
+_SETTINGS = "hebbian_memory.settings"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
-def settings_of(ctx: click.Context) -> Settings:
-    settings = ctx.obj
-    assert isinstance(settings, Settings)
+def _given(ctx: click.Context, param: click.Parameter, value: object) -> object:
+    """Keep a shared option where both contexts see it; the group parses first, so the command's value wins."""
+    given: dict[str, object] = ctx.meta.setdefault(_GIVEN, {})
+    if value is not None and value is not False:
+        given[str(param.name)] = value
+    return given.get(str(param.name), value)
+
+
+_SHARED = (
+    click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        expose_value=False,
+        callback=_given,
+        help="Folder for the database and indexes [env HEBBIAN_MEMORY_DATA_DIR; default: the user data dir].",
+    ),
+    click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False, exists=True, path_type=Path),
+        expose_value=False,
+        callback=_given,
+        help="A TOML file of settings over config/default.toml [env HEBBIAN_MEMORY_CONFIG].",
+    ),
+    click.option(
+        "--log-level",
+        type=click.Choice(LOG_LEVELS, case_sensitive=False),
+        expose_value=False,
+        callback=_given,
+        help="What to log to stderr [default: INFO for serve (env HEBBIAN_MEMORY_LOG_LEVEL), WARNING for the "
+        "other commands].",
+    ),
+)
+# A command's --json is its own value or the group's (``hebbian-memory --json stats``).
+JSON_OPTION = click.option(
+    "--json", "as_json", is_flag=True, callback=_given, help="Print the result as JSON (for scripts)."
+)
+GROUP_JSON_OPTION = click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    expose_value=False,
+    callback=_given,
+    help="Print the result as JSON, for the commands that print one (for scripts).",
+)
+
+
+def shared_options(command: F) -> F:
+    """--data-dir, --config and --log-level, on the group and on every command: they work in either place."""
+    for option in reversed(_SHARED):
+        command = option(command)
+    return command
+
+
+def settings_of(ctx: click.Context, serving: bool = False) -> Settings:
+    """The settings from the shared options, read once; logging is set up with them. A server logs at the
+    configured level; a one-off command only warnings and errors unless --log-level asks for more."""
+    settings = ctx.meta.get(_SETTINGS)
+    if isinstance(settings, Settings):
+        return settings
+    given: dict[str, Any] = ctx.meta.get(_GIVEN, {})
+    data_dir, log_level = given.get("data_dir"), given.get("log_level")
+    try:
+        settings = load_settings(
+            given.get("config_file"), overrides={"data_dir": data_dir and str(data_dir), "log_level": log_level}
+        )
+    except HebbianMemoryError as e:
+        raise click.ClickException(str(e)) from e
+    level = settings.log_level
+    if not (serving or log_level):
+        level = max(level, "WARNING", key=LOG_LEVELS.index)
+    # stdout carries the protocol in stdio mode, and command output otherwise: every log line goes to stderr.
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.meta[_SETTINGS] = settings
     return settings
 
 

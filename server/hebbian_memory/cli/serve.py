@@ -8,7 +8,7 @@ import threading
 import anyio
 import click
 
-from hebbian_memory.cli.common import our_error, settings_of
+from hebbian_memory.cli.common import our_error, settings_of, shared_options
 from hebbian_memory.config import Settings, bytecode_cache_dir
 
 TRANSPORTS = ("stdio", "sse", "streamable-http")
@@ -16,14 +16,24 @@ TRANSPORTS = ("stdio", "sse", "streamable-http")
 
 @click.command()
 @click.option("--transport", type=click.Choice(TRANSPORTS), default="stdio", show_default=True)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address for the HTTP transports.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address for the HTTP transports (not loopback: needs a token, see above).",
+)
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535))
+@shared_options
 @click.pass_context
 def serve(ctx: click.Context, transport: str, host: str, port: int) -> None:
     """Serve MCP over stdio (default), SSE or streamable HTTP.
 
-    Any number of servers may run on one data dir: the first owns it and the others forward to it."""
-    settings = settings_of(ctx)
+    Any number of servers may run on one data dir: the first owns it and the others forward to it.
+
+    Over HTTP, with a bearer token set (env HEBBIAN_MEMORY_HTTP_TOKEN, or http.token in the --config file; 16+
+    characters, e.g. from `openssl rand -hex 24`), every request must carry 'Authorization: Bearer <token>'. An
+    address other than loopback (--host) needs one."""
+    settings = settings_of(ctx, serving=True)
     if transport != "stdio" and not _is_loopback(host) and not settings.http.token:
         raise click.ClickException(
             f"Refusing to serve memories on {host} without a token: anyone who can reach that address could read "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from hebbian_memory.cli.common import JSON_OPTION, call, settings_of, with_node
+from hebbian_memory.cli.common import JSON_OPTION, call, settings_of, shared_options, with_node
 
 
 @click.command("map")
@@ -21,6 +21,7 @@ from hebbian_memory.cli.common import JSON_OPTION, call, settings_of, with_node
 )
 @click.option("--open", "open_it", is_flag=True, help="Open it in the default browser.")
 @JSON_OPTION
+@shared_options
 @click.pass_context
 def map_command(ctx: click.Context, output: Path, open_it: bool, as_json: bool) -> None:
     """Write a self-contained HTML page of the association graph: memories coloured by tier, links by
@@ -52,6 +53,7 @@ def map_command(ctx: click.Context, output: Path, open_it: bool, as_json: bool) 
 @click.command("export")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @JSON_OPTION
+@shared_options
 @click.pass_context
 def export_command(ctx: click.Context, path: Path, as_json: bool) -> None:
     """Write every memory, link and session to PATH as JSON lines: a consistent backup, safe while servers run.
@@ -72,6 +74,7 @@ def export_command(ctx: click.Context, path: Path, as_json: bool) -> None:
 @click.command("import")
 @click.argument("path", type=click.Path(dir_okay=False, exists=True, path_type=Path))
 @JSON_OPTION
+@shared_options
 @click.pass_context
 def import_command(ctx: click.Context, path: Path, as_json: bool) -> None:
     """Read a file written by `export` (or any JSON lines of {"type": "memory", "content": ...}) into this
