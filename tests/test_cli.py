@@ -204,3 +204,19 @@ def test_one_off_commands_log_only_warnings_unless_asked(tmp_path: Path, model_c
     assert quiet.stderr == ""
     told = run_cli(tmp_path / "data", model_cache, "stats", "--log-level", "INFO")
     assert "INFO hebbian_memory.sharing.node: owner of" in told.stderr, "--log-level after the command counts"
+
+
+def test_one_off_commands_that_embed_nothing_do_not_load_the_model(tmp_path: Path) -> None:
+    data, cache = tmp_path / "data", tmp_path / "empty-model-cache"
+    cache.mkdir()
+    commands = (
+        ["stats"],
+        ["export", str(tmp_path / "backup.jsonl")],
+        ["consolidate"],
+        ["doctor", "--json"],
+        ["reindex"],
+    )
+    for args in commands:
+        done = run_cli(data, cache, *args)
+        assert done.returncode == 0, done.stderr
+        assert list(cache.iterdir()) == [], f"{args} prepared the model"

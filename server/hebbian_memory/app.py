@@ -30,9 +30,12 @@ def build_embedder(settings: Settings) -> Embedder:
     )
 
 
-def build_node(settings: Settings, *, clock: Clock | None = None, embedder: Embedder | None = None) -> Node:
-    """This process's memory node; it owns or reaches the data dir once :meth:`Node.running` is entered."""
-    return Node(settings, clock or SystemClock(), embedder or build_embedder(settings))
+def build_node(
+    settings: Settings, *, clock: Clock | None = None, embedder: Embedder | None = None, preload_model: bool = True
+) -> Node:
+    """This process's memory node; it owns or reaches the data dir once :meth:`Node.running` is entered.
+    Without ``preload_model``, an owning node loads the model at its first embedding, not while warming up."""
+    return Node(settings, clock or SystemClock(), embedder or build_embedder(settings), preload_model)
 
 
 def build_server(

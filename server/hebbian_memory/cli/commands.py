@@ -185,7 +185,8 @@ def reindex(ctx: click.Context, reembed: bool, as_json: bool) -> None:
                 settings, Store.open(settings.data_dir / "memory.duckdb", clock.now()), build_embedder(settings), clock
             )
             try:
-                service.warm_up(progress, reembed=reembed, rebuild=True)
+                # The model loads only if something is embedded (--reembed, or memories of another model).
+                service.warm_up(progress, reembed=reembed, rebuild=True, load_model=False)
                 stats = service.stats()
             finally:
                 service.close()

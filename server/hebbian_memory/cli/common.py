@@ -118,7 +118,8 @@ def with_node(settings: Settings, work: "Callable[[Node], Awaitable[T]]") -> T:
     from hebbian_memory.app import build_node
 
     async def run() -> T:
-        async with build_node(settings).running() as node:
+        # stats, export and the like embed nothing: loading the model (quantizing it, at first) would be waste.
+        async with build_node(settings, preload_model=False).running() as node:
             return await work(node)
 
     try:

@@ -56,10 +56,11 @@ class LocalMemory:
 class Node:
     """Owner or forwarder of one data dir; tools call :meth:`call` and never need to know which."""
 
-    def __init__(self, settings: Settings, clock: Clock, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, clock: Clock, embedder: Embedder, preload_model: bool = True) -> None:
         self._settings = settings
         self._clock = clock
         self._embedder = embedder
+        self._preload_model = preload_model  # else, as owner, the model loads at the first embedding
         self._lock = OwnerLock(settings.data_dir)
         self._memory: LocalMemory | RemoteMemory | None = None
         self._sessions: set[int] = set()  # sessions opened through this node and not yet ended
@@ -230,7 +231,7 @@ class Node:
                 self._owner_scope = scope
                 async with anyio.create_task_group() as tg:
                     # The model loads in the background so `initialize` is answered at once; calls wait for it.
-                    tg.start_soon(_warm_up, service)
+                    tg.start_soon(_warm_up, service, self._preload_model)
                     tg.start_soon(_flush_loop, service)
                     if self._settings.plasticity.enabled:
                         tg.start_soon(_consolidation_loop, service, self._settings.plasticity.pass_minutes * 60)
@@ -261,9 +262,9 @@ class Node:
             await memory.aclose()
 
 
-async def _warm_up(service: MemoryService) -> None:
+async def _warm_up(service: MemoryService, load_model: bool) -> None:
     # Not cancellable mid-way (a thread cannot be interrupted); close() waits for it to finish.
-    await anyio.to_thread.run_sync(service.warm_up, abandon_on_cancel=True)
+    await anyio.to_thread.run_sync(lambda: service.warm_up(load_model=load_model), abandon_on_cancel=True)
 
 
 async def _flush_loop(service: MemoryService) -> None:
