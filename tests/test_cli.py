@@ -220,3 +220,24 @@ def test_one_off_commands_that_embed_nothing_do_not_load_the_model(tmp_path: Pat
         done = run_cli(data, cache, *args)
         assert done.returncode == 0, done.stderr
         assert list(cache.iterdir()) == [], f"{args} prepared the model"
+
+
+ONE_OFF = """
+import sys
+from hebbian_memory.cli import main
+main(["stats", "--data-dir", sys.argv[1]], standalone_mode=False)
+print("mcp" in sys.modules, "starlette" in sys.modules)
+"""
+
+
+def test_one_off_commands_do_not_import_the_mcp_sdk(tmp_path: Path, model_cache: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ONE_OFF, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**base_env(tmp_path), MODEL_CACHE_ENV: str(model_cache)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["False", "False"], "only serve pays for importing the SDK (about 1 s)"

@@ -12,30 +12,16 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hebbian_memory import __version__
-from hebbian_memory.clock import Clock, SystemClock
+from hebbian_memory.clock import Clock
 from hebbian_memory.config import Settings
-from hebbian_memory.embedding import Embedder, OnnxEmbedder
+from hebbian_memory.embedding import Embedder
 from hebbian_memory.handshake import INSTRUCTIONS, SERVER_NAME, SERVER_TITLE, Opening, StdioWire
 from hebbian_memory.resources import NodeRef, register_resources
 from hebbian_memory.sessions import Sessions
-from hebbian_memory.sharing.node import Node
+from hebbian_memory.sharing.node import Node, build_node
 from hebbian_memory.tools import AppContext, register_tools
 
 log = logging.getLogger(__name__)
-
-
-def build_embedder(settings: Settings) -> Embedder:
-    return OnnxEmbedder(
-        settings.model.name, settings.model_cache_dir, settings.model.threads, settings.model.batch_size
-    )
-
-
-def build_node(
-    settings: Settings, *, clock: Clock | None = None, embedder: Embedder | None = None, preload_model: bool = True
-) -> Node:
-    """This process's memory node; it owns or reaches the data dir once :meth:`Node.running` is entered.
-    Without ``preload_model``, an owning node loads the model at its first embedding, not while warming up."""
-    return Node(settings, clock or SystemClock(), embedder or build_embedder(settings), preload_model)
 
 
 def build_server(

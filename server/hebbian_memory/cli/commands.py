@@ -155,10 +155,10 @@ def reindex(ctx: click.Context, reembed: bool, as_json: bool) -> None:
     this is for doing it now, or re-embedding.)"""
     import contextlib
 
-    from hebbian_memory.app import build_embedder
     from hebbian_memory.clock import SystemClock
     from hebbian_memory.memory import MemoryService
     from hebbian_memory.sharing.election import OwnerLock
+    from hebbian_memory.sharing.node import build_embedder
     from hebbian_memory.storage import Store
 
     settings = settings_of(ctx)

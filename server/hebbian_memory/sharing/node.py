@@ -12,9 +12,9 @@ import anyio
 import anyio.to_thread
 from anyio.abc import ByteStream, Listener, TaskGroup, TaskStatus
 
-from hebbian_memory.clock import Clock
+from hebbian_memory.clock import Clock, SystemClock
 from hebbian_memory.config import Settings
-from hebbian_memory.embedding import Embedder
+from hebbian_memory.embedding import Embedder, OnnxEmbedder
 from hebbian_memory.errors import DatabaseLockedError, HebbianMemoryError, StorageError
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.sharing.election import (
@@ -41,6 +41,21 @@ RESTARTED_NOTE = (
     " (The memory process restarted during this call and it was sent again; the first attempt may already "
     "have been carried out.)"
 )
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    return OnnxEmbedder(
+        settings.model.name, settings.model_cache_dir, settings.model.threads, settings.model.batch_size
+    )
+
+
+def build_node(
+    settings: Settings, *, clock: Clock | None = None, embedder: Embedder | None = None, preload_model: bool = True
+) -> "Node":
+    """This process's memory node; it owns or reaches the data dir once :meth:`Node.running` is entered.
+    Without ``preload_model``, an owning node loads the model at its first embedding, not while warming up.
+    Here, not in ``app``, so the one-off commands build one without importing the MCP SDK."""
+    return Node(settings, clock or SystemClock(), embedder or build_embedder(settings), preload_model)
 
 
 class LocalMemory:
