@@ -19,7 +19,7 @@ __all__ = ["main"]
 def main(ctx: click.Context) -> None:
     """hebbian-memory: long-term memory for MCP clients. With no command, serves MCP over stdio.
 
-    The options above work after the command's name too (there, they win)."""
+    The options below also work after a command's name (where they win over the same option before it)."""
     if ctx.invoked_subcommand is None:
         ctx.invoke(serve)
 

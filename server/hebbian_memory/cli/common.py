@@ -23,7 +23,6 @@ F = TypeVar("F", bound="Callable[..., Any]")
 
 # ctx.meta is shared by the group's context and the command's: the shared options given so far, by name.
 _GIVEN = "hebbian_memory.given"
-_SETTINGS = "hebbian_memory.settings"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
@@ -82,11 +81,8 @@ def shared_options(command: F) -> F:
 
 
 def settings_of(ctx: click.Context, serving: bool = False) -> Settings:
-    """The settings from the shared options, read once; logging is set up with them. A server logs at the
-    configured level; a one-off command only warnings and errors unless --log-level asks for more."""
-    settings = ctx.meta.get(_SETTINGS)
-    if isinstance(settings, Settings):
-        return settings
+    """The settings the shared options give; logging is set up with them. A server logs at the configured
+    level; a one-off command only warnings and errors unless --log-level asks for more."""
     given: dict[str, Any] = ctx.meta.get(_GIVEN, {})
     data_dir, log_level = given.get("data_dir"), given.get("log_level")
     try:
@@ -100,7 +96,6 @@ def settings_of(ctx: click.Context, serving: bool = False) -> Settings:
         level = max(level, "WARNING", key=LOG_LEVELS.index)
     # stdout carries the protocol in stdio mode, and command output otherwise: every log line goes to stderr.
     logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.meta[_SETTINGS] = settings
     return settings
 
 
