@@ -1,11 +1,14 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import click
 from click.testing import CliRunner
 
 from hebbian_memory import __version__
 from hebbian_memory.cli import main
+from tests.helpers import MODEL_CACHE_ENV, base_env
 
 
 def test_help_and_version_describe_the_commands() -> None:
@@ -53,8 +56,6 @@ def test_bad_configuration_is_reported_before_anything_starts(tmp_path: Path) ->
 
 
 def test_stats_and_consolidate_commands_print_json_about_the_data_dir(tmp_path: Path) -> None:
-    import json
-
     def run(*args: str) -> dict[str, object]:
         done = subprocess.run(
             [sys.executable, "-m", "hebbian_memory", "--data-dir", str(tmp_path), *args],
@@ -75,8 +76,6 @@ def test_stats_and_consolidate_commands_print_json_about_the_data_dir(tmp_path: 
 
 
 def test_search_and_doctor_from_the_terminal(tmp_path: Path) -> None:
-    import json
-
     def run(*args: str, code: int = 0) -> str:
         done = subprocess.run(
             [sys.executable, "-m", "hebbian_memory", "--data-dir", str(tmp_path / "data"), *args],
@@ -114,8 +113,6 @@ def test_search_and_doctor_from_the_terminal(tmp_path: Path) -> None:
 
 
 def test_reindex_rebuilds_both_indexes_with_progress_and_refuses_a_used_data_dir(tmp_path: Path) -> None:
-    import json
-
     from hebbian_memory.sharing.election import OwnerLock
 
     data = tmp_path / "data"
@@ -141,3 +138,106 @@ def test_reindex_rebuilds_both_indexes_with_progress_and_refuses_a_used_data_dir
         lock.release()
     assert refused.exit_code == 1
     assert "A server is using" in refused.output
+
+
+SHARED_OPTIONS = ("--data-dir", "--config", "--log-level")
+
+
+def test_every_command_lists_the_shared_options_and_json_in_its_help() -> None:
+    runner = CliRunner()
+    for name in main.list_commands(click.Context(main)):
+        shown = runner.invoke(main, [name, "--help"])
+        assert shown.exit_code == 0, shown.output
+        for option in SHARED_OPTIONS:
+            assert option in shown.output, f"{name} --help lacks {option}"
+        assert (name != "serve") == ("--json" in shown.output), f"{name} --help and --json"
+    assert "--json" in runner.invoke(main, ["--help"]).output
+
+
+def test_help_explains_the_log_level_and_the_http_token() -> None:
+    runner = CliRunner()
+    top = " ".join(runner.invoke(main, ["--help"]).output.split())
+    assert "--log-level" in top
+    assert "WARNING for the other commands" in top
+    serve = " ".join(runner.invoke(main, ["serve", "--help"]).output.split())
+    assert "HEBBIAN_MEMORY_HTTP_TOKEN" in serve
+    assert "Authorization: Bearer" in serve
+
+
+def test_shared_options_and_json_work_before_and_after_the_command_and_after_wins(tmp_path: Path) -> None:
+    runner = CliRunner()
+    before, after = tmp_path / "before", tmp_path / "after"
+
+    result = runner.invoke(main, ["stats", "--data-dir", str(after), "--json", "--log-level", "ERROR"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["memories"] == 0
+    assert (after / "memory.duckdb").exists()
+
+    result = runner.invoke(main, ["--json", "--data-dir", str(before), "stats"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["memories"] == 0
+    assert (before / "memory.duckdb").exists()
+
+    (after / "memory.duckdb").unlink()
+    result = runner.invoke(main, ["--data-dir", str(tmp_path / "unused"), "search", "cello", "--data-dir", str(after)])
+    assert result.exit_code == 0, result.output
+    assert (after / "memory.duckdb").exists(), "the data dir given after the command wins"
+    assert not (tmp_path / "unused").exists()
+
+
+def run_cli(data_dir: Path, model_cache: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The real command in its own process (logging is configured once per process)."""
+    env = {**base_env(data_dir), MODEL_CACHE_ENV: str(model_cache)}
+    return subprocess.run(
+        [sys.executable, "-m", "hebbian_memory", *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env=env,
+    )
+
+
+def test_one_off_commands_log_only_warnings_unless_asked(tmp_path: Path, model_cache: Path) -> None:
+    quiet = run_cli(tmp_path / "data", model_cache, "stats")
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    told = run_cli(tmp_path / "data", model_cache, "stats", "--log-level", "INFO")
+    assert "INFO hebbian_memory.sharing.node: owner of" in told.stderr, "--log-level after the command counts"
+
+
+def test_one_off_commands_that_embed_nothing_do_not_load_the_model(tmp_path: Path) -> None:
+    data, cache = tmp_path / "data", tmp_path / "empty-model-cache"
+    cache.mkdir()
+    commands = (
+        ["stats"],
+        ["export", str(tmp_path / "backup.jsonl")],
+        ["consolidate"],
+        ["doctor", "--json"],
+        ["reindex"],
+    )
+    for args in commands:
+        done = run_cli(data, cache, *args)
+        assert done.returncode == 0, done.stderr
+        assert list(cache.iterdir()) == [], f"{args} prepared the model"
+
+
+ONE_OFF = """
+import sys
+from hebbian_memory.cli import main
+main(["stats", "--data-dir", sys.argv[1]], standalone_mode=False)
+print("mcp" in sys.modules, "starlette" in sys.modules)
+"""
+
+
+def test_one_off_commands_do_not_import_the_mcp_sdk(tmp_path: Path, model_cache: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", ONE_OFF, str(tmp_path / "data")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        env={**base_env(tmp_path), MODEL_CACHE_ENV: str(model_cache)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-2:] == ["False", "False"], "only serve pays for importing the SDK (about 1 s)"

@@ -93,6 +93,7 @@ def test_map_writes_a_self_contained_page_of_the_graph(
     summary = json.loads(result.stdout)
     assert summary == {"path": str(page), "memories": 7, "shown": 7, "links": summary["links"]}
     assert summary["links"] >= 5
+    assert page.stat().st_mode & 0o777 == 0o600, "the page holds every memory's text: owner only"
     text = page.read_text(encoding="utf-8")
     assert "http://" not in text.replace("http://www.w3.org/2000/svg", ""), "nothing to fetch: works offline"
     assert "https://" not in text
@@ -249,3 +250,24 @@ def test_the_page_says_one_link_and_one_memory(tmp_path: Path) -> None:
     assert "2 memories, 1 link" in text, "tier 1's row"
     assert "1 memory, 0 links" in text, "tier 2's row"
     assert not re.search(r"\b1 (memories|links|clusters)\b", text)
+
+
+def test_the_map_command_says_one_memory_and_one_link_in_the_singular(
+    settings: Settings, real_embedder: OnnxEmbedder, tmp_path: Path
+) -> None:
+    service = MemoryService(
+        settings, Store.open(settings.data_dir / "memory.duckdb", START), real_embedder, ManualClock(START)
+    )
+    service.warm_up()
+    try:
+        session = service.start_session("stdio")
+        service.remember_many(
+            [MemoryInput(content="The boat leaves at nine."), MemoryInput(content="Bring a coat.")], session
+        )
+        service.end_session(session)
+    finally:
+        service.close()
+    page = tmp_path / "map.html"
+    result = CliRunner().invoke(main, ["--data-dir", str(settings.data_dir), "map", "-o", str(page)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"Wrote {page}: 2 of 2 memories, 1 link."

@@ -12,32 +12,16 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hebbian_memory import __version__
-from hebbian_memory.clock import Clock, ManualClock, SystemClock
+from hebbian_memory.clock import Clock
 from hebbian_memory.config import Settings
-from hebbian_memory.embedding import Embedder, OnnxEmbedder
+from hebbian_memory.embedding import Embedder
 from hebbian_memory.handshake import INSTRUCTIONS, SERVER_NAME, SERVER_TITLE, Opening, StdioWire
 from hebbian_memory.resources import NodeRef, register_resources
 from hebbian_memory.sessions import Sessions
-from hebbian_memory.sharing.node import Node
+from hebbian_memory.sharing.node import Node, build_node
 from hebbian_memory.tools import AppContext, MemoryServer, register_tools
 
 log = logging.getLogger(__name__)
-
-
-def build_embedder(settings: Settings) -> Embedder:
-    return OnnxEmbedder(
-        settings.model.name, settings.model_cache_dir, settings.model.threads, settings.model.batch_size
-    )
-
-
-def settings_clock(settings: Settings) -> Clock:
-    """The real clock, or a stopped one where the settings fix the time (tests, replays)."""
-    return SystemClock() if settings.fixed_time is None else ManualClock(settings.fixed_time)
-
-
-def build_node(settings: Settings, *, clock: Clock | None = None, embedder: Embedder | None = None) -> Node:
-    """This process's memory node; it owns or reaches the data dir once :meth:`Node.running` is entered."""
-    return Node(settings, clock or settings_clock(settings), embedder or build_embedder(settings))
 
 
 def build_server(

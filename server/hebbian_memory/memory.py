@@ -135,10 +135,13 @@ class MemoryService:
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
-    def warm_up(self, progress: Progress | None = None, reembed: bool = False, rebuild: bool = False) -> None:
+    def warm_up(
+        self, progress: Progress | None = None, reembed: bool = False, rebuild: bool = False, load_model: bool = True
+    ) -> None:
         """Load the model and make both indexes agree with the database. Blocking; run it in a thread.
         ``progress(stage, done, total)`` hears about long steps (default: a log line every tenth);
-        ``reembed`` embeds every memory again, ``rebuild`` builds the vector index anew."""
+        ``reembed`` embeds every memory again, ``rebuild`` builds the vector index anew; without ``load_model``
+        the model loads at the first embedding instead (for one-off commands that may embed nothing)."""
         report = progress or _log_progress
         with self._lifecycle:
             if self._closed:  # closed before this thread got to run: nothing to warm up
@@ -146,7 +149,8 @@ class MemoryService:
             self._warming = True
         try:
             started = time.perf_counter()
-            self._embedder.load()
+            if load_model:
+                self._embedder.load()
             self._reembed_if_model_changed(report, everything=reembed)
             index = VectorIndex(
                 self._settings.data_dir / "vectors.usearch",

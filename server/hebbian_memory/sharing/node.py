@@ -12,9 +12,9 @@ import anyio
 import anyio.to_thread
 from anyio.abc import ByteStream, Listener, TaskGroup, TaskStatus
 
-from hebbian_memory.clock import Clock
+from hebbian_memory.clock import Clock, ManualClock, SystemClock
 from hebbian_memory.config import Settings
-from hebbian_memory.embedding import Embedder
+from hebbian_memory.embedding import Embedder, OnnxEmbedder
 from hebbian_memory.errors import DatabaseLockedError, HebbianMemoryError, StorageError
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.sharing.election import (
@@ -43,6 +43,26 @@ RESTARTED_NOTE = (
 )
 
 
+def build_embedder(settings: Settings) -> Embedder:
+    return OnnxEmbedder(
+        settings.model.name, settings.model_cache_dir, settings.model.threads, settings.model.batch_size
+    )
+
+
+def build_node(
+    settings: Settings, *, clock: Clock | None = None, embedder: Embedder | None = None, preload_model: bool = True
+) -> "Node":
+    """This process's memory node; it owns or reaches the data dir once :meth:`Node.running` is entered.
+    Without ``preload_model``, an owning node loads the model at its first embedding, not while warming up.
+    Here, not in ``app``, so the one-off commands build one without importing the MCP SDK."""
+    return Node(settings, clock or settings_clock(settings), embedder or build_embedder(settings), preload_model)
+
+
+def settings_clock(settings: Settings) -> Clock:
+    """The real clock, or a stopped one where the settings fix the time (tests, replays)."""
+    return SystemClock() if settings.fixed_time is None else ManualClock(settings.fixed_time)
+
+
 class LocalMemory:
     """Calls on this process's own service, in worker threads."""
 
@@ -56,10 +76,11 @@ class LocalMemory:
 class Node:
     """Owner or forwarder of one data dir; tools call :meth:`call` and never need to know which."""
 
-    def __init__(self, settings: Settings, clock: Clock, embedder: Embedder) -> None:
+    def __init__(self, settings: Settings, clock: Clock, embedder: Embedder, preload_model: bool = True) -> None:
         self._settings = settings
         self._clock = clock
         self._embedder = embedder
+        self._preload_model = preload_model  # else, as owner, the model loads at the first embedding
         self._lock = OwnerLock(settings.data_dir)
         self._memory: LocalMemory | RemoteMemory | None = None
         self._sessions: set[int] = set()  # sessions opened through this node and not yet ended
@@ -230,7 +251,7 @@ class Node:
                 self._owner_scope = scope
                 async with anyio.create_task_group() as tg:
                     # The model loads in the background so `initialize` is answered at once; calls wait for it.
-                    tg.start_soon(_warm_up, service)
+                    tg.start_soon(_warm_up, service, self._preload_model)
                     tg.start_soon(_flush_loop, service)
                     if self._settings.plasticity.enabled:
                         tg.start_soon(_consolidation_loop, service, self._settings.plasticity.pass_minutes * 60)
@@ -261,9 +282,9 @@ class Node:
             await memory.aclose()
 
 
-async def _warm_up(service: MemoryService) -> None:
+async def _warm_up(service: MemoryService, load_model: bool) -> None:
     # Not cancellable mid-way (a thread cannot be interrupted); close() waits for it to finish.
-    await anyio.to_thread.run_sync(service.warm_up, abandon_on_cancel=True)
+    await anyio.to_thread.run_sync(lambda: service.warm_up(load_model=load_model), abandon_on_cancel=True)
 
 
 async def _flush_loop(service: MemoryService) -> None:

@@ -1,0 +1,28 @@
+"""Command line: the ``hebbian-memory`` group and its subcommands (serving in ``serve``, the rest one-off)."""
+
+import click
+
+from hebbian_memory import __version__
+from hebbian_memory.cli.commands import consolidate, doctor, reindex, search, stats
+from hebbian_memory.cli.common import GROUP_JSON_OPTION, shared_options
+from hebbian_memory.cli.serve import serve
+from hebbian_memory.cli.transfer import export_command, import_command, map_command
+
+__all__ = ["main"]
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@shared_options
+@GROUP_JSON_OPTION
+@click.version_option(__version__, prog_name="hebbian-memory")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """hebbian-memory: long-term memory for MCP clients. With no command, serves MCP over stdio.
+
+    The options below also work after a command's name (where they win over the same option before it)."""
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(serve)
+
+
+for _command in (serve, consolidate, stats, search, doctor, reindex, map_command, export_command, import_command):
+    main.add_command(_command)
