@@ -331,7 +331,8 @@ class MemoryService:
         if not 1 <= len(items) <= limits.max_batch:
             raise InvalidInputError(f"Send between 1 and {limits.max_batch} memories per call, got {len(items)}.")
         prepared = [
-            self._prepare(item, limits, f"memory {i + 1}: " if len(items) > 1 else "") for i, item in enumerate(items)
+            self._prepare(item, limits, f"memory {i + 1}: " if len(items) > 1 else "", "Nothing was stored.")
+            for i, item in enumerate(items)
         ]
         if validate_only:
             return []
@@ -432,8 +433,9 @@ class MemoryService:
                 self._episode_tail[session_id] = last
         return self._episode_tail.get(session_id)
 
-    def _prepare(self, item: MemoryInput, limits: LimitSettings, where: str) -> _Prepared:
-        """Validate, then redact secrets (before the text is hashed, stored or embedded)."""
+    def _prepare(self, item: MemoryInput, limits: LimitSettings, where: str, outcome: str) -> _Prepared:
+        """Validate, then redact secrets (before the text is hashed, stored or embedded). A refusal starts with
+        ``where`` and ends with ``outcome`` (what the call stored: nothing)."""
         try:
             text = inputs.text(item.content, "content", limits.max_content_chars)
             metadata = inputs.metadata(item.metadata, limits)
@@ -449,7 +451,7 @@ class MemoryService:
                 redacted=tuple(dict.fromkeys(clean.kinds + metadata_kinds)),
             )
         except InvalidInputError as e:
-            raise InvalidInputError(f"{where}{e} Nothing was stored.") from e
+            raise InvalidInputError(f"{where}{e} {outcome}") from e
 
     def _index_in_episode(self, memory_id: int, row: NewMemory, session_id: int | None) -> None:
         """Keyword-index a new memory with the previous one of its session as context, and vice versa."""
@@ -703,8 +705,9 @@ class MemoryService:
     def import_sessions(self, records: Sequence[SessionRecord]) -> ImportResult:
         self._wait_ready()
         rows = [r.model_dump(exclude={"type"}) for r in records]
-        for row in rows:
-            row["project"] = row["project"] and inputs.project(row["project"])
+        for n, (r, row) in enumerate(zip(records, rows, strict=True), start=1):
+            where = f"line {r.line}: " if r.line is not None else f"session {n} of this batch: "
+            row["project"] = row["project"] and _in_record(inputs.project, row["project"], where, "Nothing was stored.")
         with self._write_lock:
             ids, matched = self._store.import_sessions(rows)
         return ImportResult(ids=ids, created=len(ids) - matched, duplicates=matched)
@@ -714,11 +717,13 @@ class MemoryService:
         text is already stored in its project is not stored again (its id is returned). Stored embeddings of
         the model in use are kept, others are computed."""
         limits = self._settings.limits
+        outcome = f"None of this batch's {len(records)} memories were stored." if len(records) > 1 else "Not stored."
         prepared: list[tuple[str, _Prepared]] = []
         for n, r in enumerate(records, start=1):
             item = MemoryInput(content=r.content, tags=r.tags, metadata=r.metadata, importance=r.importance)
-            where = f"memory {r.id if r.id is not None else n} of this batch: "
-            prepared.append((inputs.project(r.project), self._prepare(item, limits, where)))
+            where = f"line {r.line}: " if r.line is not None else f"memory {n} of this batch: "
+            project = _in_record(inputs.project, r.project, where, outcome)
+            prepared.append((project, self._prepare(item, limits, where, outcome)))
         index = self._wait_ready()
         model, dim = self._embedder.model_id, self._embedder.dim
         vectors = [r.vector(model, dim) for r in records]
@@ -814,6 +819,14 @@ class MemoryService:
             if purge:
                 self._purge()
         return ForgetResult(forgotten=len(doomed), ids=doomed[:1000])
+
+
+def _in_record(check: Callable[[str], str], value: str, where: str, outcome: str) -> str:
+    """``check(value)``, its refusal naming the record and what was stored."""
+    try:
+        return check(value)
+    except InvalidInputError as e:
+        raise InvalidInputError(f"{where}{e} {outcome}") from e
 
 
 def _memory_row(
