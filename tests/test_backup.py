@@ -1,5 +1,6 @@
 """Export, import and schema migration with the real model, a real DuckDB file and the real CLI."""
 
+import base64
 import gzip
 import json
 import shutil
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -17,9 +19,10 @@ from hebbian_memory.cli import main
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding import OnnxEmbedder
-from hebbian_memory.errors import InvalidInputError
+from hebbian_memory.errors import HebbianMemoryError, InvalidInputError
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import ImportResult, MemoryInput
+from hebbian_memory.sharing.ops import IMPORT
 from hebbian_memory.storage import Store
 from hebbian_memory.storage.schema import SCHEMA_VERSION
 from tests.helpers import shared_model_cache
@@ -151,6 +154,96 @@ def test_a_hand_written_file_imports_and_a_bad_line_is_named(tmp_path: Path, rea
         assert "[REDACTED:password]" in vpn.content
     finally:
         service.close()
+
+
+def bulk_file(path: Path, embedder: OnnxEmbedder, bad_line: int | None = None) -> None:
+    """1,500 memory lines (line n holds note n) with stored embeddings, so importing them embeds nothing;
+    ``bad_line``'s content is empty."""
+    vectors = np.random.default_rng(7).normal(size=(1500, embedder.dim)).astype("<f4")
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    lines = [
+        json.dumps(
+            {
+                "type": "memory",
+                "content": "" if n == bad_line else f"Bulk note {n} about the harbour.",
+                "embedding": base64.b64encode(vectors[n - 1].tobytes()).decode("ascii"),
+                "embedding_model": embedder.model_id,
+            }
+        )
+        for n in range(1, 1501)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+STOPPED_AT_1300 = (
+    "line 1300: content is empty. Send the text itself, not blank space. None of this batch's 500 memories were "
+    "stored. The import stopped after line 1000, having stored 1,000 memories, 0 links and 0 sessions; nothing "
+    "after line 1000 was stored. Fix that line and import the file again:"
+)
+
+
+def test_a_bad_line_deep_in_a_file_is_named_with_what_was_stored_before_it(
+    tmp_path: Path, real_embedder: OnnxEmbedder
+) -> None:
+    path, data = tmp_path / "bulk.jsonl", tmp_path / "data"
+    bulk_file(path, real_embedder, bad_line=1300)
+    result = CliRunner().invoke(main, ["--data-dir", str(data), "import", str(path)])
+    assert result.exit_code == 1
+    assert STOPPED_AT_1300 in " ".join(result.output.split())
+    service = open_service(data, real_embedder)
+    try:
+        assert service.stats().memories == 1000, "exactly what the message says"
+        assert service.recall("Bulk note 1000 about the harbour.", k=1).hits[0].content.startswith("Bulk note 1000")
+    finally:
+        service.close()
+
+    bulk_file(path, real_embedder)  # the line fixed
+    summary = json.loads(cli(data, "import", "--json", str(path)))
+    assert summary["created"]["memory"] == 500
+    assert summary["duplicates"]["memory"] == 1000, "what the first run stored is skipped, not stored twice"
+    service = open_service(data, real_embedder)
+    try:
+        assert service.stats().memories == 1500
+    finally:
+        service.close()
+
+
+def test_the_service_refuses_a_bad_line_naming_it_and_keeps_what_came_before(
+    tmp_path: Path, real_embedder: OnnxEmbedder
+) -> None:
+    path = tmp_path / "bulk.jsonl"
+    bulk_file(path, real_embedder, bad_line=1300)
+    service = open_service(tmp_path / "data", real_embedder)
+
+    async def send(kind: str, batch: list[dict[str, Any]]) -> ImportResult:
+        return IMPORT.run(service, {"kind": kind, "records": batch})
+
+    try:
+        with pytest.raises(HebbianMemoryError) as stopped:
+            anyio.run(portability.import_file, path, send)
+        assert STOPPED_AT_1300 in str(stopped.value)
+        assert service.stats().memories == 1000
+        bulk_file(path, real_embedder)
+        summary = anyio.run(portability.import_file, path, send)
+        assert (summary.created["memory"], summary.duplicates["memory"]) == (500, 1000)
+        assert service.stats().memories == 1500
+    finally:
+        service.close()
+
+
+def test_a_line_that_is_not_json_stops_the_import_with_what_was_stored(tmp_path: Path) -> None:
+    path = tmp_path / "notes.jsonl"
+    path.write_text(
+        "".join(f'{{"type": "memory", "content": "note {n}"}}\n' for n in range(1, 601)) + "{nope\n",
+        encoding="utf-8",
+    )
+
+    async def send(kind: str, batch: list[dict[str, Any]]) -> ImportResult:
+        return ImportResult(ids=list(range(len(batch))), created=len(batch), duplicates=0)
+
+    with pytest.raises(HebbianMemoryError, match="line 601: not JSON") as stopped:
+        anyio.run(portability.import_file, path, send)
+    assert "stopped after line 500, having stored 500 memories" in str(stopped.value)
 
 
 def test_export_is_a_consistent_snapshot_while_writers_carry_on(

@@ -223,9 +223,9 @@ def test_a_question_favours_memories_that_hold_the_kind_of_answer_it_asks_for(
         assert top_ids(service, other_question, k=2) == [plain_id, holding_id]
         found = top_ids(service, asking, k=2)
         assert found == ([holding_id, plain_id] if boost else [plain_id, holding_id])
-        assert service._answer_kinds.get(holding_id)  # pyright: ignore[reportPrivateUsage]
+        assert service._catalog.answer_kinds.get(holding_id)  # pyright: ignore[reportPrivateUsage]
         service.forget(ids=[holding_id])
-        assert not service._answer_kinds.get(holding_id)  # pyright: ignore[reportPrivateUsage]
+        assert not service._catalog.answer_kinds.get(holding_id)  # pyright: ignore[reportPrivateUsage]
     finally:
         service.close()
 

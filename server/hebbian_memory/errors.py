@@ -5,6 +5,7 @@ HebbianMemoryError                 base; ``str(err)`` is a message fit for the m
 ├── MemoryNotFoundError           ids that name no stored memory (``missing`` lists them)
 ├── ConfigError                   a setting, config file or environment variable is wrong
 ├── ModelError                    the embedding model is missing, damaged or failed to load
+├── ImportStoppedError            an import stopped part way; the message says where and what it stored
 └── StorageError                  the database cannot be used
     ├── DatabaseLockedError       another process (not one of ours) holds the database file
     └── DatabaseDamagedError      the database file is unreadable; never reset or overwritten
@@ -40,6 +41,10 @@ class ConfigError(HebbianMemoryError):
 
 class ModelError(HebbianMemoryError):
     """The embedding model could not be loaded or run."""
+
+
+class ImportStoppedError(HebbianMemoryError):
+    """An import stopped at a line; what came before it may have been stored, and the message says what."""
 
 
 class StorageError(HebbianMemoryError):

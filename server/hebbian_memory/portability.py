@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from hebbian_memory import files
-from hebbian_memory.errors import InvalidInputError, StorageError
+from hebbian_memory.errors import HebbianMemoryError, ImportStoppedError, InvalidInputError, StorageError
 from hebbian_memory.models import ExportResult, ImportResult
 from hebbian_memory.storage import Store, transfer
 from hebbian_memory.storage.schema import SCHEMA_VERSION
@@ -38,6 +38,9 @@ Time = Annotated[datetime, AfterValidator(_utc)]
 
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Set by the reader and sent along with the record, so the owner's refusal names the file's line.
+    line: int | None = Field(default=None, ge=1, exclude=True)
 
 
 class Header(_Record):
@@ -182,6 +185,7 @@ def parse(line: str, number: int) -> Header | Record | None:
     if not isinstance(data, dict):
         raise InvalidInputError(f"line {number}: expected a JSON object, got {type(data).__name__}.")
     kind = data.get("type")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    data["line"] = number
     try:
         if kind == "header":
             found = Header.model_validate(data)
@@ -236,6 +240,14 @@ class Remapper:
             return None
         return record.model_copy(update={"source_id": min(a, b), "target_id": max(a, b)})
 
+    def translate(self, record: Record) -> Record | None:
+        """The record with its references in the target's ids; None for a link whose ends were not imported."""
+        if isinstance(record, MemoryRecord):
+            return self.memory(record)
+        if isinstance(record, LinkRecord):
+            return self.link(record)
+        return record
+
     def learn(self, kind: str, old: list[int | None], new: list[int]) -> None:
         target = self.sessions if kind == "session" else self.memories
         for before, after in zip(old, new, strict=True):
@@ -253,47 +265,62 @@ class ImportSummary:
     redacted: int = 0
     orphan_links: int = 0
 
+    def stopped(self, error: HebbianMemoryError, last_line: int | None) -> ImportStoppedError:
+        """``error`` with what the import stored before it: every batch up to ``last_line`` (None: none)."""
+        if last_line is None:
+            return ImportStoppedError(f"{error} Nothing was stored. Fix that line and import the file again.")
+        made, skipped = self.created, self.duplicates
+        present = (
+            f" (and found {skipped['memory']:,} memories, {skipped['link']:,} links and {skipped['session']:,} "
+            "sessions already present)"
+            if any(skipped.values())
+            else ""
+        )
+        return ImportStoppedError(
+            f"{error} The import stopped after line {last_line}, having stored {made['memory']:,} memories, "
+            f"{made['link']:,} links and {made['session']:,} sessions{present}; nothing after line {last_line} "
+            "was stored. Fix that line and import the file again: memories and links already stored are skipped, "
+            "not stored twice."
+        )
+
 
 async def import_file(path: Path, send: Send, progress: Callable[[int], None] = lambda _done: None) -> ImportSummary:
     """Read the file at ``path`` and send its records in batches of one kind, ids translated as they go;
-    ``progress`` gets the bytes read so far after each batch. Safe to run again: duplicates are skipped."""
+    ``progress`` gets the bytes read so far after each batch. A bad line stops it with an error naming the line
+    and what earlier batches stored. Safe to run again: duplicates are skipped."""
     remap = Remapper()
     summary = ImportSummary()
     batch: list[Record] = []
+    last_line: int | None = None  # the last line of the last batch the owner took
 
     async def flush() -> None:
+        nonlocal last_line
         if not batch:
             return
         kind = batch[0].type
-        ready: list[Record] = []
-        for record in batch:
-            translated = (
-                remap.memory(record)
-                if isinstance(record, MemoryRecord)
-                else remap.link(record)
-                if isinstance(record, LinkRecord)
-                else record
-            )
-            if translated is not None:
-                ready.append(translated)
+        ready = [r for r in map(remap.translate, batch) if r is not None]
         if ready:
-            result = await send(kind, [r.model_dump(mode="json") for r in ready])
+            result = await send(kind, [{**r.model_dump(mode="json"), "line": r.line} for r in ready])
             summary.created[kind] += result.created
             summary.duplicates[kind] += result.duplicates
             summary.redacted += result.redacted
             if kind != "link":
                 remap.learn(kind, [getattr(r, "id", None) for r in ready], result.ids)
+        last_line = batch[-1].line
         batch.clear()
 
     done = 0
-    for done, record in read(path):
-        if isinstance(record, Header):
-            continue
-        if batch and (batch[0].type != record.type or len(batch) >= BATCH):
-            await flush()
-            progress(done)
-        batch.append(record)
-    await flush()
+    try:
+        for done, record in read(path):
+            if isinstance(record, Header):
+                continue
+            if batch and (batch[0].type != record.type or len(batch) >= BATCH):
+                await flush()
+                progress(done)
+            batch.append(record)
+        await flush()
+    except HebbianMemoryError as e:
+        raise summary.stopped(e, last_line) from e
     progress(done)
     summary.orphan_links = remap.orphan_links
     return summary

@@ -1,0 +1,39 @@
+"""Core: what every memory operation shares, handed by MemoryService to the classes that carry them out."""
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from hebbian_memory.catalog import Catalog
+from hebbian_memory.clock import Clock
+from hebbian_memory.config import Settings
+from hebbian_memory.embedding import Embedder
+from hebbian_memory.index import VectorIndex
+from hebbian_memory.learning import Learning, Pair
+from hebbian_memory.redaction import Redactor
+from hebbian_memory.storage import Store
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """The database, the caches beside it, the write lock that orders changes to both, and the warm-up gate."""
+
+    settings: Settings
+    store: Store
+    embedder: Embedder
+    clock: Clock
+    catalog: Catalog
+    learning: Learning
+    redactor: Redactor
+    lock: threading.RLock
+    wait_ready: Callable[[], VectorIndex]  # blocks until the warm-up is done; the vector index it opened
+
+    def learn(self, pairs: list[Pair], now: datetime) -> None:
+        self.learning.strengthen(self.store, pairs, now)
+
+    def apply_learning(self) -> None:
+        """Write what recalls taught (co-access pairs, access events); kept off the recall path."""
+        with self.lock:
+            self.learn(self.learning.take_pending(), self.clock.now())
+            self.store.record_events(self.learning.take_events())
