@@ -89,7 +89,7 @@ texts = st.one_of(
 dates = st.one_of(
     st.none(),
     st.sampled_from(["2024-05-01", "2024-05-01T14:30:00+02:00", "2024-02-30", "yesterday", "0001-01-01", "-1"]),
-    st.sampled_from(["2024-05-01T25:00", "", "9999-12-31", "2024-05-01T14:30:00Z"]),
+    st.sampled_from(["2024-05-01T25:00", "", "9999-12-31", "2024-05-01T14:30:00Z", "0001-01-01T00:00+01:00"]),
     st.text(max_size=25),
     junk,
 )
@@ -153,8 +153,11 @@ def calls(known: list[int]) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture
-def live(data_dir: Path, real_embedder: OnnxEmbedder) -> Iterator[tuple[Callable[..., Any], MemoryService]]:
-    """A running node and one MCP client session, driven from this (synchronous) test through a portal."""
+def live(
+    data_dir: Path, real_embedder: OnnxEmbedder
+) -> Iterator[tuple[Callable[..., Any], MemoryService, dict[str, dict[str, Any]]]]:
+    """A running node and one MCP client session, driven from this (synchronous) test through a portal; and the
+    tools' input schemas."""
     settings = load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
     node = build_node(settings, embedder=real_embedder)
     with (
@@ -168,7 +171,8 @@ def live(data_dir: Path, real_embedder: OnnxEmbedder) -> Iterator[tuple[Callable
         def call_tool(name: str, args: dict[str, Any]) -> CallToolResult:
             return portal.call(client.call_tool, name, args)
 
-        yield call_tool, service
+        listed = portal.call(client.list_tools)
+        yield call_tool, service, {tool.name: tool.input_schema for tool in listed.tools}
 
 
 def snapshot(service: MemoryService, path: Path) -> bytes:
@@ -177,9 +181,11 @@ def snapshot(service: MemoryService, path: Path) -> bytes:
 
 
 def test_every_tool_survives_hostile_arguments(
-    live: tuple[Callable[..., CallToolResult], MemoryService], tmp_path: Path, record_count: Callable[[str, int], None]
+    live: tuple[Callable[..., CallToolResult], MemoryService, dict[str, dict[str, Any]]],
+    tmp_path: Path,
+    record_count: Callable[[str, int], None],
 ) -> None:
-    call_tool, service = live
+    call_tool, service, _ = live
     known = [call_tool("remember", {"content": text}).structured_content["id"] for text in SEEDS]  # pyright: ignore[reportOptionalSubscript]
     counts = {"fuzz cases": 0, "fuzz cases rejected": 0, "rejections checked unchanged": 0}
 
@@ -222,3 +228,59 @@ def test_every_tool_survives_hostile_arguments(
     assert counts["fuzz cases rejected"] > CASES // 4, "the strategies must mostly probe bad input"
     for name, n in counts.items():
         record_count(name, n)
+
+
+# Values of the wrong JSON type for each schema type; lax parsing would turn most of them into valid ones
+# (true into the id 1, "2" into 2, "yes" into true).
+WRONG: dict[str, list[Any]] = {
+    "integer": [True, "2", 1.5],
+    "number": ["0.5", True],
+    "boolean": ["yes", "true", 1],
+    "string": [5, True],
+    "object": ["x", [1]],
+    "array:integer": [[True], ["2"], "3"],
+    "array:string": ["family", [1], [True]],
+    "array:object": [[{"content": 5}], [{"content": "ok", "importance": "0.9"}], [{"content": "ok", "tags": "x"}]],
+}
+
+
+def json_type(field: dict[str, Any], schema: dict[str, Any]) -> str:
+    options = [o for o in field.get("anyOf", [field]) if o.get("type") != "null"]
+    (field,) = options
+    if field.get("type") == "array":
+        items = field["items"]
+        if "$ref" in items:
+            items = schema["$defs"][items["$ref"].rsplit("/", 1)[1]]
+        return f"array:{items['type']}"
+    return field["type"]
+
+
+def test_every_argument_of_every_tool_refuses_a_wrong_json_type_and_changes_nothing(
+    live: tuple[Callable[..., CallToolResult], MemoryService, dict[str, dict[str, Any]]],
+    tmp_path: Path,
+    record_count: Callable[[str, int], None],
+) -> None:
+    call_tool, service, tools = live
+    known = [call_tool("remember", {"content": text}).structured_content["id"] for text in SEEDS]  # pyright: ignore[reportOptionalSubscript]
+    valid: dict[str, dict[str, Any]] = {
+        "remember": {"content": "A strictly typed memory."},
+        "remember_many": {"memories": [{"content": "A strictly typed batch."}]},
+        "recall": {"query": "tea"},
+        "associate": {"source_id": known[0], "target_ids": [known[1]]},
+        "forget": {"ids": [known[2]]},
+        "stats": {},
+    }
+    checked = 0
+    for name, base in valid.items():
+        schema = tools[name]
+        for argument, field in schema["properties"].items():
+            for wrong in WRONG[json_type(field, schema)]:
+                before = snapshot(service, tmp_path / "before.jsonl")
+                result = call_tool(name, {**base, argument: wrong})
+                assert result.is_error, f"{name}({argument}={wrong!r}) was accepted: {result.structured_content}"
+                assert argument in error_text(result), error_text(result)
+                assert "Nothing was done" in error_text(result)
+                assert snapshot(service, tmp_path / "after.jsonl") == before, f"{name}({argument}={wrong!r})"
+                checked += 1
+    assert known[0] in {m.id for m in service.get(known)}, "forget(ids=[true]) must not have deleted memory 1"
+    record_count("strict-type cases", checked)

@@ -67,3 +67,9 @@ def test_numbers_out_of_range_are_rejected() -> None:
     with pytest.raises(InvalidInputError, match="positive integers"):
         inputs.ids([3, 0], "ids", 10)
     assert inputs.ids([3, 1, 3], "ids", 10) == [3, 1]
+
+
+@pytest.mark.parametrize("raw", ["0001-01-01T00:00+01:00", "9999-12-31T23:59-05:00", "9999-12-31"])
+def test_dates_beyond_what_utc_can_hold_are_refused_with_the_range_to_use(raw: str) -> None:
+    with pytest.raises(InvalidInputError, match="between the years 1 and 9998"):
+        inputs.when(raw, "event_time")

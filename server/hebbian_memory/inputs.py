@@ -102,9 +102,15 @@ def when(value: str | datetime | None, name: str) -> datetime | None:
             raise InvalidInputError(f"{name} {value!r} is not a date. Use {_DATE_HINT}.") from e
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    if not 1 <= parsed.astimezone(UTC).year <= 9998:
-        raise InvalidInputError(f"{name} {value!r} is out of range. Use {_DATE_HINT}.")
-    return parsed.astimezone(UTC)
+    try:
+        utc = parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+01:00 is in year 0 in UTC
+        utc = None
+    if utc is None or not 1 <= utc.year <= 9998:
+        raise InvalidInputError(
+            f"{name} {value!r} is out of range: use a date between the years 1 and 9998, as {_DATE_HINT}."
+        )
+    return utc
 
 
 def ids(values: Sequence[int], name: str, maximum: int) -> list[int]:

@@ -11,7 +11,9 @@ class _Frozen(BaseModel):
 
 
 class MemoryInput(_Frozen):
-    """One memory to store, as remember_many takes it."""
+    """One memory to store, as remember_many takes it. Strict, like the tools' arguments: "0.9" is not a number."""
+
+    model_config = ConfigDict(frozen=True, strict=True)
 
     content: str = Field(description="The text to remember: one self-contained fact, note or event.")
     tags: list[str] | None = Field(default=None, description="Short labels for filtering later.")

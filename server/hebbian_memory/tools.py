@@ -8,7 +8,7 @@ from typing import Annotated, Any, TypeVar
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult, ListRootsResult, ToolAnnotations
-from pydantic import Field, ValidationError
+from pydantic import Field, Strict, ValidationError
 
 from hebbian_memory.errors import HebbianMemoryError
 from hebbian_memory.models import (
@@ -35,6 +35,12 @@ class AppContext:
 
 
 AppCtx = Context[AppContext, Any]
+# Arguments are strict, as JSON types: true is not the id 1, "2" is not 2, "yes" is not true (a wrong type gets
+# an error that says what to send; see tool_errors). An integer is still a number.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
 T = TypeVar("T")
 
 PROGRESS_STEP = 100  # remember_many stores larger batches in parts of this size, reporting progress after each
@@ -79,18 +85,18 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     async def remember(
         ctx: AppCtx,
         roots: Roots,
-        content: Annotated[str, Field(description="The text to remember: one self-contained fact, note or event.")],
+        content: Annotated[Str, Field(description="The text to remember: one self-contained fact, note or event.")],
         tags: Annotated[
-            list[str] | None, Field(description="Short labels for filtering later, e.g. ['project-x', 'decision'].")
+            list[Str] | None, Field(description="Short labels for filtering later, e.g. ['project-x', 'decision'].")
         ] = None,
         metadata: Annotated[
             dict[str, Any] | None, Field(description="Small JSON facts about the memory, e.g. {'speaker': 'Ana'}.")
         ] = None,
-        importance: Annotated[float, Field(description="0 (trivial) to 1 (vital); default 0.5.")] = 0.5,
+        importance: Annotated[Float, Field(description="0 (trivial) to 1 (vital); default 0.5.")] = 0.5,
         event_time: Annotated[
-            str | None, Field(description=f"When the remembered thing happened, if not now: {_DATE}.")
+            Str | None, Field(description=f"When the remembered thing happened, if not now: {_DATE}.")
         ] = None,
-        project: Annotated[str | None, Field(description=_PROJECT)] = None,
+        project: Annotated[Str | None, Field(description=_PROJECT)] = None,
     ) -> RememberResult:
         """Store a memory and return its id. Remembering identical text again returns the same id and
         reinforces that memory instead of storing a copy. The memory is recallable as soon as this returns."""
@@ -106,7 +112,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         ctx: AppCtx,
         roots: Roots,
         memories: Annotated[list[MemoryInput], Field(description="The memories to store, in order (up to 1000).")],
-        project: Annotated[str | None, Field(description=_PROJECT)] = None,
+        project: Annotated[Str | None, Field(description=_PROJECT)] = None,
     ) -> RememberManyResult:
         """Store many memories in one call (bulk import; much faster than one remember per memory). They are
         stored in the order given, as one episode. If any item is invalid, none is stored and the error names it.
@@ -127,19 +133,19 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     async def recall(
         ctx: AppCtx,
         roots: Roots,
-        query: Annotated[str, Field(description="What to look for, in words or as a question.")],
-        k: Annotated[int | None, Field(description="How many memories to return (1-100, default 10).")] = None,
-        tags: Annotated[list[str] | None, Field(description="Only memories carrying all of these tags.")] = None,
-        since: Annotated[str | None, Field(description=f"Only memories of events at or after this {_DATE}.")] = None,
-        until: Annotated[str | None, Field(description=f"Only memories of events at or before this {_DATE}.")] = None,
+        query: Annotated[Str, Field(description="What to look for, in words or as a question.")],
+        k: Annotated[Int | None, Field(description="How many memories to return (1-100, default 10).")] = None,
+        tags: Annotated[list[Str] | None, Field(description="Only memories carrying all of these tags.")] = None,
+        since: Annotated[Str | None, Field(description=f"Only memories of events at or after this {_DATE}.")] = None,
+        until: Annotated[Str | None, Field(description=f"Only memories of events at or before this {_DATE}.")] = None,
         token_budget: Annotated[
-            int | None,
+            Int | None,
             Field(description="Fit the hits into about this many tokens: the best that fit, up to k of them."),
         ] = None,
-        project: Annotated[str | None, Field(description=_PROJECT)] = None,
-        all_projects: Annotated[bool, Field(description="Search every project, not just this one.")] = False,
+        project: Annotated[Str | None, Field(description=_PROJECT)] = None,
+        all_projects: Annotated[Bool, Field(description="Search every project, not just this one.")] = False,
         min_relevance: Annotated[
-            float | None,
+            Float | None,
             Field(
                 description="Leave out hits below this relevance (0-1). Default: the server's setting. 0 returns "
                 "the k best matches however weak, e.g. to browse a topic."
@@ -173,10 +179,10 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     async def associate(
         ctx: AppCtx,
         roots: Roots,
-        source_id: Annotated[int, Field(description="Id of a memory (from remember or recall).")],
-        target_ids: Annotated[list[int], Field(description="Ids of the memories to link it to.")],
+        source_id: Annotated[Int, Field(description="Id of a memory (from remember or recall).")],
+        target_ids: Annotated[list[Int], Field(description="Ids of the memories to link it to.")],
         strength: Annotated[
-            float | None, Field(description="How strongly they belong together, above 0 up to 1 (default 0.5).")
+            Float | None, Field(description="How strongly they belong together, above 0 up to 1 (default 0.5).")
         ] = None,
     ) -> AssociateResult:
         """Link memories that belong together, or strengthen existing links (weights never pass 1).
@@ -193,12 +199,12 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     async def forget(
         ctx: AppCtx,
         roots: Roots,
-        ids: Annotated[list[int] | None, Field(description="Ids of the memories to delete.")] = None,
-        tags: Annotated[list[str] | None, Field(description="Delete memories carrying all of these tags.")] = None,
-        before: Annotated[str | None, Field(description=f"Delete memories stored before this {_DATE}.")] = None,
-        project: Annotated[str | None, Field(description=_PROJECT)] = None,
+        ids: Annotated[list[Int] | None, Field(description="Ids of the memories to delete.")] = None,
+        tags: Annotated[list[Str] | None, Field(description="Delete memories carrying all of these tags.")] = None,
+        before: Annotated[Str | None, Field(description=f"Delete memories stored before this {_DATE}.")] = None,
+        project: Annotated[Str | None, Field(description=_PROJECT)] = None,
         all_projects: Annotated[
-            bool, Field(description="Let tags and before select in every project, not just this one.")
+            Bool, Field(description="Let tags and before select in every project, not just this one.")
         ] = False,
     ) -> ForgetResult:
         """Permanently delete memories: their text, embeddings, index entries and links. Give at least one of
