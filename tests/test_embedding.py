@@ -7,10 +7,22 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
 from hebbian_memory.config import load_settings
 from hebbian_memory.embedding import TOKENIZER_DIR, OnnxEmbedder, verified_bundled_model
-from hebbian_memory.quantize import DIGEST_FILE, LOCK_FILE, MODEL_FILE, TIMEOUT_S, cached_model_dir, sha256_of
+from hebbian_memory.errors import ModelError
+from hebbian_memory.quantize import (
+    DIGEST_FILE,
+    FOLDER,
+    LOCK_FILE,
+    MODEL_FILE,
+    TIMEOUT_S,
+    cached_model_dir,
+    quantized_model_dir,
+    sha256_of,
+)
+from tests.planted import VICTIM_TEXT, assert_untouched
 
 
 def rss_mb() -> float:
@@ -125,6 +137,36 @@ def test_the_model_is_quantized_once_per_cache_and_again_when_damaged(tmp_path: 
     healed = OnnxEmbedder("default", tmp_path)
     np.testing.assert_allclose(healed.embed(TEXTS), expected, atol=1e-6)
     assert sha256_of(model) == (folder / DIGEST_FILE).read_text().strip()
+
+
+def test_a_link_planted_at_the_model_caches_lock_file_is_not_followed(tmp_path: Path) -> None:
+    """Opening the lock through a dangling link would create the file it names, wherever that is."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    elsewhere = tmp_path / "elsewhere.lock"
+    (cache / LOCK_FILE).symlink_to(elsewhere)
+
+    def packaged_model() -> Path:
+        raise AssertionError("nothing is quantized under a lock taken through a link")
+
+    with pytest.raises(ModelError, match=LOCK_FILE):
+        quantized_model_dir(cache, packaged_model, TOKENIZER_DIR)
+    assert not elsewhere.exists()
+
+
+def test_a_link_planted_at_the_model_folder_is_replaced_and_what_it_points_to_left_alone(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    victims = tmp_path / "victims"
+    victims.mkdir()
+    victim = victims / "notes.txt"
+    victim.write_text(VICTIM_TEXT)
+    (cache / FOLDER).symlink_to(victims, target_is_directory=True)
+    OnnxEmbedder("default", cache).load()
+    assert not (cache / FOLDER).is_symlink()
+    assert cached_model_dir(cache) == cache / FOLDER
+    assert sorted(victims.iterdir()) == [victim]
+    assert_untouched(victim)
 
 
 # One preparation as a server's first start does it, in a process of its own, logging what it did.

@@ -4,6 +4,7 @@ import numpy as np
 
 from hebbian_memory.config import Settings
 from hebbian_memory.index import VectorIndex
+from tests.planted import assert_private_regular_file, assert_untouched, plant_links
 
 DIM = 16
 
@@ -79,3 +80,29 @@ def test_search_returns_cosine_similarity_best_first(tmp_path: Path, settings: S
     assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
     index.remove([42])
     assert 42 not in {i for i, _ in index.search(_vectors([42])[0], 5)}
+
+
+def test_a_save_over_planted_links_writes_through_none_of_them(tmp_path: Path, settings: Settings) -> None:
+    """usearch opens its file by name: links planted at the index, its sidecar and their old temporary name
+    (``v.usearch.tmp``, used by both) are replaced, and the victim they point to is left alone."""
+    path = tmp_path / "v.usearch"
+    index, _ = _open(path, settings, [1, 2, 3])
+    victim = plant_links(path, "v.usearch.tmp", "v.usearch.json")
+    index.save()
+    assert_untouched(victim)
+    assert_private_regular_file(path)
+    assert_private_regular_file(tmp_path / "v.usearch.json")
+    again, outcome = _open(path, settings, [1, 2, 3])
+    assert outcome == "loaded", "the file and its sidecar are whole and agree"
+    assert again.search(_vectors([2])[0], 1)[0][0] == 2
+
+
+def test_a_save_removes_what_a_crashed_save_left_behind(tmp_path: Path, settings: Settings) -> None:
+    path = tmp_path / "v.usearch"
+    crashed = tmp_path / "v.usearch.0123456789abcdef.partial"
+    crashed.mkdir()
+    (crashed / "v.usearch").write_bytes(b"half an index")
+    (tmp_path / "v.usearch.json.fedcba9876543210.partial").write_text("{")
+    index, _ = _open(path, settings, [1, 2, 3])
+    index.save()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.usearch", "v.usearch.json"]

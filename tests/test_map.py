@@ -24,6 +24,7 @@ from hebbian_memory.embedding import OnnxEmbedder
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.storage import Store
+from tests.planted import assert_private_regular_file, assert_untouched, plant_links
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 FLAGS = [
@@ -218,14 +219,23 @@ def test_the_page_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
     page = tmp_path / "map.html"
     page.write_text("an older map")
     page.chmod(0o644)
-    leftover = tmp_path / "map.html.partial"  # a crash's leftover, world-readable
-    leftover.write_text("half a map")
-    leftover.chmod(0o644)
     data = graphmap.graph_data(export_file(tmp_path / "export.jsonl", [START], []), RULES, NOW)
     graphmap.write(page, data)
     assert stat.S_IMODE(page.stat().st_mode) == 0o600, "it holds the text of every memory, like an export"
     assert page_data(page.read_text(encoding="utf-8"))["nodes"][0]["label"] == "memory 1"
-    assert not leftover.exists()
+
+
+def test_map_o_replaces_links_planted_at_the_page_and_its_old_partial_name(settings: Settings, tmp_path: Path) -> None:
+    """Someone who can write into the page's folder plants links to a file of theirs (to read every memory) or of
+    the user's (to have it overwritten): the page replaces them, and what they point to is left alone."""
+    page = tmp_path / "shared" / "map.html"
+    page.parent.mkdir()
+    victim = plant_links(page, "map.html.partial")
+    result = CliRunner().invoke(main, ["--data-dir", str(settings.data_dir), "map", "-o", str(page)])
+    assert result.exit_code == 0, result.output
+    assert_untouched(victim)
+    assert_private_regular_file(page)
+    assert page_data(page.read_text(encoding="utf-8"))["total_memories"] == 0
 
 
 def test_no_count_in_the_page_text_is_written_without_choosing_singular_or_plural() -> None:

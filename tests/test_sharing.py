@@ -19,6 +19,7 @@ from hebbian_memory.sharing.node import Node
 from hebbian_memory.sharing.ops import FORGET, RECALL, REMEMBER_MANY
 from hebbian_memory.storage import Store
 from tests.helpers import FakeEmbedder, shared_model_cache
+from tests.planted import assert_private_regular_file, assert_untouched, plant_links
 
 pytestmark = pytest.mark.anyio
 
@@ -129,6 +130,22 @@ async def test_stale_files_from_a_killed_owner_are_cleaned_up(settings: Settings
             assert address is not None
             assert address.pid == os.getpid()
             assert await recalled_ids(n, "anything") == []
+
+
+async def test_the_owners_address_is_not_written_through_links_planted_in_the_data_dir(settings: Settings) -> None:
+    """owner.json holds the token that lets a client in: links planted at it and at its old temporary name
+    (owner.tmp) are replaced, never written through."""
+    data_dir = settings.data_dir
+    data_dir.mkdir(parents=True)
+    victim = plant_links(data_dir / ADDRESS_FILE, "owner.tmp")
+    with anyio.fail_after(10):
+        async with node(settings).running() as n:
+            assert n.role == "owner"
+            assert_untouched(victim)
+            assert_private_regular_file(data_dir / ADDRESS_FILE)
+            address = read_address(data_dir)
+            assert address is not None
+            assert address.pid == os.getpid()
 
 
 async def test_forwarding_over_loopback_tcp_needs_the_owners_token(data_dir: Path) -> None:

@@ -10,6 +10,7 @@ import hebbian_memory.storage
 from hebbian_memory.errors import DatabaseDamagedError, StorageError
 from hebbian_memory.storage import Link, NewMemory, Store
 from hebbian_memory.storage.schema import SCHEMA_VERSION, current_version
+from tests.planted import assert_private_regular_file, assert_untouched, plant_links
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -60,6 +61,29 @@ def test_deleting_a_memory_removes_its_links_and_events(tmp_path: Path) -> None:
     events = store._fetch("SELECT count(*) FROM access_events WHERE memory_id = ?", [a])  # pyright: ignore[reportPrivateUsage]
     assert events[0][0] == 0
     store.close()
+
+
+def test_a_purge_writes_its_copy_where_no_planted_link_reaches_and_leaves_it_owner_only(tmp_path: Path) -> None:
+    """DuckDB opens the purge's copy by name: it is made in a private folder, so a link planted at the copy's old
+    name (m.duckdb.purge) is never written through; the folder a crashed purge left is removed at the next open."""
+    path = tmp_path / "m.duckdb"
+    crashed = tmp_path / "m.duckdb.0123456789abcdef.partial"
+    crashed.mkdir()
+    (crashed / "m.duckdb").write_bytes(b"a copy of every memory, half made")
+    store = Store.open(path, NOW)
+    assert not crashed.exists()
+    victim = plant_links(tmp_path / "m.duckdb.purge")
+    try:
+        kept, gone = store.insert([_memory("kept"), _memory("secret to forget")], NOW)
+        store.delete([gone], purge_due=True)
+        store.purge()
+        assert set(store.get([kept, gone])) == {kept}
+    finally:
+        store.close()
+    assert_untouched(victim)
+    assert_private_regular_file(path)
+    assert b"secret to forget" not in path.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.duckdb", "m.duckdb.purge", "victim.txt"]
 
 
 def test_a_damaged_database_file_is_reported_by_name_and_left_untouched(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ crash between a database commit and an index save costs a few re-adds, never a w
 import hashlib
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -19,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from hebbian_memory import files
 from hebbian_memory._native import usearch_index
 from hebbian_memory.config import IndexSettings
 from hebbian_memory.embedding import Vectors
@@ -170,18 +170,18 @@ class VectorIndex:
             return np.asarray(self._index.get(np.asarray(ids, dtype=np.int64), dtype=np.float32), dtype=np.float32)
 
     def save(self) -> None:
-        """Write the index and its sidecar atomically (temp file, fsync, rename)."""
+        """Write the index and its sidecar atomically (owner-only, fsynced, renamed into place; see ``files``)."""
         with self._lock:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._path.with_suffix(self._path.suffix + ".tmp")
-            self._index.save(str(tmp))
-            with tmp.open("rb+") as f:
-                os.fsync(f.fileno())
-            sidecar = _Sidecar(self._model_id, self._dim, self._settings.dtype, tmp.stat().st_size, _digest(tmp))
-            # The old sidecar goes first: a crash in between leaves no sidecar, which means "rebuild", never a lie.
-            self._sidecar_path.unlink(missing_ok=True)
-            os.replace(tmp, self._path)
-            side_tmp = self._sidecar_path.with_suffix(".tmp")
-            side_tmp.write_text(json.dumps(asdict(sidecar)))
-            os.replace(side_tmp, self._sidecar_path)
+            for target in (self._path, self._sidecar_path):  # a crashed save's; only the data dir's owner saves
+                files.remove_leftovers(target)
+            # usearch opens its file by name, so it writes in a folder of our own, never at a name planted for it.
+            with files.private_folder(self._path) as folder:
+                tmp = folder / self._path.name
+                self._index.save(str(tmp))
+                sidecar = _Sidecar(self._model_id, self._dim, self._settings.dtype, tmp.stat().st_size, _digest(tmp))
+                # The old sidecar goes first: a crash in between leaves no sidecar: "rebuild", never a lie.
+                self._sidecar_path.unlink(missing_ok=True)
+                files.move_into_place(tmp, self._path)
+            files.write_private(self._sidecar_path, json.dumps(asdict(sidecar)))
             self._unsaved = 0

@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hebbian_memory import files
 from hebbian_memory.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,9 @@ def _derive(cache_dir: Path, folder: Path, source: Callable[[], Path], tokenizer
         (work / DIGEST_FILE).write_text(sha256_of(work / MODEL_FILE) + "\n")
         for name in (MODEL_FILE, DIGEST_FILE):
             _fsync(work / name)
-        if folder.exists():  # damaged (a whole one was returned above)
+        if folder.is_symlink():  # planted: the link goes, what it points to is left alone
+            folder.unlink()
+        elif folder.exists():  # damaged (a whole one was returned above)
             shutil.rmtree(folder)
         work.rename(folder)
         if os.name == "posix":  # a directory cannot be opened for fsync on Windows
@@ -130,7 +133,7 @@ def _derive(cache_dir: Path, folder: Path, source: Callable[[], Path], tokenizer
 def _locked(path: Path) -> Generator[None]:
     """Hold an exclusive lock on ``path`` (the kernel drops it if the process dies); waits up to TIMEOUT_S, as
     long as the holder's quantizing may take."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | files.NOFOLLOW, 0o600)  # a planted link fails, never followed
     try:
         deadline = time.monotonic() + TIMEOUT_S
         while not _try_lock(fd):

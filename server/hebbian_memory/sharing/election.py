@@ -10,6 +10,7 @@ from hashlib import blake2b
 from pathlib import Path
 from typing import Any, Literal
 
+from hebbian_memory import files
 from hebbian_memory.errors import StorageError
 
 LOCK_FILE = "owner.lock"
@@ -96,12 +97,8 @@ def new_token() -> str:
 
 def write_address(data_dir: Path, address: OwnerAddress) -> None:
     """Publish the owner's address atomically, readable by the user only."""
-    target = data_dir / ADDRESS_FILE
-    temporary = target.with_suffix(".tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(asdict(address), f)
-    os.replace(temporary, target)
+    # Never through a fixed temporary name: one planted as a link would hand the token to whoever planted it.
+    files.write_private(data_dir / ADDRESS_FILE, json.dumps(asdict(address)))
 
 
 def read_address(data_dir: Path) -> OwnerAddress | None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import duckdb
 
+from hebbian_memory import files
 from hebbian_memory.errors import DatabaseDamagedError, DatabaseLockedError, StorageError
 from hebbian_memory.storage import transfer
 from hebbian_memory.storage.core import PURGE_DUE
@@ -45,6 +46,7 @@ class Store(MemoryQueries, EpisodeQueries, LinkQueries, ImportQueries):
         except duckdb.Error as e:
             conn.close()
             raise _damaged(path, e) from e
+        files.remove_leftovers(path)  # an unfinished purge's folder; the open database keeps other purgers out
         return cls(conn, path)
 
     def close(self) -> None:

@@ -10,6 +10,8 @@ from typing import Any
 
 import duckdb
 
+from hebbian_memory import files
+
 SESSION_COLUMNS = ("id", "transport", "client_name", "client_version", "project", "started_at", "ended_at")
 MEMORY_COLUMNS = (
     "id",
@@ -179,23 +181,21 @@ class Purged:
 
 def purge(conn: duckdb.DuckDBPyConnection, path: Path) -> Purged:
     """Copy the database into a fresh file and swap it in, so deleted rows' bytes are gone from disk (DuckDB
-    leaves them in free blocks). ``conn`` is closed; the returned connection is open on the new file. A crash
-    before the swap leaves the old file whole (and a stale ``.purge`` file that the next purge replaces)."""
-    fresh = path.with_name(path.name + ".purge")
-    for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
-        leftover.unlink(missing_ok=True)
+    leaves them in free blocks). ``conn`` is closed; the returned connection is open on the new file. DuckDB opens
+    the copy by name, so it is made in a private folder beside the file (``files``), never at a name someone could
+    plant; a crash before the swap leaves the old file whole, and that folder, which the next start removes."""
     catalog = str(conn.execute("SELECT current_database()").fetchall()[0][0]).replace('"', '""')
     before = path.stat().st_size
     conn.execute("CHECKPOINT")
-    conn.execute(f"ATTACH '{_sql_string(fresh)}' AS hebbian_purge")
-    try:
-        conn.execute(f'COPY FROM DATABASE "{catalog}" TO hebbian_purge')
-    finally:
-        conn.execute("DETACH hebbian_purge")
-    with fresh.open("rb+") as f:
-        os.fsync(f.fileno())
-    conn.close()
-    os.replace(fresh, path)
+    with files.private_folder(path) as folder:
+        fresh = folder / path.name
+        conn.execute(f"ATTACH '{_sql_string(fresh)}' AS hebbian_purge")
+        try:
+            conn.execute(f'COPY FROM DATABASE "{catalog}" TO hebbian_purge')
+        finally:
+            conn.execute("DETACH hebbian_purge")
+        conn.close()
+        files.move_into_place(fresh, path)
     _fsync_dir(path.parent)
     return Purged(duckdb.connect(str(path)), before, path.stat().st_size)
 
