@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,11 +23,16 @@ import numpy.typing as npt
 from hebbian_memory._native import usearch_index
 from hebbian_memory.config import IndexSettings
 from hebbian_memory.embedding import Vectors
+from hebbian_memory.faults import fault
 
 log = logging.getLogger(__name__)
 
 Ids = npt.NDArray[np.int64]
 OpenOutcome = Literal["loaded", "repaired", "rebuilt"]
+INDEX_NOT_SAVED = (
+    "Nothing was lost: the database holds every memory, and the vector index (a cache of it) is complete in "
+    "memory; only its file is behind, and it is saved again by itself."
+)
 # Fetches the stored embeddings of the given ids, in the given order.
 VectorSource = Callable[[Sequence[int]], Vectors]
 
@@ -170,7 +176,21 @@ class VectorIndex:
             return np.asarray(self._index.get(np.asarray(ids, dtype=np.int64), dtype=np.float32), dtype=np.float32)
 
     def save(self) -> None:
-        """Write the index and its sidecar atomically (temp file, fsync, rename)."""
+        """Write the index and its sidecar atomically (temp file, fsync, rename). A disk that refuses it raises
+        ``StorageFaultError``; the file on disk is then the last one saved, and the changes stay unsaved."""
+        try:
+            self._save()
+        except (OSError, RuntimeError) as e:  # usearch reports a failed write as RuntimeError, without errno
+            error = fault(self._path, e, "saving the vector index", INDEX_NOT_SAVED)  # asked while the disk is full
+            for leftover in (
+                self._path.with_suffix(self._path.suffix + ".tmp"),
+                self._sidecar_path.with_suffix(".tmp"),
+            ):
+                with suppress(OSError):  # a partial copy would only hold space on a full disk
+                    leftover.unlink(missing_ok=True)
+            raise error from e
+
+    def _save(self) -> None:
         with self._lock:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self._path.with_suffix(self._path.suffix + ".tmp")
