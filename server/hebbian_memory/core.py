@@ -9,6 +9,7 @@ from hebbian_memory.catalog import Catalog
 from hebbian_memory.clock import Clock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import Embedder
+from hebbian_memory.errors import StorageFaultError
 from hebbian_memory.index import VectorIndex
 from hebbian_memory.learning import Learning, Pair
 from hebbian_memory.redaction import Redactor
@@ -33,7 +34,17 @@ class Core:
         self.learning.strengthen(self.store, pairs, now)
 
     def apply_learning(self) -> None:
-        """Write what recalls taught (co-access pairs, access events); kept off the recall path."""
+        """Write what recalls taught (co-access pairs, access events); kept off the recall path. What a disk
+        fault keeps from being written is kept to write next time."""
         with self.lock:
-            self.learn(self.learning.take_pending(), self.clock.now())
-            self.store.record_events(self.learning.take_events())
+            pairs, events = self.learning.take_pending(), self.learning.take_events()
+            try:
+                self.learn(pairs, self.clock.now())
+            except StorageFaultError:
+                self.learning.give_back(pairs, events)
+                raise
+            try:
+                self.store.record_events(events)
+            except StorageFaultError:
+                self.learning.give_back([], events)
+                raise

@@ -8,10 +8,14 @@ HebbianMemoryError                 base; ``str(err)`` is a message fit for the m
 ├── ImportStoppedError            an import stopped part way; the message says where and what it stored
 └── StorageError                  the database cannot be used
     ├── DatabaseLockedError       another process (not one of ours) holds the database file
-    └── DatabaseDamagedError      the database file is unreadable; never reset or overwritten
+    ├── DatabaseDamagedError      the database file is unreadable; never reset or overwritten
+    └── StorageFaultError         the disk refused a write: full, read-only or failing (``kind``); the
+                                  message says what the call changed and what to do
 """
 
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
 
 
 class HebbianMemoryError(Exception):
@@ -57,3 +61,23 @@ class DatabaseLockedError(StorageError):
 
 class DatabaseDamagedError(StorageError):
     """The database file exists but cannot be opened; it is left untouched."""
+
+
+FaultKind = Literal["full", "read-only", "io"]
+
+
+class StorageFaultError(StorageError):
+    """The disk refused to store something (full, read-only, failing). The server stays up, reads go on, and
+    writes resume by themselves once the disk takes them again."""
+
+    def __init__(self, kind: FaultKind, path: Path, problem: str, outcome: str, advice: str) -> None:
+        self.kind: FaultKind = kind
+        self.path = path
+        self.problem = problem  # what the disk refused, and why
+        self.outcome = outcome  # what the call changed
+        self.advice = advice  # what to do
+        super().__init__(f"{problem} {outcome} {advice}")
+
+    def with_outcome(self, outcome: str) -> "StorageFaultError":
+        """The same fault, told from the point of view of another call (what that call changed)."""
+        return StorageFaultError(self.kind, self.path, self.problem, outcome, self.advice)

@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -22,11 +23,16 @@ from hebbian_memory import files
 from hebbian_memory._native import usearch_index
 from hebbian_memory.config import IndexSettings
 from hebbian_memory.embedding import Vectors
+from hebbian_memory.faults import fault
 
 log = logging.getLogger(__name__)
 
 Ids = npt.NDArray[np.int64]
 OpenOutcome = Literal["loaded", "repaired", "rebuilt"]
+INDEX_NOT_SAVED = (
+    "Nothing was lost: the database holds every memory, and the vector index (a cache of it) is complete in "
+    "memory; only its file is behind, and it is saved again by itself."
+)
 # Fetches the stored embeddings of the given ids, in the given order.
 VectorSource = Callable[[Sequence[int]], Vectors]
 
@@ -170,7 +176,19 @@ class VectorIndex:
             return np.asarray(self._index.get(np.asarray(ids, dtype=np.int64), dtype=np.float32), dtype=np.float32)
 
     def save(self) -> None:
-        """Write the index and its sidecar atomically (owner-only, fsynced, renamed into place; see ``files``)."""
+        """Write the index and its sidecar atomically (owner-only, fsynced, renamed into place; see ``files``). A
+        disk that refuses it raises ``StorageFaultError``; the file on disk is then the last one saved, and the
+        changes stay unsaved."""
+        try:
+            self._save()
+        except (OSError, RuntimeError) as e:  # usearch reports a failed write as RuntimeError, without errno
+            error = fault(self._path, e, "saving the vector index", INDEX_NOT_SAVED)  # asked while the disk is full
+            for target in (self._path, self._sidecar_path):
+                with suppress(OSError):  # a partial copy would only hold space on a full disk
+                    files.remove_leftovers(target)
+            raise error from e
+
+    def _save(self) -> None:
         with self._lock:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             for target in (self._path, self._sidecar_path):  # a crashed save's; only the data dir's owner saves

@@ -212,3 +212,8 @@ class Learning:
     def take_events(self) -> list[tuple[int, int | None, str, datetime]]:
         events, self._events = self._events, []
         return events
+
+    def give_back(self, pairs: Sequence[Pair], events: Sequence[tuple[int, int | None, str, datetime]]) -> None:
+        """Taken pairs and events the disk refused, kept (ahead of newer ones) to write next time."""
+        self._pending[:0] = pairs
+        self._events[:0] = events

@@ -23,7 +23,7 @@ from hebbian_memory.clock import Clock
 from hebbian_memory.config import Settings
 from hebbian_memory.core import Core
 from hebbian_memory.embedding import Embedder
-from hebbian_memory.errors import HebbianMemoryError, MemoryNotFoundError
+from hebbian_memory.errors import HebbianMemoryError, MemoryNotFoundError, StorageFaultError
 from hebbian_memory.forgetting import Forgetter
 from hebbian_memory.index import VectorIndex
 from hebbian_memory.learning import Learning
@@ -54,6 +54,7 @@ WARM_UP_TIMEOUT_S = 600.0
 DEFAULT_PROJECT = inputs.DEFAULT_PROJECT
 _MODEL_META_KEY = "embedding_model"
 KEYWORD_BATCH = 5000
+REFUSED = "This call was not carried out: it changed nothing, and nothing stored before was lost."
 # A long warm-up step's progress: (stage, done, total).
 Progress = Callable[[str, int, int], None]
 
@@ -113,6 +114,8 @@ class MemoryService:
         self._warming = self._closed = False
         self._warm_up_error: HebbianMemoryError | None = None
         self._last_save = time.monotonic()
+        # A background write (flush) the disk refused: retried by every flush, and before every write call.
+        self._fault: StorageFaultError | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------------
 
@@ -147,10 +150,7 @@ class MemoryService:
                 rebuild=rebuild or reembed,
             )
             self._index = index
-            if outcome != "loaded":
-                index.save()
-            if self._store.get_meta(PURGE_DUE):  # a forget whose purge a crash cut short
-                self._forgetter.purge()
+            self._save_and_purge_at_start(index, outcome != "loaded")
             done = 0
             for docs in self._store.iter_documents(KEYWORD_BATCH):
                 self._catalog.index_documents(docs)
@@ -172,6 +172,18 @@ class MemoryService:
         finally:
             self._ready.set()
 
+    def _save_and_purge_at_start(self, index: VectorIndex, save: bool) -> None:
+        """Save a rebuilt index and finish a purge a crash cut short; a disk refusing them does not stop the start:
+        both are retried by the flush loop, and reads work meanwhile."""
+        try:
+            if save:
+                index.save()
+            if self._store.get_meta(PURGE_DUE):  # a forget whose purge a crash cut short
+                self._forgetter.purge()
+        except StorageFaultError as e:
+            log.error("at start: %s", e)
+            self._fault = self._forgetter.unfinished = e
+
     def _reembed_if_model_changed(self, report: Progress, everything: bool = False) -> None:
         model_id = self._embedder.model_id
         stale = self._store.models_in_use() - {model_id}
@@ -184,7 +196,8 @@ class MemoryService:
                 self._store.replace_embeddings({mid: v for (mid, _), v in zip(batch, vectors, strict=True)}, model_id)
                 done += len(batch)
                 report("re-embedding", done, total)
-        self._store.set_meta(_MODEL_META_KEY, model_id)
+        if self._store.get_meta(_MODEL_META_KEY) != model_id:  # no write at a plain start: the disk may be full
+            self._store.set_meta(_MODEL_META_KEY, model_id)
 
     def _wait_ready(self) -> VectorIndex:
         if not self._ready.wait(WARM_UP_TIMEOUT_S):
@@ -196,8 +209,29 @@ class MemoryService:
 
     def flush(self, force: bool = False) -> None:
         """Record buffered access events; save the vector index if enough changes or time have accumulated
-        (or always, with ``force``)."""
+        (or always, with ``force``); finish a forget a disk fault cut short. A disk refusing this raises
+        StorageFaultError (nothing is lost: it is all kept to write later) and the next write call tries first."""
+        try:
+            self._flush(force or self._fault is not None)
+        except StorageFaultError as e:
+            self._fault = e
+            raise
+        if self._fault is not None:
+            log.warning("the disk takes writes again; what was pending is written")
+            self._fault = None
+
+    def _writable(self) -> None:
+        """Before a write: a background write the disk refused is tried again; if it still fails, so does this
+        call, before it changes anything."""
+        if self._fault is not None:
+            try:
+                self.flush(force=True)
+            except StorageFaultError as e:
+                raise e.with_outcome(REFUSED) from e
+
+    def _flush(self, force: bool) -> None:
         self._core.apply_learning()
+        self._forgetter.finish()
         index = self._index
         if index is None or index.unsaved_changes == 0:
             return
@@ -222,6 +256,8 @@ class MemoryService:
             self._ready.set()
         try:
             self.flush(force=True)
+        except StorageFaultError as e:  # the database keeps every memory; the index is reconciled at the next start
+            log.error("closing with unsaved changes: %s", e)
         finally:
             self._store.close()
 
@@ -273,6 +309,8 @@ class MemoryService:
         validate_only: bool = False,
     ) -> list[RememberResult]:
         """Store many memories at once (see remembering); one bad item stores none."""
+        if not validate_only:
+            self._writable()
         return self._rememberer.remember_many(items, session_id, project, validate_only)
 
     def recall(
@@ -298,6 +336,7 @@ class MemoryService:
         strength: float | None = None,
         session_id: int | None = None,
     ) -> AssociateResult:
+        self._writable()
         return self._linker.associate(source_id, target_ids, strength, session_id)
 
     def forget(
@@ -309,10 +348,14 @@ class MemoryService:
     ) -> ForgetResult:
         """Delete every memory matching all given criteria, from the database and both indexes. Ids name
         memories in any project; tags and before select only within ``project`` (None: in every project)."""
-        return self._forgetter.forget(ids, tags, before, project)
+        self._writable()
+        result = self._forgetter.forget(ids, tags, before, project)
+        self._fault = self._fault or self._forgetter.unfinished
+        return result
 
     def consolidate(self) -> ConsolidateResult:
         """One consolidation pass now: decay, tiers, pruning, replay (see maintenance)."""
+        self._writable()
         return self._upkeep.consolidate()
 
     def stats(self) -> StatsResult:
@@ -343,12 +386,15 @@ class MemoryService:
         return self._archive.export(path)
 
     def import_sessions(self, records: Sequence[SessionRecord]) -> ImportResult:
+        self._writable()
         return self._archive.import_sessions(records)
 
     def import_memories(self, records: Sequence[MemoryRecord]) -> ImportResult:
         """Memories from an export file, checked and redacted like remember's; duplicates return the stored id."""
+        self._writable()
         return self._archive.import_memories(records)
 
     def import_links(self, records: Sequence[LinkRecord]) -> ImportResult:
         """Links whose ends are stored (ids already translated); an existing link is left as it is."""
+        self._writable()
         return self._archive.import_links(records)

@@ -110,6 +110,10 @@ class AssociateResult(_Frozen):
 class ForgetResult(_Frozen):
     forgotten: int = Field(description="How many memories were deleted.")
     ids: list[int] = Field(description="Their ids (at most the first 1000).")
+    note: str | None = Field(
+        default=None,
+        description="Set when the disk refused part of the clean-up after the delete: what is still pending.",
+    )
 
 
 class StatsResult(_Frozen):

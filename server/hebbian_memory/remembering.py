@@ -11,7 +11,7 @@ import numpy as np
 from hebbian_memory import inputs
 from hebbian_memory.config import LimitSettings
 from hebbian_memory.core import Core
-from hebbian_memory.errors import InvalidInputError
+from hebbian_memory.errors import InvalidInputError, StorageFaultError
 from hebbian_memory.models import MemoryInput, RememberResult
 from hebbian_memory.redaction import Redactor
 from hebbian_memory.storage import Chain, NewMemory
@@ -49,6 +49,16 @@ def prepare(item: MemoryInput, limits: LimitSettings, redactor: Redactor, where:
         )
     except InvalidInputError as e:
         raise InvalidInputError(f"{where}{e} {outcome}") from e
+
+
+def _partly_done(created: Mapping[str, int], reinforced: Sequence[int]) -> str:
+    """What a remember the disk cut short after its insert did store (the insert is one transaction)."""
+    stored = f"new memories were stored, ids {sorted(created.values())}" if created else "no new memory was stored"
+    again = f", memories {reinforced} were reinforced" if reinforced else ""
+    return (
+        f"Part of this call was done: {stored}{again}; reinforcing the memories already stored stopped there. "
+        "Calling again with the same items is safe: stored ones return their id."
+    )
 
 
 class Rememberer:
@@ -148,7 +158,10 @@ class Rememberer:
             answered.add(memory_id)
             results.append(RememberResult(id=memory_id, created=first, redacted=list(p.redacted)))
             if not first:
-                core.store.reinforce(memory_id, p.tags, p.importance, session_id, now)
+                try:
+                    core.store.reinforce(memory_id, p.tags, p.importance, session_id, now)
+                except StorageFaultError as e:
+                    raise e.with_outcome(_partly_done(created, reinforced)) from e
                 reinforced.append(memory_id)
         if reinforced and core.settings.plasticity.enabled:  # stating a known fact again is using it
             core.learn(core.learning.used(session_id, reinforced, None, now), now)

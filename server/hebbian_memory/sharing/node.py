@@ -287,19 +287,49 @@ async def _warm_up(service: MemoryService, load_model: bool) -> None:
     await anyio.to_thread.run_sync(lambda: service.warm_up(load_model=load_model), abandon_on_cancel=True)
 
 
+class _Complaint:
+    """A background loop's failures, logged once each until the loop succeeds again (a full disk would
+    otherwise log every 5 s)."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._last: str | None = None
+
+    def failed(self, error: Exception) -> None:
+        if str(error) != self._last:
+            log.error("%s failed (retried by itself): %s", self._what, error)
+            self._last = str(error)
+
+    def succeeded(self) -> None:
+        if self._last is not None:
+            log.warning("%s works again", self._what)
+            self._last = None
+
+
 async def _flush_loop(service: MemoryService) -> None:
+    """Writes what recalls taught and saves the vector index. A disk fault must not end the process: it is
+    logged once, the service keeps what it could not write, and the next write call reports it."""
+    complaint = _Complaint("saving in the background")
     while True:
         await anyio.sleep(FLUSH_INTERVAL_S)
-        await anyio.to_thread.run_sync(service.flush)
+        try:
+            await anyio.to_thread.run_sync(service.flush)
+        except (HebbianMemoryError, OSError) as e:
+            complaint.failed(e)
+        else:
+            complaint.succeeded()
 
 
 async def _consolidation_loop(service: MemoryService, interval_s: float) -> None:
     """Consolidation passes in the background, every interval (decay is by elapsed time, so a late pass
     catches up). Each pass is a few short transactions under the write lock; cancelling between them is safe."""
+    complaint = _Complaint("consolidation")
     while True:
         await anyio.sleep(interval_s)
         try:
             report = await anyio.to_thread.run_sync(service.consolidate)
             log.info("consolidation: %s", report)
-        except HebbianMemoryError as e:  # e.g. the model failed to load: nothing to consolidate
-            log.warning("consolidation skipped: %s", e)
+        except (HebbianMemoryError, OSError) as e:  # e.g. the model failed to load, or the disk is full
+            complaint.failed(e)
+        else:
+            complaint.succeeded()

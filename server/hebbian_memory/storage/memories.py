@@ -225,8 +225,8 @@ class MemoryQueries(StoreCore):
         return [int(r[0]) for r in self._fetch(f"SELECT id FROM memories WHERE {where} ORDER BY id", params)]
 
     def delete(self, ids: Sequence[int], purge_due: bool = False) -> None:
-        """Delete memories with their links and access events, then checkpoint so no text lingers in the WAL.
-        With ``purge_due``, the same transaction notes that the file still holds the deleted bytes (see
+        """Delete memories with their links and access events (forget then checkpoints, so no text lingers in the
+        WAL). With ``purge_due``, the same transaction notes that the file still holds the deleted bytes (see
         :meth:`purge`), so a crash before the purge is caught up at the next start."""
         if not ids:
             return
@@ -240,8 +240,6 @@ class MemoryQueries(StoreCore):
             )
             c.execute("DELETE FROM access_events WHERE memory_id IN (SELECT unnest(?))", [id_list])
             c.execute("DELETE FROM memories WHERE id IN (SELECT unnest(?))", [id_list])
-        with self._lock:
-            self._conn.execute("CHECKPOINT")
 
 
 def _filters(f: Filters) -> tuple[str, list[object]]:

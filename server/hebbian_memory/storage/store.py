@@ -1,6 +1,8 @@
 """The Store: one owned DuckDB connection, its lifecycle (open, close, purge) and the query classes it joins.
 Every SQL statement is in storage/. DuckDB is the source of truth."""
 
+import logging
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -8,14 +10,23 @@ from typing import Any
 import duckdb
 
 from hebbian_memory import files
-from hebbian_memory.errors import DatabaseDamagedError, DatabaseLockedError, StorageError
+from hebbian_memory.errors import DatabaseDamagedError, DatabaseLockedError, StorageError, StorageFaultError
+from hebbian_memory.faults import fault
 from hebbian_memory.storage import transfer
-from hebbian_memory.storage.core import PURGE_DUE
+from hebbian_memory.storage.core import NOTHING_CHANGED, PURGE_DUE
 from hebbian_memory.storage.episodes import EpisodeQueries
 from hebbian_memory.storage.imports import ImportQueries
 from hebbian_memory.storage.links import LinkQueries
 from hebbian_memory.storage.memories import MemoryQueries
 from hebbian_memory.storage.schema import migrate
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_FAILED = (
+    "The change itself is saved (in the database's write-ahead log), but that log could not be folded into the "
+    "database file yet; it is, by itself, once the disk takes writes again."
+)
+PURGE_FAILED = "The database file was left as it was (whole); its rewrite is retried by itself."
 
 
 class Store(MemoryQueries, EpisodeQueries, LinkQueries, ImportQueries):
@@ -50,19 +61,34 @@ class Store(MemoryQueries, EpisodeQueries, LinkQueries, ImportQueries):
         return cls(conn, path)
 
     def close(self) -> None:
+        """Checkpoint and close. A disk refusing the checkpoint loses nothing: the WAL is replayed at the next open."""
         with self._lock:
             try:
-                self._conn.execute("CHECKPOINT")
+                self._checkpoint(NOTHING_CHANGED)
+            except StorageFaultError as e:
+                log.error("closing the database without a checkpoint: %s", e)
             finally:
-                self._conn.close()
+                with suppress(duckdb.Error):
+                    self._conn.close()
+
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file (forget: so no deleted text lingers in the log)."""
+        self._checkpoint(CHECKPOINT_FAILED)
 
     def purge(self) -> tuple[int, int]:
-        """Rewrite the file so deleted rows leave no bytes behind; (size before, size after)."""
+        """Rewrite the file so deleted rows leave no bytes behind; (size before, size after). A disk that refuses
+        it leaves the old file in use, whole, with ``purge_due`` still set."""
         with self._file_lock, self._lock:
-            done = transfer.purge(self._conn, self.path)
+            self._usable(write=True)
+            try:
+                done = transfer.purge(self._conn, self.path)
+            except (duckdb.Error, OSError) as e:
+                transfer.discard_purge(self.path)  # a half-written copy would only take space
+                self._reopen()  # the purge may have closed the connection, or the failure invalidated it
+                raise fault(self.path, e, "rewriting the database file (the purge)", PURGE_FAILED) from e
             self._conn = done.connection
             self._conn.execute("DELETE FROM meta WHERE key = ?", [PURGE_DUE])
-            self._conn.execute("CHECKPOINT")
+            self._checkpoint(CHECKPOINT_FAILED)
             return done.bytes_before, done.bytes_after
 
     def get_meta(self, key: str) -> str | None:

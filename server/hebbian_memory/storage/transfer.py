@@ -3,6 +3,7 @@
 import json
 import os
 from collections.abc import Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -198,6 +199,14 @@ def purge(conn: duckdb.DuckDBPyConnection, path: Path) -> Purged:
         files.move_into_place(fresh, path)
     _fsync_dir(path.parent)
     return Purged(duckdb.connect(str(path)), before, path.stat().st_size)
+
+
+def discard_purge(path: Path) -> None:
+    """Remove what an unfinished purge of ``path`` left (its copy and the copy's WAL)."""
+    fresh = path.with_name(path.name + ".purge")
+    for leftover in (fresh, fresh.with_name(fresh.name + ".wal")):
+        with suppress(OSError):
+            leftover.unlink(missing_ok=True)
 
 
 def _sql_string(path: Path) -> str:
