@@ -50,7 +50,7 @@ def data_dir(settings: Settings) -> Check:
             "data dir",
             False,
             f"{folder} is readable by others (mode {mode:o}); memories are private",
-            f"chmod 700 {folder}",
+            f"chmod 700 {folder} (a server or command started on it does this itself, if the folder is yours)",
         )
     if not os.access(folder, os.W_OK):
         return Check("data dir", False, f"{folder} is not writable", f"Give yourself write access to {folder}.")

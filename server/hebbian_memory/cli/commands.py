@@ -157,12 +157,17 @@ def reindex(ctx: click.Context, reembed: bool, as_json: bool) -> None:
     this is for doing it now, or re-embedding.)"""
     import contextlib
 
+    from hebbian_memory.files import private_dir
     from hebbian_memory.memory import MemoryService
     from hebbian_memory.sharing.election import OwnerLock
     from hebbian_memory.sharing.node import build_embedder, settings_clock
     from hebbian_memory.storage import Store
 
     settings = settings_of(ctx)
+    try:
+        private_dir(settings.data_dir)
+    except HebbianMemoryError as e:
+        raise click.ClickException(str(e)) from e
     lock = OwnerLock(settings.data_dir)
     if not lock.try_acquire():
         raise click.ClickException(
