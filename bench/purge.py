@@ -22,8 +22,8 @@ from hebbian_memory.storage import NewMemory, Store
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 
 
-def measure(n: int, folder: Path) -> dict[str, float]:
-    store = Store.open(folder / "memory.duckdb", NOW)
+def fill(store: Store, n: int) -> None:
+    """N memories of chat-turn length with random 384-dim embeddings, 5,000 to a transaction."""
     rng = np.random.default_rng(0)
     for start in range(0, n, 5000):
         rows = [
@@ -41,6 +41,11 @@ def measure(n: int, folder: Path) -> dict[str, float]:
             for i in range(start, min(n, start + 5000))
         ]
         store.insert(rows, NOW)
+
+
+def measure(n: int, folder: Path) -> dict[str, float]:
+    store = Store.open(folder / "memory.duckdb", NOW)
+    fill(store, n)
     store.delete([1], purge_due=True)
     started = time.perf_counter()
     before, after = store.purge()

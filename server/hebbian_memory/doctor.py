@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import DEFAULT_MODEL, TOKENIZER_DIR, verified_bundled_model
-from hebbian_memory.errors import HebbianMemoryError
+from hebbian_memory.errors import DatabaseDamagedError, HebbianMemoryError
 from hebbian_memory.models import StatsResult
 from hebbian_memory.quantize import TOKENIZER_FILES, cached_model_dir
 from hebbian_memory.sharing.election import ADDRESS_FILE, read_address
@@ -50,7 +50,7 @@ def data_dir(settings: Settings) -> Check:
             "data dir",
             False,
             f"{folder} is readable by others (mode {mode:o}); memories are private",
-            f"chmod 700 {folder}",
+            f"chmod 700 {folder} (a server or command started on it does this itself, if the folder is yours)",
         )
     if not os.access(folder, os.W_OK):
         return Check("data dir", False, f"{folder} is not writable", f"Give yourself write access to {folder}.")
@@ -75,6 +75,13 @@ def owner(settings: Settings) -> Check:
 
 def database(stats: StatsResult | None, error: HebbianMemoryError | None, path: Path) -> list[Check]:
     """The database and both indexes, as the owner reported them (or the error that stopped it)."""
+    if isinstance(error, DatabaseDamagedError):
+        fix = (
+            f"Stop every server on this data dir, move the file aside (mv {path} {path}.damaged; keep it), then "
+            "`hebbian-memory import <your latest export file>`; without an export, the next start begins an empty "
+            "memory."
+        )
+        return [Check("database", False, str(error), fix)]
     if error is not None or stats is None:
         return [Check("database", False, str(error), "See the message: it names the file and how to restore it.")]
     checks = [Check("database", True, f"{path}: {stats.memories} memories, {stats.links} links")]

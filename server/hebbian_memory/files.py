@@ -7,17 +7,25 @@ O_CREAT|O_EXCL|O_NOFOLLOW (owner-only, under a random name, so a planted name fa
 written, fsynced and renamed over the target. rename replaces a symlink at the target itself and never writes
 through it: an export aimed at a link replaces the link. Writers that open files by name themselves (usearch,
 DuckDB) get a fresh owner-only folder beside the target instead, and their file is moved out of it.
+
+`private_dir` keeps the data dir itself reachable by its owner only.
 """
 
+import logging
 import os
 import re
 import secrets
 import shutil
+import stat
 import sys
 from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
+
+from hebbian_memory.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 PRIVATE = 0o600
 # Windows has neither O_NOFOLLOW (a symlink there needs a privilege) nor a POSIX text mode without O_BINARY.
@@ -100,3 +108,32 @@ def remove_leftovers(target: Path) -> None:
             shutil.rmtree(entry.path, ignore_errors=True)
         else:
             Path(entry.path).unlink(missing_ok=True)  # a link itself, never what it points to
+
+
+def private_dir(folder: Path) -> None:
+    """Make ``folder`` (created if missing) reachable by its owner only. One that others may enter is tightened to
+    0700 when it is ours, with a warning, and so are our files in it (made before this: a WAL or index is read by
+    whoever can reach it); another user's is refused. Raises StorageError."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name == "nt":  # no modes: a Windows profile folder is private by its ACL
+        return
+    found = folder.stat()
+    mode = stat.S_IMODE(found.st_mode)
+    if not mode & 0o077:
+        return
+    if found.st_uid != os.geteuid():
+        raise StorageError(
+            f"The data dir {folder} lets other users in (mode {mode:o}) and belongs to another user (uid "
+            f"{found.st_uid}), so this server cannot make it private. Its owner can run `chmod 700 {folder}`; or "
+            "point this server at a folder of your own (--data-dir or HEBBIAN_MEMORY_DATA_DIR)."
+        )
+    os.chmod(folder, 0o700)  # first, so nothing new appears in it meanwhile
+    opened: list[str] = []
+    for entry in folder.iterdir():
+        inside = entry.lstat()  # a symbolic link is left alone: chmod would follow it
+        ours = (stat.S_ISREG(inside.st_mode) or stat.S_ISSOCK(inside.st_mode)) and inside.st_uid == found.st_uid
+        if ours and stat.S_IMODE(inside.st_mode) & 0o077:
+            os.chmod(entry, stat.S_IMODE(inside.st_mode) & 0o700)
+            opened.append(entry.name)
+    files = f" and its files {', '.join(sorted(opened))} to owner-only" if opened else ""
+    log.warning("the data dir %s let other users in (mode %o): changed it to 0700%s", folder, mode, files)

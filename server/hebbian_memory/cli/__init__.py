@@ -1,5 +1,7 @@
 """Command line: the ``hebbian-memory`` group and its subcommands (serving in ``serve``, the rest one-off)."""
 
+import os
+
 import click
 
 from hebbian_memory import __version__
@@ -20,6 +22,9 @@ def main(ctx: click.Context) -> None:
     """hebbian-memory: long-term memory for MCP clients. With no command, serves MCP over stdio.
 
     The options below also work after a command's name (where they win over the same option before it)."""
+    # Every file this process makes is its user's alone: DuckDB and usearch create theirs with the default mode
+    # (DuckDB a new WAL after each checkpoint), and what they hold are memories.
+    os.umask(0o077)
     if ctx.invoked_subcommand is None:
         ctx.invoke(serve)
 

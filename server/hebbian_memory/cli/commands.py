@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hebbian_memory.cli.common import JSON_OPTION, call, settings_of, shared_options
+from hebbian_memory.cli.common import JSON_OPTION, call, our_error, settings_of, shared_options
 from hebbian_memory.errors import HebbianMemoryError
 
 if TYPE_CHECKING:
@@ -131,7 +131,9 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     try:
         stats_result = call(settings, STATS)
     except click.ClickException as e:
-        error = HebbianMemoryError(e.message)
+        error = (our_error(e.__cause__) if e.__cause__ else None) or HebbianMemoryError(e.message)
+    except Exception as e:  # doctor reports what it finds, never a traceback
+        error = HebbianMemoryError(f"{type(e).__name__}: {e}")
     found += checks.database(stats_result, error, settings.data_dir / "memory.duckdb")
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(c) for c in found], indent=2))
@@ -155,12 +157,17 @@ def reindex(ctx: click.Context, reembed: bool, as_json: bool) -> None:
     this is for doing it now, or re-embedding.)"""
     import contextlib
 
+    from hebbian_memory.files import private_dir
     from hebbian_memory.memory import MemoryService
     from hebbian_memory.sharing.election import OwnerLock
     from hebbian_memory.sharing.node import build_embedder, settings_clock
     from hebbian_memory.storage import Store
 
     settings = settings_of(ctx)
+    try:
+        private_dir(settings.data_dir)
+    except HebbianMemoryError as e:
+        raise click.ClickException(str(e)) from e
     lock = OwnerLock(settings.data_dir)
     if not lock.try_acquire():
         raise click.ClickException(

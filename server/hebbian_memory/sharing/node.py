@@ -16,6 +16,7 @@ from hebbian_memory.clock import Clock, ManualClock, SystemClock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import Embedder, OnnxEmbedder
 from hebbian_memory.errors import DatabaseLockedError, HebbianMemoryError, StorageError
+from hebbian_memory.files import private_dir
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.sharing.election import (
     OwnerAddress,
@@ -103,6 +104,7 @@ class Node:
     @asynccontextmanager
     async def running(self) -> AsyncGenerator["Node"]:
         """Own or reach the data dir for the life of the block; hand ownership on cleanly at the end."""
+        private_dir(self._settings.data_dir)  # before anything is made in it
         async with anyio.create_task_group() as tg:
             self._tg = tg
             try:

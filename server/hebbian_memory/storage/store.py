@@ -2,7 +2,8 @@
 Every SQL statement is in storage/. DuckDB is the source of truth."""
 
 import logging
-from contextlib import suppress
+from collections.abc import Generator
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -34,24 +35,14 @@ class Store(MemoryQueries, EpisodeQueries, LinkQueries, ImportQueries):
 
     @classmethod
     def open(cls, path: Path, now: datetime) -> "Store":
-        """Open (creating if needed) and migrate the database at ``path``."""
+        """Open (creating if needed) and migrate the database at ``path``; an existing file is verified first."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # memories are private: owner only
         path.with_name(path.name + ".purge").unlink(missing_ok=True)  # an unfinished purge's copy
         existed = path.exists()
-        try:
-            conn = duckdb.connect(str(path))
-        except duckdb.IOException as e:
-            if "lock" in str(e).lower():  # DuckDB has no typed lock error; this is its only lock signal
-                raise DatabaseLockedError(
-                    f"The database {path} is in use by another process ({e}). hebbian-memory servers share a "
-                    "data dir through its owner.lock; stop the program named here, or point this server at "
-                    "another data dir (--data-dir)."
-                ) from e
-            raise _damaged(path, e) from e
-        except (duckdb.SerializationException, duckdb.InternalException, duckdb.InvalidInputException) as e:
+        with _opening(path, existed):
             if existed:
-                raise _damaged(path, e) from e
-            raise StorageError(f"Cannot create the database {path}: {e}") from e
+                verify(path)
+            conn = duckdb.connect(str(path))
         try:
             migrate(conn, now)
         except duckdb.Error as e:
@@ -117,7 +108,41 @@ class Store(MemoryQueries, EpisodeQueries, LinkQueries, ImportQueries):
         }
 
 
-def _damaged(path: Path, error: Exception) -> DatabaseDamagedError:
+def verify(path: Path) -> None:
+    """Refuse a damaged file before anything writes to it. DuckDB checks a block's checksum (and that the file holds
+    it) only when it reads the block, and opening reads little more than the catalog, so a read-only connection
+    reads every column of every table in full (bench/verify.py). The indexes' blocks are not reached this way:
+    damage only there is found when a write first touches them. Raises duckdb's errors (``_opening`` names them).
+    The file's size is no check: DuckDB's header counts free blocks it has already cut from the file's end."""
+    with duckdb.connect(str(path), read_only=True) as conn:
+        tables = conn.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+        for schema, table in tables:
+            # hash() needs every value, so every block of every column is read and its checksum checked.
+            conn.execute(f'SELECT max(hash(COLUMNS(*))) FROM "{schema}"."{table}"').fetchall()
+
+
+@contextmanager
+def _opening(path: Path, existed: bool) -> Generator[None]:
+    """DuckDB's errors while opening, as ours: another process's lock, a damaged file, or a file not creatable."""
+    try:
+        yield
+    except duckdb.IOException as e:
+        if "lock" in str(e).lower():  # DuckDB has no typed lock error; this is its only lock signal
+            raise DatabaseLockedError(
+                f"The database {path} is in use by another process ({e}). hebbian-memory servers share a "
+                "data dir through its owner.lock; stop the program named here, or point this server at "
+                "another data dir (--data-dir)."
+            ) from e
+        raise _damaged(path, e) from e
+    except duckdb.Error as e:  # corruption comes as the base class itself (e.g. a block's checksum)
+        if existed:
+            raise _damaged(path, e) from e
+        raise StorageError(f"Cannot create the database {path}: {e}") from e
+
+
+def _damaged(path: Path, error: object) -> DatabaseDamagedError:
     return DatabaseDamagedError(
         f"The database file {path} cannot be opened ({error}). It has not been changed. To restore from a backup: "
         f"move it aside (e.g. to {path.name}.damaged), then run `hebbian-memory import <your latest export file>`, "
