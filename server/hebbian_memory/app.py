@@ -16,6 +16,7 @@ from hebbian_memory.clock import Clock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import Embedder
 from hebbian_memory.handshake import INSTRUCTIONS, SERVER_NAME, SERVER_TITLE, Opening, StdioWire
+from hebbian_memory.redaction import Redactor
 from hebbian_memory.resources import NodeRef, register_resources
 from hebbian_memory.sessions import Sessions
 from hebbian_memory.sharing.node import Node, build_node
@@ -58,6 +59,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,  # pyright: ignore[reportArgumentType] -- validated in config
+        redactor=Redactor(settings.privacy.redact_secrets, settings.privacy.extra_patterns),
     )
     register_tools(server)
     register_resources(server, ref, settings.project)
