@@ -253,6 +253,7 @@ def test_every_request_the_sdk_cannot_read_gets_an_error_with_its_id_and_the_ser
         7: ('{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"a":' + nested(10_000) + "}}", -32700),
         8: ('{"jsonrpc":"2.0","id":8,"method":"tools/list","params":{"a":' + nested(300) + "}}", -32700),
         9: ('{"jsonrpc":"2.0","id":9,"method":"ping"', -32700),
+        12: ('{"jsonrpc":"2.0","method":"ping","id":12', -32700),
         10: ('{"jsonrpc":"2.0","id":10,"method":5}', -32600),
         'a"b': ('{"params":{"id":3,"a":' + nested(5_000) + '},"id":"a\\"b","jsonrpc":"2.0","method":"x"}', -32700),
     }

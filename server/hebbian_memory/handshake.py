@@ -203,7 +203,7 @@ def _json_object(text: str) -> dict[str, Any] | None:
 # never backtracks.
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+"?|[{\[]++|[}\]]++', re.DOTALL)
 _KEY_END = re.compile(r"\s*:")
-_ID_VALUE = re.compile(r'\s*:\s*("(?:[^"\\]|\\.)*+"|-?[0-9]+)\s*[,}]', re.DOTALL)
+_ID_VALUE = re.compile(r'\s*:\s*("(?:[^"\\]|\\.)*+"|-?[0-9]+)\s*(?:[,}]|$)', re.DOTALL)  # $: a line cut short
 
 
 def _request_id(line: str) -> str | int | None:
