@@ -203,7 +203,7 @@ def test_a_differing_sdk_answer_is_logged_and_still_dropped(caplog: pytest.LogCa
     with os.fdopen(read_end, "rb") as reader, os.fdopen(write_end, "wb", buffering=0) as writer:
         wire = StdioWire(reader, writer)
         opening = Opening("{}\n", 7, initialize_result("2025-06-18"))
-        _, out = wire.sdk_streams(opening)
+        _, out = wire.sdk_streams(opening, lambda line: None)
         other = {**initialize_result("2025-06-18"), "instructions": "something else"}
         with caplog.at_level(logging.ERROR, logger="hebbian_memory.handshake"):
             out.write(json.dumps({"jsonrpc": "2.0", "id": 7, "result": other}) + "\n")
@@ -233,3 +233,44 @@ def test_where_python_may_not_write_bytecode_beside_the_sources_the_server_keeps
     source = Path(mcp.server.lowlevel.server.__file__).resolve()
     mirrored = cache / "hebbian-memory" / "bytecode" / source.parent.relative_to(source.anchor)
     assert (mirrored / f"{source.stem}.{sys.implementation.cache_tag}.pyc").is_file()
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_every_request_the_sdk_cannot_read_gets_an_error_with_its_id_and_the_server_goes_on(tmp_path: Path) -> None:
+    """The SDK's stdio reader dropped these unanswered (clients waited for their time-out); a first line nested
+    10,000 deep crashed the early handshake's reader."""
+    server = RawServer(tmp_path / "data", early=True)
+    deep_opening = json.dumps(initialize("2025-06-18", "deep-first"))[:-2] + f', "x": {nested(10_000)}}}}}'
+    bad = {
+        "surrogate": (
+            '{"jsonrpc":"2.0","id":"surrogate","method":"tools/call",'
+            '"params":{"name":"remember","arguments":{"content":"a\\ud800b"}}}',
+            -32700,
+        ),
+        7: ('{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{"a":' + nested(10_000) + "}}", -32700),
+        8: ('{"jsonrpc":"2.0","id":8,"method":"tools/list","params":{"a":' + nested(300) + "}}", -32700),
+        9: ('{"jsonrpc":"2.0","id":9,"method":"ping"', -32700),
+        12: ('{"jsonrpc":"2.0","method":"ping","id":12', -32700),
+        10: ('{"jsonrpc":"2.0","id":10,"method":5}', -32600),
+        'a"b': ('{"params":{"id":3,"a":' + nested(5_000) + '},"id":"a\\"b","jsonrpc":"2.0","method":"x"}', -32700),
+    }
+    response = '{"jsonrpc":"2.0","id":11,"result":' + nested(10_000) + "}"  # a client's answer: never answered
+    try:
+        server.send(deep_opening)
+        first = server.receive()
+        assert (first["id"], first["error"]["code"]) == ("deep-first", -32700)
+        assert "Send each JSON-RPC message as one line" in first["error"]["message"], "it says what to do"
+        server.send(initialize("2025-06-18", 1))
+        assert server.receive()["result"]["serverInfo"]["name"] == "hebbian-memory"
+        server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        server.send(*(line for line, _ in bad.values()), response, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"})
+        frames = server.until(2)
+    finally:
+        stderr = server.close()
+    errors = {f["id"]: f["error"]["code"] for f in frames if "error" in f}
+    assert errors == {request_id: code for request_id, (_, code) in bad.items()}
+    assert {"remember", "recall"} <= {t["name"] for t in frames[-1]["result"]["tools"]}, "the server goes on"
+    assert "Traceback" not in stderr, stderr

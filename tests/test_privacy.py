@@ -1,17 +1,21 @@
 """Privacy: secrets never stored, forget leaves nothing on disk, the data dir is private, results are bounded."""
 
+import logging
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from mcp import Client
 
+from hebbian_memory.app import build_server
 from hebbian_memory.clock import ManualClock
-from hebbian_memory.config import load_settings
+from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.redaction import Redactor
 from hebbian_memory.storage import Store
-from tests.helpers import FakeEmbedder, call, shared_model_cache, stdio_client
+from tests.helpers import FakeEmbedder, call, call_error, shared_model_cache, stdio_client
+from tests.test_handshake import RawServer, initialize
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -51,6 +55,21 @@ SECRETS = [
         "jwt",
     ),
     (
+        "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "secret",
+    ),
+    (
+        "[default]\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\nregion = eu-west-1",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "secret",
+    ),
+    ('[database]\ndb_password = "correct horse battery staple"', "correct horse battery staple", "password"),
+    ("export DEPLOY_TOKEN='9f8e7d6c5b4a3f2e'", "9f8e7d6c5b4a3f2e", "secret"),
+    ("JWT_SECRET_VALUE: q8Zr2LmX0pVt", "q8Zr2LmX0pVt", "secret"),
+    ('$env:GH_TOKEN = "zz99-local-dev"', "zz99-local-dev", "secret"),
+    ("https://api.example.com/v1/items?api_key=Q2x9LmT7pZ4w&page=2", "Q2x9LmT7pZ4w", "secret"),
+    (
         "deploy key:\n-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n"
         "-----END OPENSSH PRIVATE KEY-----\nrotate it yearly",
         "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ",
@@ -67,6 +86,9 @@ PROSE = [
     "Visit https://example.com/docs for the guide.",
     "Meeting at 10:30 with Bob about the AWS bill.",
     "sk-8 is the name of the skateboard shop.",
+    "secretary: Margaret Hall",
+    "max_tokens = 4096, token_count: 1200",
+    "primary_key = customer_id",
 ]
 
 
@@ -183,3 +205,92 @@ def test_recall_results_stay_within_the_size_limit_and_say_so(data_dir: Path) ->
         assert not small.truncated
     finally:
         service.close()
+
+
+AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+AKIA = "AKIAZ7QXPL4M2RB6TW3D"
+GITHUB = "ghp_4fT9kQ2mZx7LwP1sR8vB3nY6cJ0hD5gA2eK9"
+
+
+def export_text(settings: Settings, path: Path) -> str:
+    store = Store.open(settings.data_dir / "memory.duckdb", START)
+    service = MemoryService(settings, store, FakeEmbedder(), ManualClock(START))
+    service.warm_up()
+    try:
+        service.export(path)
+    finally:
+        service.close()
+    return path.read_text()
+
+
+@pytest.mark.anyio
+async def test_secrets_in_assignments_tags_and_metadata_keys_are_kept_out_of_the_database_and_exports(
+    settings: Settings, data_dir: Path, tmp_path: Path
+) -> None:
+    async with Client(build_server(settings, embedder=FakeEmbedder(), clock=ManualClock(START))) as client:
+        env = await call(client, "remember", content=f"CI env: AWS_SECRET_ACCESS_KEY={AWS_SECRET}")
+        ini = await call(
+            client, "remember", content=f"~/.aws/credentials:\n[default]\naws_secret_access_key = {AWS_SECRET}"
+        )
+        toml = await call(client, "remember", content='config.toml has db_password = "correct horse battery staple"')
+        tagged = await call(client, "remember", content="The build key lives in the tags.", tags=[AKIA, "ci"])
+        keyed = await call(
+            client,
+            "remember",
+            content="The deploy notes are in the metadata.",
+            metadata={AKIA: "found in the logs", "deploy": {"slack_bot_token": "T0K3N-4-the-bot"}},
+        )
+        assert env["redacted"] == ["secret"]
+        assert ini["redacted"] == ["secret"]
+        assert toml["redacted"] == ["password"]
+        assert tagged["redacted"] == ["aws-access-key"]
+        assert keyed["redacted"] == ["aws-access-key", "secret"]
+        hits = (await call(client, "recall", query="deploy notes metadata", k=1))["hits"]
+        assert hits[0]["metadata"] == {
+            "[REDACTED:aws-access-key]": "found in the logs",
+            "deploy": {"slack_bot_token": "[REDACTED:secret]"},
+        }
+    exported = export_text(settings, tmp_path / "export.jsonl")
+    on_disk = data_files(data_dir)
+    for secret in (AWS_SECRET, "correct horse battery", AKIA, "T0K3N-4-the-bot"):
+        assert secret not in exported
+        assert secret.encode() not in on_disk
+        assert secret.lower() not in exported.lower(), "not even lower-cased, as tags are"
+    assert "The build key lives in the tags." in exported
+
+
+@pytest.mark.anyio
+async def test_a_tool_error_quoting_a_secret_masks_it_in_the_answer_and_the_log(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Client(build_server(settings, embedder=FakeEmbedder(), clock=ManualClock(START))) as client:
+        with caplog.at_level(logging.INFO):
+            bad_date = await call_error(client, "remember", content="Deploy day.", event_time=f"token {GITHUB}")
+            bad_type = await call_error(client, "recall", query="deploys", tags=GITHUB)
+    assert "is not a date" in bad_date
+    assert "tags must be a list" in bad_type
+    for answer in (bad_date, bad_type):
+        assert GITHUB not in answer
+        assert "[REDACTED:github-token]" in answer
+    assert "failed" in caplog.text, "the SDK logged the tool error"
+    assert GITHUB[:12] not in caplog.text
+
+
+def test_log_lines_of_the_server_process_mask_the_secrets_they_quote(tmp_path: Path) -> None:
+    """The SDK logs a failed resource read with its URI, the caller's text: the process's log handler masks it."""
+    server = RawServer(tmp_path / "data", early=True, env={"HEBBIAN_MEMORY_LOG_LEVEL": "INFO"})
+    try:
+        server.send(initialize("2025-06-18"))
+        server.receive()
+        uri = f"memory://memories/{GITHUB}"
+        server.send(
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "resources/read", "params": {"uri": uri}},
+        )
+        answer = server.until(2)[-1]
+    finally:
+        stderr = server.close()
+    assert "not a memory id" in answer["error"]["message"]
+    assert GITHUB not in answer["error"]["message"]
+    assert "memory://memories/[REDACTED:github-token]" in stderr, stderr
+    assert GITHUB[:12] not in stderr

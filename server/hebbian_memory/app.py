@@ -9,13 +9,24 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp_types import jsonrpc_message_adapter
+from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from hebbian_memory import __version__
 from hebbian_memory.clock import Clock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import Embedder
-from hebbian_memory.handshake import INSTRUCTIONS, SERVER_NAME, SERVER_TITLE, Opening, StdioWire
+from hebbian_memory.handshake import (
+    INSTRUCTIONS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    SERVER_NAME,
+    SERVER_TITLE,
+    Opening,
+    StdioWire,
+)
+from hebbian_memory.redaction import Redactor
 from hebbian_memory.resources import NodeRef, register_resources
 from hebbian_memory.sessions import Sessions
 from hebbian_memory.sharing.node import Node, build_node
@@ -58,6 +69,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         lifespan=lifespan,
         log_level=settings.log_level,  # pyright: ignore[reportArgumentType] -- validated in config
+        redactor=Redactor(settings.privacy.redact_secrets, settings.privacy.extra_patterns),
     )
     register_tools(server)
     register_resources(server, ref, settings.project)
@@ -66,11 +78,21 @@ def build_server(
 
 async def serve_stdio(server: MCPServer[AppContext], wire: StdioWire, opening: Opening) -> None:
     """Serve over a wire already claimed, whose opening line may have been answered (see ``handshake``)."""
-    stdin, stdout = wire.sdk_streams(opening)
+    stdin, stdout = wire.sdk_streams(opening, _unreadable)
     async with stdio_server(stdin=anyio.wrap_file(stdin), stdout=anyio.wrap_file(stdout)) as (read, write):
         # As the SDK's own in-memory client does (mcp.client._memory) until the low-level server is public.
         lowlevel = server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
         await lowlevel.run(read, write, lowlevel.create_initialization_options())
+
+
+def _unreadable(line: str) -> int | None:
+    """The JSON-RPC error for a line the SDK's stdio reader cannot read and drops unanswered, read its way (see
+    ``mcp.server.stdio``); None for a line it reads."""
+    try:
+        jsonrpc_message_adapter.validate_json(line, by_name=False)
+    except ValidationError as e:  # pydantic reports bad JSON and a wrong shape alike as this
+        return PARSE_ERROR if any(err["type"] == "json_invalid" for err in e.errors()) else INVALID_REQUEST
+    return None
 
 
 @asynccontextmanager

@@ -12,14 +12,21 @@ one of ``HANDSHAKE_VERSIONS``, else the newest), and the replayed line carries t
 agree; ``server/discover`` is answered only at a version we serve (else the SDK answers with its error).
 Our capabilities and identity are constants compared with the SDK's answer by a test, and at run time: the
 dropped answer is checked and a difference logged. This module must not import ``mcp`` (that is the point).
+
+The wire also answers what the SDK's stdio reader cannot read: it drops a line that fails to parse (bad JSON, an
+unpaired surrogate escape, nesting deeper than its parser allows) or is no JSON-RPC message, unanswered, and the
+client waits for its time-out. Every line is checked the SDK's way (``LineCheck``, given by ``app``) and one it
+would drop that names a request id gets a JSON-RPC error with that id instead.
 """
 
 import io
 import json
 import logging
 import os
+import re
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO, cast
 
@@ -51,6 +58,18 @@ MODERN_CAPABILITIES: Mapping[str, Any] = {
     "resources": {"listChanged": True, "subscribe": True},
     "tools": {"listChanged": True},
 }
+
+
+# JSON-RPC's codes for a line that is not JSON, and for JSON that is no request.
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+_REFUSALS = {
+    PARSE_ERROR: "Parse error: the line is not valid JSON (or holds an unpaired surrogate escape, or nests too deep). "
+    "Send each JSON-RPC message as one line of valid UTF-8 JSON.",
+    INVALID_REQUEST: "Invalid request: the line is JSON but not a JSON-RPC 2.0 message the server understands. "
+    "Send an object with jsonrpc '2.0', a string method, an id and object params.",
+}
+LineCheck = Callable[[str], int | None]  # the error the SDK's reader would drop a line with, or None: it reads it
 
 
 def initialize_result(protocol_version: str) -> dict[str, Any]:
@@ -104,6 +123,7 @@ class StdioWire:
         self._reader = reader
         self._writer = writer
         self._text_out = io.TextIOWrapper(writer, encoding="utf-8", write_through=True)
+        self._writing = threading.Lock()  # the SDK writes from one worker thread, refusals come from its reader's
 
     @classmethod
     def claim(cls) -> "StdioWire":
@@ -147,22 +167,68 @@ class StdioWire:
         return Opening(line, request["id"], answer)
 
     def write(self, text: str) -> None:
-        self._text_out.write(text)
-        self._text_out.flush()
+        with self._writing:
+            self._text_out.write(text)
+            self._text_out.flush()
 
-    def sdk_streams(self, opening: Opening) -> tuple[TextIO, TextIO]:
-        """Text streams for the SDK's stdio transport: the opening line then the wire; the wire minus our answer.
+    def refuse(self, line: str, check: LineCheck) -> bool:
+        """Answer ``line`` with a JSON-RPC error if the SDK cannot read it and it names a request id; True if so."""
+        code = check(line)
+        request_id = None if code is None else _request_id(line)
+        if code is None or request_id is None:
+            return False  # read by the SDK; or nothing to answer (no id, or a response), which it logs and drops
+        frame = {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": _REFUSALS[code]}}
+        self.write(json.dumps(frame, separators=(",", ":")) + "\n")  # ASCII: an id may hold a lone surrogate
+        log.warning("answered a line the MCP SDK cannot read (request id %r) with JSON-RPC error %d", request_id, code)
+        return True
+
+    def sdk_streams(self, opening: Opening, check: LineCheck) -> tuple[TextIO, TextIO]:
+        """Text streams for the SDK's stdio transport: the opening line then the wire, minus the lines ``check``
+        says it cannot read (answered here); the wire minus our answer.
 
         The SDK (through anyio) only calls readline, write and flush; typing.TextIO is what anyio's types ask."""
-        return cast(TextIO, _Replay(opening.line, self._reader)), cast(TextIO, _AnswerFilter(self, opening))
+        reader = _Replay(opening.line, self._reader, lambda line: self.refuse(line, check))
+        return cast(TextIO, reader), cast(TextIO, _AnswerFilter(self, opening))
 
 
 def _json_object(text: str) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting deeper than Python's recursion limit
         return None
     return cast(dict[str, Any], value) if isinstance(value, dict) else None
+
+
+# A JSON string (to its end, if unterminated) or a run of opening or closing brackets; possessive, so a scan
+# never backtracks.
+_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*+"?|[{\[]++|[}\]]++', re.DOTALL)
+_KEY_END = re.compile(r"\s*:")
+_ID_VALUE = re.compile(r'\s*:\s*("(?:[^"\\]|\\.)*+"|-?[0-9]+)\s*(?:[,}]|$)', re.DOTALL)  # $: a line cut short
+
+
+def _request_id(line: str) -> str | int | None:
+    """The top-level ``id`` of a line that may not parse (too deep, bad escapes, cut short), found by a scan of
+    its strings and brackets; None without one, or for a response (answering it would confuse the client)."""
+    if not line.lstrip().startswith("{"):
+        return None
+    depth, keys, found = 0, set[str](), None
+    for m in _TOKEN.finditer(line):
+        token = m.group()
+        if token[0] in "{[":
+            depth += len(token)
+        elif token[0] in "}]":
+            depth -= len(token)
+        elif depth == 1 and _KEY_END.match(line, m.end()):
+            keys.add(token)
+            value = _ID_VALUE.match(line, m.end()) if token == '"id"' and found is None else None
+            if value is not None:
+                try:
+                    found = json.loads(value.group(1))
+                except ValueError:  # a bad escape in the id itself: nothing to answer with
+                    return None
+    if '"method"' not in keys and ('"result"' in keys or '"error"' in keys):
+        return None
+    return cast(str | int | None, found)
 
 
 def _request(line: str) -> dict[str, Any] | None:
@@ -171,6 +237,10 @@ def _request(line: str) -> dict[str, Any] | None:
     if request is None:
         return None
     request_id = request.get("id")
+    try:  # Python reads an unpaired surrogate escape, the SDK does not: such a line is not answered early
+        json.dumps(request, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return None
     ok = (
         request.get("jsonrpc") == "2.0"
         and isinstance(request.get("method"), str)
@@ -212,20 +282,25 @@ def _valid_envelope(params: Mapping[str, Any]) -> bool:
 
 
 class _Replay(io.TextIOBase):
-    """Reads the opening line, then the wire (the SDK reads with readline, from worker threads)."""
+    """Reads the opening line, then the wire, skipping the lines ``refused`` answers (the SDK reads with readline,
+    from worker threads)."""
 
-    def __init__(self, first: str, reader: BinaryIO) -> None:
+    def __init__(self, first: str, reader: BinaryIO, refused: Callable[[str], bool]) -> None:
         self._first: str | None = first
         self._rest = io.TextIOWrapper(reader, encoding="utf-8", errors="replace")
+        self._refused = refused
 
     def readable(self) -> bool:
         return True
 
     def readline(self, size: int | None = -1, /) -> str:
-        if self._first is not None:
-            first, self._first = self._first, None
-            return first
-        return self._rest.readline()
+        while True:
+            if self._first is not None:
+                line, self._first = self._first, None
+            else:
+                line = self._rest.readline()
+            if not line or not self._refused(line):
+                return line
 
     def close(self) -> None:  # the wire is not the SDK's to close
         pass

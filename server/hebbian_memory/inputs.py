@@ -4,7 +4,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,15 +40,18 @@ def text(value: str, name: str, max_chars: int) -> str:
     return stripped
 
 
-def tags(values: Sequence[str] | None, limits: LimitSettings) -> tuple[str, ...]:
-    """Tags lower-cased, stripped and de-duplicated, in the order given."""
+def tags(
+    values: Sequence[str] | None, limits: LimitSettings, clean: Callable[[str], str] = lambda tag: tag
+) -> tuple[str, ...]:
+    """Tags stripped, passed through ``clean`` (the redactor: before lower-casing, as secrets' shapes are
+    case-sensitive), lower-cased and de-duplicated, in the order given."""
     if not values:
         return ()
     if len(values) > limits.max_tags:
         raise InvalidInputError(f"{len(values)} tags given; at most {limits.max_tags} are allowed. Keep the key ones.")
     out: dict[str, None] = {}
     for raw in values:
-        tag = text(raw, "a tag", limits.max_tag_chars).lower()
+        tag = clean(text(raw, "a tag", limits.max_tag_chars)).lower()
         out[tag] = None
     return tuple(out)
 

@@ -38,14 +38,22 @@ def prepare(item: MemoryInput, limits: LimitSettings, redactor: Redactor, where:
         metadata = inputs.metadata(item.metadata, limits)
         clean = redactor.text(text)
         clean_metadata, metadata_kinds = redactor.json(metadata)
+        tag_kinds: list[str] = []
+
+        def clean_tag(tag: str) -> str:
+            redacted = redactor.text(tag)
+            tag_kinds.extend(redacted.kinds)
+            return redacted.text
+
+        tags = inputs.tags(item.tags, limits, clean_tag)
         return Prepared(
             content=clean.text,
             content_hash=inputs.content_hash(clean.text),
-            tags=inputs.tags(item.tags, limits),
+            tags=tags,
             metadata=clean_metadata,
             importance=inputs.unit_interval(item.importance, "importance"),
             event_time=inputs.when(item.event_time, "event_time"),
-            redacted=tuple(dict.fromkeys(clean.kinds + metadata_kinds)),
+            redacted=tuple(dict.fromkeys((*clean.kinds, *tag_kinds, *metadata_kinds))),
         )
     except InvalidInputError as e:
         raise InvalidInputError(f"{where}{e} {outcome}") from e

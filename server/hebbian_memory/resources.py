@@ -82,7 +82,8 @@ def register_resources(server: MCPServer[AppContext], ref: NodeRef, project: str
     )
     async def memory(memory_id: str) -> str:
         if not memory_id.isdigit():
-            raise ResourceError(f"{memory_id!r} is not a memory id; ids are positive integers from remember or recall.")
+            # Not quoted back: the URI is the caller's text, and may hold anything.
+            raise ResourceError("That is not a memory id; ids are positive integers from remember or recall.")
         (view,) = await _read(ref, GET, {"ids": [int(memory_id)]})
         return json.dumps(view.model_dump(mode="json"), indent=2, ensure_ascii=False)
 

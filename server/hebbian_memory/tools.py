@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
 from mcp.server.mcpserver import Context, ListRoots, MCPServer, Resolve
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp_types import CallToolResult, InputRequiredResult, ListRootsResult, ToolAnnotations
 from pydantic import Field, Strict, ValidationError
 
@@ -20,6 +20,7 @@ from hebbian_memory.models import (
     RememberResult,
     StatsResult,
 )
+from hebbian_memory.redaction import Redactor
 from hebbian_memory.sessions import Sessions
 from hebbian_memory.sharing.node import Node
 from hebbian_memory.sharing.ops import ASSOCIATE, FORGET, RECALL, REMEMBER_MANY, STATS, Args, Op
@@ -221,8 +222,13 @@ def register_tools(server: MCPServer[AppContext]) -> None:
 
 
 class MemoryServer(MCPServer[AppContext]):
-    """The SDK's server, with argument errors a model can act on (see ``tool_errors``) and tool descriptions
-    without the source's indentation (Python before 3.13 keeps it in docstrings)."""
+    """The SDK's server, with argument errors a model can act on (see ``tool_errors``), secrets masked in every
+    tool error, and tool descriptions without the source's indentation (Python before 3.13 keeps it in
+    docstrings)."""
+
+    def __init__(self, *args: Any, redactor: Redactor, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._redactor = redactor
 
     def add_tool(self, fn: Callable[..., Any], *args: Any, description: str | None = None, **kwargs: Any) -> None:
         super().add_tool(fn, *args, description=description or _unwrapped(fn.__doc__ or ""), **kwargs)
@@ -232,11 +238,19 @@ class MemoryServer(MCPServer[AppContext]):
     ) -> CallToolResult | InputRequiredResult:
         try:
             return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:  # its text names only the tool; the SDK logs its traceback
+            raise
         except ToolError as e:
+            # An error may quote what the caller sent (a date, a value of the wrong type): its secrets are masked
+            # here, where every tool error passes, before the model reads it and the SDK logs it.
             tool = self._tool_manager.get_tool(name)  # pyright: ignore[reportPrivateUsage] -- no public getter
             if isinstance(e.__cause__, ValidationError) and tool is not None:
-                raise ToolError(explain(name, e.__cause__, tool.parameters)) from e.__cause__
-            raise
+                explained = explain(name, e.__cause__, tool.parameters)
+                raise ToolError(self._redactor.text(explained).text) from e.__cause__
+            masked = self._redactor.text(str(e))
+            if not masked.kinds:
+                raise
+            raise ToolError(masked.text) from e
 
 
 def _unwrapped(doc: str) -> str:

@@ -11,6 +11,7 @@ import click
 
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.errors import HebbianMemoryError
+from hebbian_memory.redaction import RedactingFormatter, Redactor
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -94,8 +95,12 @@ def settings_of(ctx: click.Context, serving: bool = False) -> Settings:
     level = settings.log_level
     if not (serving or log_level):
         level = max(level, "WARNING", key=LOG_LEVELS.index)
-    # stdout carries the protocol in stdio mode, and command output otherwise: every log line goes to stderr.
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # stdout carries the protocol in stdio mode, and command output otherwise: every log line goes to stderr,
+    # secrets masked (a line may quote a caller's input: a resource URI, an error, a traceback).
+    handler = logging.StreamHandler(sys.stderr)
+    redactor = Redactor(settings.privacy.redact_secrets, settings.privacy.extra_patterns)
+    handler.setFormatter(RedactingFormatter(redactor, "%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     return settings
 
 
