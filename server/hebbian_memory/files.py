@@ -137,3 +137,26 @@ def private_dir(folder: Path) -> None:
             opened.append(entry.name)
     files = f" and its files {', '.join(sorted(opened))} to owner-only" if opened else ""
     log.warning("the data dir %s let other users in (mode %o): changed it to 0700%s", folder, mode, files)
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def try_lock(fd: int) -> bool:
+        """Take the exclusive lock on the open file ``fd`` if no one holds it; it goes when ``fd`` is closed."""
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+else:
+    import fcntl
+
+    def try_lock(fd: int) -> bool:
+        """Take the exclusive lock on the open file ``fd`` if no one holds it; it goes when ``fd`` is closed."""
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True

@@ -136,34 +136,13 @@ def _locked(path: Path) -> Generator[None]:
     fd = os.open(path, os.O_RDWR | os.O_CREAT | files.NOFOLLOW, 0o600)  # a planted link fails, never followed
     try:
         deadline = time.monotonic() + TIMEOUT_S
-        while not _try_lock(fd):
+        while not files.try_lock(fd):
             if time.monotonic() > deadline:
                 raise ModelError(f"Another process has held {path} for {TIMEOUT_S} s while quantizing the model.")
             time.sleep(0.1)
         yield
     finally:
         os.close(fd)  # closing the descriptor drops the lock
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
 
 
 def _run_child(source: Path, target: Path) -> None:

@@ -3,7 +3,6 @@
 import json
 import os
 import secrets
-import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from hashlib import blake2b
@@ -45,7 +44,7 @@ class OwnerLock:
             return True
         self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
-        if not _lock(fd):
+        if not files.try_lock(fd):
             os.close(fd)
             return False
         self._fd = fd
@@ -55,27 +54,6 @@ class OwnerLock:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the lock
             self._fd = None
-
-
-if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-    import msvcrt
-
-    def _lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-else:
-    import fcntl
-
-    def _lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
 
 
 def socket_path(data_dir: Path) -> Path:
