@@ -132,6 +132,8 @@ class PlasticitySettings:
     strength_exp_days: float
     strength_tau_days: float
     strength_power: float
+    events_keep_days: float
+    events_keep: int
 
 
 @dataclass(frozen=True, slots=True)
