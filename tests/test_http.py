@@ -1,6 +1,7 @@
 """The HTTP transports (SSE, streamable HTTP) through the real mcp client against a real server process:
 loopback by default, a bearer token when one is set (and required off loopback), Host/Origin checks on."""
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -32,10 +33,12 @@ MCP_HEADERS = {"accept": "application/json, text/event-stream", "content-type": 
 
 
 @contextmanager
-def http_server(data_dir: Path, transport: str, *args: str, token: str | None = None) -> Generator[int]:
+def http_server(
+    data_dir: Path, transport: str, *args: str, token: str | None = None, settings: dict[str, str] | None = None
+) -> Generator[int]:
     """Start ``hebbian-memory serve`` over HTTP and yield its port once it accepts connections."""
     port = free_port()
-    env = base_env(data_dir)
+    env = {**base_env(data_dir), **(settings or {})}
     if token:
         env["HEBBIAN_MEMORY_HTTP_TOKEN"] = token
     command = [sys.executable, "-m", "hebbian_memory", "--data-dir", str(data_dir), "serve"]
@@ -146,3 +149,74 @@ async def test_a_forged_host_or_origin_is_rejected_over_sse(data_dir: Path) -> N
             forged_origin = await http.get(url, headers={"origin": f"http://evil.test:{port}"})
     assert forged_host.status_code == 421
     assert forged_origin.status_code == 403
+
+
+MIB = 1 << 20
+
+
+def post_head(port: int, length: int | None, host: str = "127.0.0.1") -> socket.socket:
+    """A connection that has sent a POST's headers (a body of ``length`` bytes, or chunked), and no body yet."""
+    conn = socket.create_connection(("127.0.0.1", port), timeout=60)
+    framing = f"content-length: {length}" if length is not None else "transfer-encoding: chunked"
+    head = f"POST /mcp HTTP/1.1\r\nhost: {host}:{port}\r\ncontent-type: application/json\r\n"
+    head += f"accept: application/json, text/event-stream\r\n{framing}\r\n\r\n"
+    conn.sendall(head.encode())
+    return conn
+
+
+def status(conn: socket.socket) -> int:
+    """The status of the answer on ``conn`` (its socket timeout bounds the wait)."""
+    answer = b""
+    while b"\r\n" not in answer:
+        got = conn.recv(4096)
+        assert got, "the server closed the connection without an answer"
+        answer += got
+    return int(answer.split()[1])
+
+
+def send_some(conn: socket.socket, size: int) -> None:
+    """Up to ``size`` bytes of body; the server may answer and stop reading before it has them all."""
+    with contextlib.suppress(OSError):  # it answered and closed: what the caller checks next
+        conn.sendall(b" " * size)
+
+
+def test_a_foreign_host_is_refused_before_its_body_is_read(data_dir: Path) -> None:
+    with http_server(data_dir, "streamable-http") as port:
+        conn = post_head(port, 40 * MIB, host="evil.test")
+        with conn:
+            send_some(conn, 64 * 1024)  # of 40 MiB announced: the answer comes without the rest
+            assert status(conn) == 421
+
+
+def test_a_body_over_the_limit_gets_413_whether_announced_or_streamed(data_dir: Path) -> None:
+    with http_server(data_dir, "streamable-http", settings={"HEBBIAN_MEMORY_HTTP_MAX_REQUEST_MB": "1"}) as port:
+        with post_head(port, 2 * MIB) as announced:
+            assert status(announced) == 413
+        with post_head(port, None) as streamed:
+            chunk = b" " * (256 * 1024)
+            with contextlib.suppress(OSError):  # refused midway
+                for _ in range(8):
+                    streamed.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            assert status(streamed) == 413
+
+
+def test_bodies_beyond_the_bytes_in_flight_get_503_until_the_first_is_done(data_dir: Path) -> None:
+    limits = {"HEBBIAN_MEMORY_HTTP_MAX_REQUEST_MB": "1", "HEBBIAN_MEMORY_HTTP_MAX_IN_FLIGHT_MB": "1"}
+    with http_server(data_dir, "streamable-http", settings=limits) as port:
+        slow = post_head(port, MIB)
+        slow.sendall(b" " * (MIB - 1024))  # most of its body, and it holds the rest back
+        deadline = time.monotonic() + 60
+        while True:  # until the server has taken in the slow body's bytes
+            with post_head(port, 512 * 1024) as other:
+                send_some(other, 512 * 1024)
+                answer = status(other)
+            if answer == 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)  # real time: a real server process reading a real socket
+        assert answer == 503
+        slow.sendall(b" " * 1024)
+        assert status(slow) == 400  # not JSON: the SDK had it
+        slow.close()
+        with post_head(port, 512 * 1024) as later:
+            send_some(later, 512 * 1024)
+            assert status(later) == 400

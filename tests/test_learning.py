@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from hebbian_memory.clock import ManualClock
@@ -235,3 +236,37 @@ def test_the_graph_cache_follows_the_stored_links_through_links_forgets_and_pass
         assert all(cached[key] == pytest.approx(weight, abs=1e-9) for key, weight in stored.items()), step
     assert (ids[0], ids[3], "explicit") in cached
     assert not any(ids[1] in key[:2] for key in cached)
+
+
+def events(data_dir: Path) -> tuple[int, datetime | None]:
+    """How many access events the closed database holds, and when the oldest happened."""
+    conn = duckdb.connect(str(data_dir / "memory.duckdb"))
+    try:
+        row = conn.execute("SELECT count(*), min(occurred_at) FROM access_events").fetchone()
+    finally:
+        conn.close()
+    assert row is not None
+    return int(row[0]), row[1] and row[1].replace(tzinfo=UTC)
+
+
+def test_access_events_stay_a_bounded_window_while_access_counts_keep_everything(
+    data_dir: Path, clock: ManualClock
+) -> None:
+    service = make(data_dir, clock, events_keep=40, events_keep_days=2.0)
+    session = service.start_session("test")
+    ids = [service.remember(f"note {n} about the harbor lantern", session_id=session).id for n in range(10)]
+    for n in range(60):  # 600 recall events, 10 remembered
+        service.recall("harbor lantern", k=10, session_id=session, min_relevance=0)
+        service.flush()
+        if n % 20 == 19:
+            service.consolidate()
+    assert all(view.access_count == 60 for view in service.get(ids))  # the sum learning reads is whole
+    held = service._store._fetch("SELECT count(*) FROM access_events")  # pyright: ignore[reportPrivateUsage]
+    assert held[0][0] == 40
+    clock.advance(timedelta(days=3))
+    service.recall("harbor lantern", k=3, session_id=session, min_relevance=0)
+    service.consolidate()  # older than two days: gone, whatever the count
+    service.close()
+    count, oldest = events(data_dir)
+    assert count == 3
+    assert oldest == clock.now()

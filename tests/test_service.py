@@ -9,6 +9,7 @@ from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings
 from hebbian_memory.errors import MemoryNotFoundError
 from hebbian_memory.memory import MemoryService
+from hebbian_memory.models import MemoryInput
 from hebbian_memory.storage import Store
 from tests.helpers import FakeEmbedder
 
@@ -125,8 +126,6 @@ def test_forgetting_unknown_ids_changes_nothing(service: MemoryService) -> None:
 
 
 def test_remember_many_stores_in_order_dedupes_and_links_the_episode(service: MemoryService) -> None:
-    from hebbian_memory.models import MemoryInput
-
     before = service.remember("already stored fact about penguins")
     results = service.remember_many(
         [
@@ -148,8 +147,16 @@ def test_remember_many_stores_in_order_dedupes_and_links_the_episode(service: Me
 
 def test_one_invalid_item_stores_none_of_the_batch(service: MemoryService) -> None:
     from hebbian_memory.errors import InvalidInputError
-    from hebbian_memory.models import MemoryInput
 
     with pytest.raises(InvalidInputError, match="memory 2: content is empty"):
         service.remember_many([MemoryInput(content="fine"), MemoryInput(content="  ")])
     assert service.recall("fine", k=5).hits == []
+
+
+def test_a_batch_cut_off_after_some_parts_can_be_sent_again_without_copies(service: MemoryService) -> None:
+    batch = [MemoryInput(content=f"inventory line {n}: crate of item {n}") for n in range(250)]
+    kept = service.remember_many(batch[:100])  # what a server killed after its first part had stored
+    again = service.remember_many(batch)
+    assert [r.id for r in again[:100]] == [r.id for r in kept]
+    assert [r.created for r in again] == [False] * 100 + [True] * 150
+    assert service.stats().memories == 250

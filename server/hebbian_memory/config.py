@@ -132,6 +132,8 @@ class PlasticitySettings:
     strength_exp_days: float
     strength_tau_days: float
     strength_power: float
+    events_keep_days: float
+    events_keep: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +146,8 @@ class SharingSettings:
 class HttpSettings:
     token: str
     allowed_hosts: list[str]
+    max_request_mb: int
+    max_in_flight_mb: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,6 +350,10 @@ def _validate(s: Settings) -> None:
         (0.0 < s.plasticity.temporal_weight <= 1.0, "plasticity.temporal_weight must be in (0, 1]"),
         (s.plasticity.cycle_hours > 0 and s.plasticity.pass_minutes > 0, "plasticity cycle and pass must be > 0"),
         (1 <= s.recall.default_k <= s.limits.max_k, "recall.default_k must be between 1 and limits.max_k"),
+        (
+            1 <= s.http.max_request_mb <= s.http.max_in_flight_mb,
+            "http.max_request_mb must be at least 1 and at most http.max_in_flight_mb",
+        ),
     ]
     problems = [message for ok, message in ranges if not ok]
     for pattern in s.privacy.extra_patterns:

@@ -157,6 +157,7 @@ class MemoryService:
                 done += len(docs)
                 report("keyword index", done, len(stored))
             self._catalog.recount(self._store.project_counts())
+            self._upkeep.trim_events(self._clock.now())  # also where learning is off, so no pass runs
             if self._settings.plasticity.enabled:
                 self._learning.load(self._store.graph())
             release_free_memory()

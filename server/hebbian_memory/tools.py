@@ -117,7 +117,9 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     ) -> RememberManyResult:
         """Store many memories in one call (bulk import; much faster than one remember per memory). They are
         stored in the order given, as one episode. If any item is invalid, none is stored and the error names it.
-        Large batches report progress."""
+        Batches over 100 are stored in parts of 100, reporting progress after each: if the server dies before
+        this call answers, some parts may be stored. Sending the same batch again is then safe: memories already
+        stored are recognised (same ids, nothing stored twice) and the rest are stored."""
         items = [m.model_dump() for m in memories]
         if len(items) <= PROGRESS_STEP:
             return RememberManyResult(results=await _run(ctx, roots, REMEMBER_MANY, {"memories": items}, project))

@@ -1,7 +1,7 @@
 """Consolidation passes (planned from a snapshot without the write lock, written under it) and the counts
 behind stats."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from hebbian_memory import maintenance
 from hebbian_memory._native import release_free_memory
@@ -35,6 +35,7 @@ class Upkeep:
                 touched, gone = learning.changes()
                 report = maintenance.apply(plan, store, learning, touched, gone)
             maintenance.apply_memories(plan, store)
+            self.trim_events(now)
             store.set_meta(LAST_PASS_META_KEY, now.isoformat())
             # The graph takes the decayed weights in chunks, so calls wait milliseconds, not the whole refresh;
             # links written since the snapshot (including by apply) keep their newer weights.
@@ -55,6 +56,11 @@ class Upkeep:
             replayed=report.replayed,
             memory_tiers_changed=report.memory_tiers_changed,
         )
+
+    def trim_events(self, now: datetime) -> int:
+        """Keep the access-event window (plasticity.events_keep_days, events_keep); how many events went."""
+        rules = self._core.settings.plasticity
+        return self._core.store.trim_events(now - timedelta(days=rules.events_keep_days), rules.events_keep)
 
     def stats(self) -> StatsResult:
         core = self._core

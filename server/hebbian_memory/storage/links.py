@@ -103,6 +103,18 @@ class LinkQueries(StoreCore):
                 {"m": [r[0] for r in recalled], "t": [r[1] for r in recalled]},
             )
 
+    def trim_events(self, before: datetime, keep: int) -> int:
+        """Delete access events older than ``before`` and all but the newest ``keep``; how many went. Learning
+        never reads them back (what it needs is summed into each memory's access count and last access), so the
+        table is a recent-history window, not a ledger."""
+        with self._tx() as c:
+            row = c.execute(
+                """DELETE FROM access_events
+                   WHERE occurred_at < ? OR id <= (SELECT max(id) FROM access_events) - ?""",
+                [naive(before), keep],
+            ).fetchone()
+        return int(row[0]) if row else 0  # DuckDB answers a DELETE with the number of rows deleted
+
     def memory_states(self) -> list[MemoryState]:
         rows = self._fetch(
             """SELECT id, tier, access_count + replay_count, importance,
