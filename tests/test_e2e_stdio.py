@@ -123,7 +123,7 @@ async def test_forget_is_final_across_restarts_and_index_rebuilds(data_dir: Path
         keep = await call(client, "remember", content="My locker is on the second floor", tags=["private"])
         await call(client, "associate", source_id=secret["id"], target_ids=[keep["id"]])
         gone = await call(client, "forget", ids=[secret["id"]])
-        assert gone == {"forgotten": 1, "ids": [secret["id"]]}
+        assert gone == {"forgotten": 1, "ids": [secret["id"]], "note": None}, "nothing left pending"
         assert secret["id"] not in await all_ids(client)
         assert "4417" not in str(await call(client, "recall", query="locker code 4417", k=10))
 
@@ -149,7 +149,7 @@ async def test_forget_by_tags_and_date_deletes_only_what_matches_all(data_dir: P
         by_tag = await call(client, "forget", tags=["scratch"])
         remaining = await all_ids(client)
     assert none_yet["forgotten"] == 0
-    assert by_tag == {"forgotten": 1, "ids": [old["id"]]}
+    assert by_tag == {"forgotten": 1, "ids": [old["id"]], "note": None}
     assert remaining == {other["id"]}
 
 
