@@ -31,8 +31,8 @@ that need it are then reported as not supported by this server, and the set comp
 
 Measured 2026-12-02 on a 2-core AMD EPYC VM shared with other jobs, under nice, with a server without `used`
 (modes none and off, set completion without the report, scale with the none stream): 426 s in all (storing
-the five conversations 130 s, each stream 6-20 s, set completion and the 10,000-memory run about 2.5 min). With all four modes, two
-more streams per conversation: about 2.5 min more.
+the five conversations 130 s, each stream 6-20 s, set completion and the 10,000-memory run about 2.5 min).
+With all four modes, two more streams per conversation: about 2.5 min more.
 """
 
 import argparse
