@@ -10,6 +10,7 @@ from hebbian_memory.clock import Clock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import Embedder
 from hebbian_memory.errors import StorageFaultError
+from hebbian_memory.feedback import Feedback
 from hebbian_memory.index import VectorIndex
 from hebbian_memory.learning import Learning, Pair
 from hebbian_memory.redaction import Redactor
@@ -26,6 +27,7 @@ class Core:
     clock: Clock
     catalog: Catalog
     learning: Learning
+    feedback: Feedback  # use reports: recall's used and misled, remember's used
     redactor: Redactor
     lock: threading.RLock
     wait_ready: Callable[[], VectorIndex]  # blocks until the warm-up is done; the vector index it opened

@@ -69,6 +69,7 @@ class Forgetter:
             if doomed:
                 catalog.recount(store.project_counts())
             core.learning.forget(doomed)
+            core.feedback.forget(doomed)
             catalog.forget(doomed)
             # Neighbours held the forgotten text as context: index their episodes again without it.
             survivors = store.documents(sorted(episodes)) if episodes else []

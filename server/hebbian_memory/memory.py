@@ -24,6 +24,7 @@ from hebbian_memory.config import Settings
 from hebbian_memory.core import Core
 from hebbian_memory.embedding import Embedder
 from hebbian_memory.errors import HebbianMemoryError, MemoryNotFoundError, StorageFaultError
+from hebbian_memory.feedback import Feedback, Report
 from hebbian_memory.forgetting import Forgetter
 from hebbian_memory.index import VectorIndex
 from hebbian_memory.learning import Learning
@@ -76,6 +77,7 @@ class MemoryService:
         self._clock = clock
         self._catalog = Catalog(settings, store)
         self._learning = Learning(settings.plasticity)
+        self._feedback = Feedback(settings, store, self._learning, clock)
         catalog = self._catalog
         ranker = Ranker(
             settings.recall,
@@ -86,6 +88,7 @@ class MemoryService:
             catalog.answer_kinds,
             catalog.previous_of,
             self._learning.neighbours,
+            self._feedback.priors,
             embedder.embed_together,
             settings.lexical.metadata_keys,
         )
@@ -99,6 +102,7 @@ class MemoryService:
             clock,
             catalog,
             self._learning,
+            self._feedback,
             Redactor(settings.privacy.redact_secrets, settings.privacy.extra_patterns),
             self._write_lock,
             self._wait_ready,
@@ -160,6 +164,7 @@ class MemoryService:
             self._upkeep.trim_events(self._clock.now())  # also where learning is off, so no pass runs
             if self._settings.plasticity.enabled:
                 self._learning.load(self._store.graph())
+                self._feedback.load(self._store.uses())
             release_free_memory()
             log.info(
                 "ready: %d memories, vector index %s, in %.2f s",
@@ -273,6 +278,8 @@ class MemoryService:
             transport, client_name, client_version, inputs.project(project), self._clock.now()
         )
         self._catalog.session_started(session_id)
+        with self._write_lock:
+            self._feedback.started(session_id, client_name)
         return session_id
 
     def end_session(self, session_id: int) -> None:
@@ -280,6 +287,7 @@ class MemoryService:
         self._core.apply_learning()
         with self._write_lock:
             self._learning.end_session(session_id)
+            self._feedback.ended(session_id)
 
     # --- the operations ----------------------------------------------------------------------------------
 
@@ -292,6 +300,7 @@ class MemoryService:
         event_time: str | datetime | None = None,
         session_id: int | None = None,
         project: str = DEFAULT_PROJECT,
+        used: Sequence[int] | None = None,
     ) -> RememberResult:
         item = MemoryInput(
             content=content,
@@ -300,7 +309,7 @@ class MemoryService:
             importance=importance,
             event_time=event_time.isoformat() if isinstance(event_time, datetime) else event_time,
         )
-        return self.remember_many([item], session_id, project)[0]
+        return self.remember_many([item], session_id, project, used=used)[0]
 
     def remember_many(
         self,
@@ -308,11 +317,14 @@ class MemoryService:
         session_id: int | None = None,
         project: str = DEFAULT_PROJECT,
         validate_only: bool = False,
+        used: Sequence[int] | None = None,
     ) -> list[RememberResult]:
-        """Store many memories at once (see remembering); one bad item stores none."""
+        """Store many memories at once (see remembering); one bad item stores none. ``used``: the memories
+        they were written from (a use report, linking them to the new ones)."""
+        report = Report.of(used, None, self._settings.limits.max_ids)
         if not validate_only:
             self._writable()
-        return self._rememberer.remember_many(items, session_id, project, validate_only)
+        return self._rememberer.remember_many(items, session_id, project, validate_only, report)
 
     def recall(
         self,
@@ -325,10 +337,15 @@ class MemoryService:
         project: str | None = DEFAULT_PROJECT,
         session_id: int | None = None,
         min_relevance: float | None = None,
+        used: Sequence[int] | None = None,
+        misled: Sequence[int] | None = None,
     ) -> RecallResult:
         """Best memories for ``query`` in ``project`` (None: in every project) whose relevance reaches
-        ``min_relevance`` (default: recall.min_relevance)."""
-        return self._recaller.recall(query, k, tags, since, until, token_budget, project, session_id, min_relevance)
+        ``min_relevance`` (default: recall.min_relevance). ``used``/``misled``: a report on earlier hits."""
+        report = Report.of(used, misled, self._settings.limits.max_ids)
+        return self._recaller.recall(
+            query, k, tags, since, until, token_budget, project, session_id, min_relevance, report
+        )
 
     def associate(
         self,

@@ -84,7 +84,9 @@ class RecallHit(_Frozen):
 class RecallResult(_Frozen):
     hits: list[RecallHit]
     note: str | None = Field(
-        default=None, description="Why there are no hits, when there are none: nothing stored, or nothing relevant."
+        default=None,
+        description="Why there are no hits, when there are none: nothing stored, or nothing relevant; and what "
+        "became of a use report (used/misled) that could not be learned in full.",
     )
     tokens: int = Field(default=0, description="Estimated tokens of the hits' content together (4 chars/token).")
     truncated: bool = Field(

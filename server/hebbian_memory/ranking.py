@@ -20,6 +20,7 @@ from hebbian_memory.storage import Filters, Store
 from hebbian_memory.text import terms, words
 
 Floats = np.ndarray[Any, np.dtype[np.float32]]
+LEADS = 3  # the hits whose companions come along: the ones an assistant reads first
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class Ranked:
     direct: int  # found.ids[:direct] came from the indexes; any after them were reached through links
     reached: dict[int, plasticity.Reached]
     by_link: set[int]  # indexes whose relevance is what a link passed on, more than their own match's
+    companions: frozenset[int]  # indexes brought right after the top hit by a strong learned or explicit link
 
     def linked(self, i: int) -> bool:
         """Whether a link, not its own match with the query, is why candidate ``i`` is here."""
@@ -89,6 +91,7 @@ class Ranker:
         answer_kinds: IdBytes,
         previous_of: IdMap,
         neighbours: plasticity.Neighbours,
+        priors: Callable[[Sequence[int]], Floats],
         embed: Callable[[Sequence[str]], Vectors],
         metadata_keys: Sequence[str],
     ) -> None:
@@ -100,6 +103,7 @@ class Ranker:
         self._answer_kinds = answer_kinds
         self._previous_of = previous_of
         self._neighbours = neighbours
+        self._priors = priors
         self._embed = embed
         self._metadata_keys = metadata_keys
         self.kinds_on = documents.kinds_mask(recall.answer_kinds) | documents.QUESTION
@@ -131,7 +135,9 @@ class Ranker:
         turn = self._turns(found)[1]
         support = left + self._keywords(turn, lexical)
         midpoint = cfg.relevance_midpoint + turn * (cfg.turn_relevance_midpoint - cfg.relevance_midpoint)
-        relevance = 1.0 / (1.0 + np.exp(-cfg.relevance_slope * (support - midpoint)))
+        relevance = (1.0 / (1.0 + np.exp(-cfg.relevance_slope * (support - midpoint)))).astype(np.float32)
+        if rules.enabled and rules.prior_weight > 0:
+            fused = fused + self._use_prior(found.ids, relevance)
         # What a link brought is as relevant as what it was linked to, times the link's weight, if that is more.
         position = {memory_id: i for i, memory_id in enumerate(found.ids)}
         by_link: set[int] = set()
@@ -145,7 +151,60 @@ class Ranker:
         unchecked[checked] = False
         ordering = fused - np.float32(1e6) * unchecked if checked else fused
         order = self._diverse_order(found, ordering, len(found.ids) if keep_all else top_k)
-        return Ranked(found, dense, lexical, fused, relevance.astype(np.float32), order, direct, reached, by_link)
+        order, companions = self._with_companions(found, order, relevance, position, by_link)
+        return Ranked(found, dense, lexical, fused, relevance, order, direct, reached, by_link, companions)
+
+    def _use_prior(self, ids: Sequence[int], relevance: Floats) -> Floats:
+        """What use reports add: a used memory gains prior_weight x its prior x its own relevance (use makes a
+        memory likelier for what it answers, not for every query); one that misled loses prior_weight x its
+        prior whatever it matches."""
+        prior = self._priors(ids)
+        return (self._rules.prior_weight * np.where(prior > 0, prior * relevance, prior)).astype(np.float32)
+
+    def _with_companions(
+        self, found: Candidates, order: list[int], relevance: Floats, position: Mapping[int, int], by_link: set[int]
+    ) -> tuple[list[int], frozenset[int]]:
+        """Companions right after the hit they belong to: memories linked explicitly (associate) or by use at
+        companion_min or more to one of the first LEADS hits (those an assistant reads first), strongest first, at
+        most ``companions`` in all. What belongs together comes together, even when it shares no word with the
+        query; each is as relevant as its lead times the link."""
+        rules = self._rules
+        if not rules.enabled or rules.companions <= 0 or not order:
+            return order, frozenset()
+        placed: dict[int, list[int]] = {}
+        rank = {i: r for r, i in enumerate(order)}
+        taken: set[int] = set()
+        budget = rules.companions
+        for lead in order[:LEADS]:
+            taken.add(lead)
+            strong = sorted(
+                (
+                    (weight, position[neighbour])
+                    for neighbour, weight, kind in self._neighbours(found.ids[lead])
+                    if neighbour in position
+                    and position[neighbour] not in taken
+                    and rank.get(position[neighbour], len(order)) > rank[lead]  # one ranked above it stays there
+                    and (kind == "explicit" or (kind == "coaccess" and weight >= rules.companion_min))
+                ),
+                reverse=True,
+            )[:budget]
+            for weight, i in strong:
+                taken.add(i)
+                placed.setdefault(lead, []).append(i)
+                if relevance[lead] * weight > relevance[i]:
+                    relevance[i] = relevance[lead] * weight
+                    by_link.add(i)
+            budget -= len(strong)
+        if not placed:
+            return order, frozenset()
+        chosen = {i for group in placed.values() for i in group}
+        out: list[int] = []
+        for i in order:
+            if i in chosen:
+                continue
+            out.append(i)
+            out.extend(placed.get(i, ()))
+        return out[: len(order)], frozenset(chosen)
 
     @staticmethod
     def _best(scores: Floats, n: int) -> list[int]:

@@ -6,7 +6,8 @@ from datetime import datetime
 
 from hebbian_memory import inputs, plasticity, ranking
 from hebbian_memory.core import Core
-from hebbian_memory.errors import InvalidInputError
+from hebbian_memory.errors import InvalidInputError, StorageFaultError
+from hebbian_memory.feedback import Report
 from hebbian_memory.models import LinkVia, RecallHit, RecallResult, ScoreParts
 from hebbian_memory.ranking import Ranker, estimate_tokens
 from hebbian_memory.storage import Filters
@@ -41,9 +42,11 @@ class Recaller:
         project: str | None,
         session_id: int | None,
         min_relevance: float | None,
+        report: Report | None = None,
     ) -> RecallResult:
         """Best memories for ``query`` in ``project`` (None: in every project) whose relevance reaches
-        ``min_relevance`` (default: recall.min_relevance)."""
+        ``min_relevance`` (default: recall.min_relevance). ``report``: what the client says of earlier hits, learned
+        before this recall ranks (so it already counts here)."""
         core = self._core
         limits, cfg = core.settings.limits, core.settings.recall
         text = inputs.text(query, "query", limits.max_query_chars)
@@ -57,25 +60,30 @@ class Recaller:
         within = None if project is None else inputs.project(project)
         index = core.wait_ready()
         query_vector = core.embedder.embed([text])
+        learn = core.settings.plasticity.enabled
         with core.lock:
+            told = self._learn(report, session_id, project) if learn and report is not None else None
             filters = Filters(wanted_tags, start, end, core.catalog.project_filter(within))
             asked = self._ranker.query(text, query_vector[0])
             ranked = self._ranker.rank(index, asked, top_k, filters, keep_all=budget is not None)
             if ranked is None:
-                return RecallResult(hits=[], note=NOTHING_STORED)
+                return RecallResult(hits=[], note=_notes(NOTHING_STORED, told))
             found = ranked.found
-            order = [i for i in ranked.order if ranked.relevance[i] >= floor]
+            # Companions come with a top hit that is relevant: they are here for its link, not their own match.
+            lead = ranked.relevance[ranked.order[0]] >= floor
+            order = [i for i in ranked.order if ranked.relevance[i] >= floor or (lead and i in ranked.companions)]
             if not order:
                 best = max(float(ranked.relevance[i]) for i in ranked.order)
-                return RecallResult(hits=[], note=nothing_relevant(floor, best))
+                return RecallResult(hits=[], note=_notes(nothing_relevant(floor, best), told))
             rows = core.store.get([found.ids[i] for i in order])
             if budget is not None:
                 order = ranking.pack(order, [estimate_tokens(rows[found.ids[i]].content) for i in order], budget, top_k)
             shown = ranking.within(order, [len(rows[found.ids[i]].content) for i in order], limits.max_result_chars)
             truncated, order = len(shown) < len(order), shown
             chosen = [found.ids[i] for i in order]
-            if core.settings.plasticity.enabled:
+            if learn:
                 core.learning.recalled(session_id, chosen, core.clock.now())
+                core.feedback.shown(session_id, chosen)
         hits = [
             RecallHit(
                 id=memory_id,
@@ -97,7 +105,19 @@ class Recaller:
             for i, memory_id in zip(order, chosen, strict=True)
             if memory_id in rows
         ]
-        return RecallResult(hits=hits, tokens=sum(estimate_tokens(h.content) for h in hits), truncated=truncated)
+        tokens = sum(estimate_tokens(h.content) for h in hits)
+        return RecallResult(hits=hits, note=told, tokens=tokens, truncated=truncated)
+
+    def _learn(self, report: Report, session_id: int | None, project: str | None) -> str | None:
+        """Learn a use report; what it could not learn goes into the result's note, and the recall goes on."""
+        try:
+            return self._core.feedback.apply(report, session_id, project)
+        except StorageFaultError as e:
+            return f"Your report in used/misled was not learned: {e}"
+
+
+def _notes(*notes: str | None) -> str | None:
+    return " ".join(n for n in notes if n) or None
 
 
 def _via(reached: plasticity.Reached | None) -> LinkVia | None:

@@ -12,9 +12,10 @@ from hebbian_memory import inputs
 from hebbian_memory.config import LimitSettings
 from hebbian_memory.core import Core
 from hebbian_memory.errors import InvalidInputError, StorageFaultError
+from hebbian_memory.feedback import Report
 from hebbian_memory.models import MemoryInput, RememberResult
 from hebbian_memory.redaction import Redactor
-from hebbian_memory.storage import Chain, NewMemory
+from hebbian_memory.storage import Chain, Filters, NewMemory
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,7 @@ class Rememberer:
         session_id: int | None,
         project: str,
         validate_only: bool,
+        report: Report | None = None,
     ) -> list[RememberResult]:
         """Store many memories at once (batched embedding); all are validated first, so one bad item stores none.
         Identical text already stored in the same project is reinforced instead of stored again. With
@@ -98,6 +100,7 @@ class Rememberer:
         if validate_only:
             return []
         index = core.wait_ready()
+        self._check_used(report, project)
 
         writes_seen = catalog.writes
         stored = store.ids_by_hash([p.content_hash for p in prepared], project)
@@ -145,7 +148,35 @@ class Rememberer:
                 index.add(ids, np.stack([r.embedding for r in rows]))
             for memory_id, row in zip(ids, rows, strict=True):
                 catalog.index_in_episode(memory_id, row, session_id)
-            return self._results(prepared, known, dict(zip(new.keys(), ids, strict=True)), session_id, now)
+            created = dict(zip(new.keys(), ids, strict=True))
+            results = self._results(prepared, known, created, session_id, now)
+            self._learn_use(report, session_id, project, results)
+            return results
+
+    def _learn_use(
+        self, report: Report | None, session_id: int | None, project: str, results: list[RememberResult]
+    ) -> None:
+        """What the new memories were written from: used, and linked to them."""
+        if report is None or not self._core.settings.plasticity.enabled:
+            return
+        try:
+            self._core.feedback.apply(report, session_id, project, made=[r.id for r in results])
+        except StorageFaultError as e:
+            stored = sorted({r.id for r in results})
+            raise e.with_outcome(
+                f"The memories are stored (ids {stored}); only the use report in used was not learned. "
+                "Do not send them again."
+            ) from e
+
+    def _check_used(self, report: Report | None, project: str) -> None:
+        if report is None:
+            return
+        unknown = sorted(set(report.used) - self._core.store.matching(report.used, Filters(project=project)))
+        if unknown:
+            raise InvalidInputError(
+                f"used names ids {unknown[:5]} that are not stored in this project. Send in used only ids of "
+                "memories recall returned here (or none). Nothing was stored."
+            )
 
     def _results(
         self,

@@ -48,6 +48,18 @@ PROGRESS_STEP = 100  # remember_many stores larger batches in parts of this size
 _DATE = "ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T14:30:00Z (UTC when no offset is given)"
 
 
+_USED = (
+    "Ids of memories from earlier recalls that you actually relied on (for your answer, your code, a decision) "
+    "since your last report; send them with your next recall or remember. This is how memory learns what is useful: "
+    "used memories come up sooner for what they answer, and memories used together are linked. Leave out hits you "
+    "only skimmed."
+)
+_MISLED = (
+    "Ids of memories from earlier recalls that were wrong, outdated or beside the point of what you asked; they "
+    "will rank lower from now on. Name a memory in used or in misled, not both."
+)
+Ids = list[Annotated[int, Strict()]]
+
 _PROJECT = (
     "The project (namespace) to use instead of this session's: by default memories go to and come from the "
     "project of the client's workspace, or the configured one."
@@ -98,11 +110,17 @@ def register_tools(server: MCPServer[AppContext]) -> None:
             Str | None, Field(description=f"When the remembered thing happened, if not now: {_DATE}.")
         ] = None,
         project: Annotated[Str | None, Field(description=_PROJECT)] = None,
+        used: Annotated[
+            Ids | None,
+            Field(description="Ids of recalled memories this one was written from or relies on. " + _USED),
+        ] = None,
     ) -> RememberResult:
         """Store a memory and return its id. Remembering identical text again returns the same id and
-        reinforces that memory instead of storing a copy. The memory is recallable as soon as this returns."""
+        reinforces that memory instead of storing a copy. The memory is recallable as soon as this returns.
+        If you wrote it from recalled memories, name them in used: they are linked to it."""
         item = MemoryInput(content=content, tags=tags, metadata=metadata, importance=importance, event_time=event_time)
-        (result,) = await _run(ctx, roots, REMEMBER_MANY, {"memories": [item.model_dump()]}, project)
+        args = {"memories": [item.model_dump()], "used": used}
+        (result,) = await _run(ctx, roots, REMEMBER_MANY, args, project)
         return result
 
     @server.tool(
@@ -154,6 +172,8 @@ def register_tools(server: MCPServer[AppContext]) -> None:
                 "the k best matches however weak, e.g. to browse a topic."
             ),
         ] = None,
+        used: Annotated[Ids | None, Field(description=_USED)] = None,
+        misled: Annotated[Ids | None, Field(description=_MISLED)] = None,
     ) -> RecallResult:
         """Find memories by meaning and by keywords, best first, in this project; near-duplicates are left
         out. Memories linked to the best matches (stored next to them, or used together with them before) are
@@ -162,7 +182,8 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         recall's hits; with its semantic and keyword parts), times, and why it was returned: reason "direct"
         (matched the query) or "linked" (brought by a link to a better match), and via (the link). Hits below
         min_relevance are left out; when none is left, hits is empty and note says so: take that as "not
-        remembered" rather than guessing."""
+        remembered" rather than guessing. Report on earlier hits with used (the ones you relied on) and misled
+        (wrong or off the point): that is how recall learns what helps you."""
         args = {
             "query": query,
             "k": k,
@@ -172,6 +193,8 @@ def register_tools(server: MCPServer[AppContext]) -> None:
             "token_budget": token_budget,
             "all_projects": all_projects,
             "min_relevance": min_relevance,
+            "used": used,
+            "misled": misled,
         }
         return await _run(ctx, roots, RECALL, args, project)
 

@@ -66,6 +66,7 @@ REMEMBER_MANY = _plain(
         a.get("session_id"),
         a.get("project", DEFAULT_PROJECT),
         bool(a.get("validate_only", False)),
+        a.get("used"),
     ),
 )
 RECALL = _model(
@@ -81,6 +82,8 @@ RECALL = _model(
         _scope(a),
         a.get("session_id"),
         a.get("min_relevance"),
+        a.get("used"),
+        a.get("misled"),
     ),
 )
 ASSOCIATE = _model(

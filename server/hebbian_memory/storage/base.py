@@ -39,6 +39,17 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True)
+class UseRow:
+    """What an assistant said of a memory it was shown: how much it was used and how often it misled, each a
+    sum of surprises (usage.py) as of ``used_at``, the last report."""
+
+    memory_id: int
+    uses: float
+    misleads: float
+    used_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class MemoryState:
     """What the consolidation pass needs of a memory."""
 

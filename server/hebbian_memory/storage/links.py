@@ -51,25 +51,30 @@ class LinkQueries(StoreCore):
                        (SELECT (unnest(?::BIGINT[]), unnest(?::BIGINT[])))""",
                     [[a for a, _ in delete], [b for _, b in delete]],
                 )
-            if links:
-                c.execute(
-                    f"""INSERT OR REPLACE INTO associations ({_LINK_COLUMNS})
-                        SELECT unnest($a::BIGINT[]), unnest($b::BIGINT[]), unnest($w::DOUBLE[]),
-                            unnest($tier::TINYINT[]), unnest($kind::VARCHAR[]), unnest($n::INTEGER[]),
-                            unnest($created::TIMESTAMP[]), unnest($updated::TIMESTAMP[]),
-                            unnest($strengthened::TIMESTAMP[])""",
-                    {
-                        "a": [x.source_id for x in links],
-                        "b": [x.target_id for x in links],
-                        "w": [x.weight for x in links],
-                        "tier": [x.tier for x in links],
-                        "kind": [x.kind for x in links],
-                        "n": [x.co_access_count for x in links],
-                        "created": [naive(x.created_at) for x in links],
-                        "updated": [naive(x.updated_at) for x in links],
-                        "strengthened": [naive(x.last_strengthened_at) for x in links],
-                    },
-                )
+            self._write_links(c, links)
+
+    @staticmethod
+    def _write_links(c: duckdb.DuckDBPyConnection, links: Sequence[Link]) -> None:
+        """Insert or replace links whole, inside the caller's transaction."""
+        if links:
+            c.execute(
+                f"""INSERT OR REPLACE INTO associations ({_LINK_COLUMNS})
+                    SELECT unnest($a::BIGINT[]), unnest($b::BIGINT[]), unnest($w::DOUBLE[]),
+                        unnest($tier::TINYINT[]), unnest($kind::VARCHAR[]), unnest($n::INTEGER[]),
+                        unnest($created::TIMESTAMP[]), unnest($updated::TIMESTAMP[]),
+                        unnest($strengthened::TIMESTAMP[])""",
+                {
+                    "a": [x.source_id for x in links],
+                    "b": [x.target_id for x in links],
+                    "w": [x.weight for x in links],
+                    "tier": [x.tier for x in links],
+                    "kind": [x.kind for x in links],
+                    "n": [x.co_access_count for x in links],
+                    "created": [naive(x.created_at) for x in links],
+                    "updated": [naive(x.updated_at) for x in links],
+                    "strengthened": [naive(x.last_strengthened_at) for x in links],
+                },
+            )
 
     def record_events(self, events: Sequence[tuple[int, int | None, str, datetime]]) -> None:
         """Access events (memory id, session id, kind, time) in one statement."""

@@ -239,6 +239,7 @@ class MemoryQueries(StoreCore):
                 [id_list, id_list],
             )
             c.execute("DELETE FROM access_events WHERE memory_id IN (SELECT unnest(?))", [id_list])
+            c.execute("DELETE FROM memory_use WHERE memory_id IN (SELECT unnest(?))", [id_list])
             c.execute("DELETE FROM memories WHERE id IN (SELECT unnest(?))", [id_list])
 
 

@@ -108,8 +108,20 @@ def _v4_one_hash_index(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute("DROP INDEX memories_project_hash")
 
 
+def _v5_memory_use(conn: duckdb.DuckDBPyConnection) -> None:
+    """Use reports: per memory, how much an assistant said it used it and how often it misled (usage.py)."""
+    conn.execute("""
+        CREATE TABLE memory_use (
+            memory_id BIGINT PRIMARY KEY,
+            uses      DOUBLE NOT NULL,     -- sums of surprises (0..1 per report), as of used_at
+            misleads  DOUBLE NOT NULL,
+            used_at   TIMESTAMP NOT NULL  -- the last report
+        )
+    """)
+
+
 Migration = Callable[[duckdb.DuckDBPyConnection], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_projects, _v3_temporal_links, _v4_one_hash_index)
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_projects, _v3_temporal_links, _v4_one_hash_index, _v5_memory_use)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -17,9 +17,9 @@ from hebbian_memory.storage import transfer
 from hebbian_memory.storage.core import NOTHING_CHANGED, PURGE_DUE
 from hebbian_memory.storage.episodes import EpisodeQueries
 from hebbian_memory.storage.imports import ImportQueries
-from hebbian_memory.storage.links import LinkQueries
 from hebbian_memory.storage.memories import MemoryQueries
 from hebbian_memory.storage.schema import migrate
+from hebbian_memory.storage.uses import UseQueries
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ CHECKPOINT_FAILED = (
 PURGE_FAILED = "The database file was left as it was (whole); its rewrite is retried by itself."
 
 
-class Store(MemoryQueries, EpisodeQueries, LinkQueries, ImportQueries):
+class Store(MemoryQueries, EpisodeQueries, UseQueries, ImportQueries):
     """Thread-safe access to the database; every public method is one transaction."""
 
     @classmethod
