@@ -2,7 +2,7 @@
 clock): associate makes the linked memory come along with the top hit; a report of use lifts a memory for what
 it answers; a report that a memory misled sinks it; a report survives a restart; bad reports get clear errors."""
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +63,7 @@ def _settings(data_dir: Path) -> Settings:
 @asynccontextmanager
 async def _served(
     settings: Settings, clock: ManualClock, embedder: OnnxEmbedder
-) -> AsyncIterator[Callable[[], Client]]:
+) -> AsyncGenerator[Callable[[], Client]]:
     node: Node = build_node(settings, clock=clock, embedder=embedder)
     async with node.running():
         yield lambda: Client(build_server(settings, node=node))  # one MCP connection: one memory session
