@@ -121,6 +121,10 @@ def metadata() -> st.SearchStrategy[Any]:
     return st.one_of(st.none(), st.dictionaries(st.text(max_size=10), plain, max_size=4), huge, junk)
 
 
+def _with_used(memory: dict[str, Any], used: Any) -> dict[str, Any]:
+    return memory if used is None else {**memory, "used": used}
+
+
 def calls(known: list[int]) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
     memory = st.fixed_dictionaries(
         {"content": texts},
@@ -128,7 +132,8 @@ def calls(known: list[int]) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
     )
     scope = {"project": st.one_of(st.sampled_from(["default", "other"]), texts, junk), "all_projects": junk}
     tools: dict[str, st.SearchStrategy[dict[str, Any]]] = {
-        "remember": memory,
+        # remember also takes a use report; remember_many's items do not
+        "remember": st.builds(_with_used, memory, st.one_of(st.none(), id_lists(known))),
         "remember_many": st.fixed_dictionaries(
             {
                 "memories": st.one_of(
@@ -138,7 +143,16 @@ def calls(known: list[int]) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
         ),
         "recall": st.fixed_dictionaries(
             {"query": texts},
-            optional={"k": numbers, "tags": tags(), "since": dates, "until": dates, "token_budget": numbers, **scope},
+            optional={
+                "k": numbers,
+                "tags": tags(),
+                "since": dates,
+                "until": dates,
+                "token_budget": numbers,
+                "used": id_lists(known),
+                "misled": id_lists(known),
+                **scope,
+            },
         ),
         "associate": st.fixed_dictionaries(
             {"source_id": st.one_of(st.sampled_from(known), numbers), "target_ids": id_lists(known)},

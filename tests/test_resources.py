@@ -57,11 +57,14 @@ async def test_the_prompt_and_the_instructions_tell_the_model_when_to_use_memory
     async with Client(build_server(settings, embedder=real_embedder)) as client:
         instructions = client.instructions or ""
         assert "`recall` at the start of a task" in instructions
+        assert "`used`" in instructions
+        assert "`misled`" in instructions
         assert "use_memory" in [p.name for p in (await client.list_prompts()).prompts]
         prompt = await client.get_prompt("use_memory", {"topic": "the garden project"})
         text = prompt.messages[0].content
         assert "(here: the garden project)" in getattr(text, "text", "")
         assert "`remember`" in getattr(text, "text", "")
+        assert "`used`" in getattr(text, "text", "")
 
 
 async def test_a_large_remember_many_reports_progress_and_stays_all_or_nothing(

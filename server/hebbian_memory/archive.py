@@ -2,6 +2,7 @@
 imported records like remember's and keeps the indexes and the link graph in step with what it stores."""
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from hebbian_memory.errors import InvalidInputError
 from hebbian_memory.models import ExportResult, ImportResult, MemoryInput
 from hebbian_memory.portability import LinkRecord, MemoryRecord, SessionRecord
 from hebbian_memory.remembering import Prepared, prepare
-from hebbian_memory.storage import Link
+from hebbian_memory.storage import Link, UseRow
 
 
 class Archive:
@@ -75,6 +76,10 @@ class Archive:
                 if key not in known and key not in rows:
                     rows[key] = _memory_row(r, project, p, vector, model, now)
             ids = dict(zip(rows, store.import_memories(list(rows.values())), strict=True))
+            core.feedback.load(
+                [replace(rows[key]["use"], memory_id=i) for key, i in ids.items() if rows[key]["use"] is not None],
+                keep=True,
+            )
             catalog.writes += 1
             if ids:
                 index.add(list(ids.values()), np.stack([row["vector"] for row in rows.values()]))
@@ -136,4 +141,5 @@ def _memory_row(
         "embedding_model": model,
         "embedding": np.asarray(vector, dtype="<f4").tobytes(),
         "vector": vector,
+        "use": None if r.used_at is None else UseRow(0, r.uses, r.misleads, r.used_at),  # its id is given on insert
     }

@@ -57,8 +57,11 @@ class Feedback:
         self._client: dict[int, str] = {}  # session -> client name
         self._expect: dict[str, usage.Expectation] = {}
 
-    def load(self, rows: Iterable[UseRow]) -> None:
-        self._uses = {row.memory_id: row for row in rows}
+    def load(self, rows: Iterable[UseRow], keep: bool = False) -> None:
+        """The use records, from the database; with ``keep``, added to those held (an import)."""
+        if not keep:
+            self._uses = {}
+        self._uses.update((row.memory_id, row) for row in rows)
 
     def started(self, session_id: int, client: str | None) -> None:
         self._client[session_id] = client or ""

@@ -39,8 +39,10 @@ SERVER_TITLE = "Hebbian Memory"
 INSTRUCTIONS = """\
 hebbian-memory is your long-term memory across conversations. Use `recall` at the start of a task and whenever
 the user refers to something from before; use `remember` for facts, preferences, decisions and events worth
-keeping (one self-contained fact per memory, with tags). Use `associate` to link memories that belong together,
-and `forget` when the user asks you to delete something."""
+keeping (one self-contained fact per memory, with tags). After you relied on recalled memories, name their ids in
+`used` on your next `recall` or `remember`, and any that were wrong or beside the point in `misled`: that is how
+recall learns what helps. Use `associate` to link memories that belong together, and `forget` when the user asks
+you to delete something."""
 
 # The SDK's protocol versions, oldest to newest (mcp_types.version): the handshake era opens with initialize,
 # the 2026 era (every request carries its envelope in _meta) with server/discover.

@@ -86,6 +86,10 @@ class MemoryRecord(_Record):
     last_replayed_at: Time | None = None
     embedding_model: str | None = None
     embedding: str | None = Field(default=None, description="base64 of float32 little-endian values")
+    # Its use record (usage.py), when an assistant reported on it: sums of surprises as of used_at.
+    uses: float = Field(default=0.0, ge=0.0)
+    misleads: float = Field(default=0.0, ge=0.0)
+    used_at: Time | None = None
 
     def vector(self, model: str, dim: int) -> np.ndarray[Any, np.dtype[np.float32]] | None:
         """The stored embedding, if it was made by ``model`` and has ``dim`` values; else None (re-embed)."""

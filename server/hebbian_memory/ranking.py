@@ -73,8 +73,9 @@ class Ranked:
     companions: frozenset[int]  # indexes brought right after the top hit by a strong learned or explicit link
 
     def linked(self, i: int) -> bool:
-        """Whether a link, not its own match with the query, is why candidate ``i`` is here."""
-        return i >= self.direct or i in self.by_link
+        """Whether a link, not its own match with the query, is why candidate ``i`` is here, or where it is (a
+        companion follows its lead)."""
+        return i >= self.direct or i in self.by_link or i in self.companions
 
 
 class Ranker:
@@ -136,10 +137,12 @@ class Ranker:
         support = left + self._keywords(turn, lexical)
         midpoint = cfg.relevance_midpoint + turn * (cfg.turn_relevance_midpoint - cfg.relevance_midpoint)
         relevance = (1.0 / (1.0 + np.exp(-cfg.relevance_slope * (support - midpoint)))).astype(np.float32)
-        if rules.enabled and rules.prior_weight > 0:
-            fused = fused + self._use_prior(found.ids, relevance)
-        # What a link brought is as relevant as what it was linked to, times the link's weight, if that is more.
         position = {memory_id: i for i, memory_id in enumerate(found.ids)}
+        if rules.enabled:
+            fused = fused - self._unconfident_spread(found.ids, reached, relevance, position)
+            if rules.prior_weight > 0:
+                fused = fused + self._use_prior(found.ids, relevance)
+        # What a link brought is as relevant as what it was linked to, times the link's weight, if that is more.
         by_link: set[int] = set()
         for memory_id, arrived in reached.items():
             i, source = position.get(memory_id), position.get(arrived.source)
@@ -154,6 +157,24 @@ class Ranker:
         order, companions = self._with_companions(found, order, relevance, position, by_link)
         return Ranked(found, dense, lexical, fused, relevance, order, direct, reached, by_link, companions)
 
+    def _unconfident_spread(
+        self,
+        ids: Sequence[int],
+        reached: Mapping[int, plasticity.Reached],
+        relevance: Floats,
+        position: Mapping[int, int],
+    ) -> Floats:
+        """What a learned (co-access or explicit) link passed on from a source that is not relevant, to take back
+        in proportion: an association follows a confident match, so a weak match on another topic cannot pull
+        its group into this recall. Temporal links pass on in full (the next turn of a dialog answers it)."""
+        back = np.zeros(len(ids), dtype=np.float32)
+        for j, memory_id in enumerate(ids):
+            arrived = reached.get(memory_id)
+            source = None if arrived is None or arrived.kind == "temporal" else position.get(arrived.source)
+            if arrived is not None and source is not None:
+                back[j] = self._rules.spread_weight * arrived.activation * (1.0 - relevance[source])
+        return back
+
     def _use_prior(self, ids: Sequence[int], relevance: Floats) -> Floats:
         """What use reports add: a used memory gains prior_weight x its prior x its own relevance (use makes a
         memory likelier for what it answers, not for every query); one that misled loses prior_weight x its
@@ -164,19 +185,22 @@ class Ranker:
     def _with_companions(
         self, found: Candidates, order: list[int], relevance: Floats, position: Mapping[int, int], by_link: set[int]
     ) -> tuple[list[int], frozenset[int]]:
-        """Companions right after the hit they belong to: memories linked explicitly (associate) or by use at
-        companion_min or more to one of the first LEADS hits (those an assistant reads first), strongest first, at
-        most ``companions`` in all. What belongs together comes together, even when it shares no word with the
-        query; each is as relevant as its lead times the link."""
+        """Companions right after the hit they belong to, strongest link first, at most ``companions`` in all.
+        What belongs together comes together, even when it shares no word with the query; each is as relevant as
+        its lead times the link. An explicit link (associate: the user said so) makes a companion of any of the
+        first LEADS hits; a link learned from use (at companion_min or more) only of a top hit that is relevant
+        (recall.min_relevance): a guess follows only a confident match."""
         rules = self._rules
         if not rules.enabled or rules.companions <= 0 or not order:
             return order, frozenset()
+        confident = relevance[order[0]] >= self._cfg.min_relevance
         placed: dict[int, list[int]] = {}
         rank = {i: r for r, i in enumerate(order)}
         taken: set[int] = set()
         budget = rules.companions
         for lead in order[:LEADS]:
             taken.add(lead)
+            learned = confident and lead == order[0]
             strong = sorted(
                 (
                     (weight, position[neighbour])
@@ -184,7 +208,7 @@ class Ranker:
                     if neighbour in position
                     and position[neighbour] not in taken
                     and rank.get(position[neighbour], len(order)) > rank[lead]  # one ranked above it stays there
-                    and (kind == "explicit" or (kind == "coaccess" and weight >= rules.companion_min))
+                    and (kind == "explicit" or (learned and kind == "coaccess" and weight >= rules.companion_min))
                 ),
                 reverse=True,
             )[:budget]

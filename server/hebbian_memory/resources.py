@@ -28,8 +28,11 @@ You have a long-term memory (the hebbian-memory tools). Use it like this:
 - When you learn something worth keeping (a preference, a decision and its reason, a fact about a person or
   project, an event with its date), call `remember` with one self-contained sentence, a few tags and, for
   events, `event_time`. Do not store secrets: they are masked anyway.
-- When two memories belong together (a cause and its effect, a person and their project), `associate` them;
-  memories you use together are linked on their own.
+- Say what helped: on your next `recall` or `remember`, list in `used` the ids of the recalled memories you
+  actually relied on, and in `misled` any that were wrong, outdated or beside the point. Memories used come up
+  sooner for what they answer; memories used together are linked. Leave out hits you only skimmed.
+- When two memories belong together (a cause and its effect, a person and their project), `associate` them:
+  from then on one comes along right after the other.
 - When the user asks you to forget something, find it with `recall` and `forget` it by id; tell them it is gone.
 """
 

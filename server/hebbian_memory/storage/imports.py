@@ -45,6 +45,19 @@ class ImportQueries(StoreCore):
             ids = self._assign_ids(c, "memories", "memory_id_seq", [r["id"] for r in rows])
             transfer.insert_memories(c, [{**r, "id": i} for r, i in zip(rows, ids, strict=True)])
             transfer.advance_sequence(c, "memory_id_seq", "memories")
+            used = [(i, r["use"]) for r, i in zip(rows, ids, strict=True) if r.get("use") is not None]
+            if used:
+                c.execute(
+                    """INSERT INTO memory_use (memory_id, uses, misleads, used_at)
+                       SELECT unnest($m::BIGINT[]), unnest($u::DOUBLE[]), unnest($x::DOUBLE[]),
+                           unnest($t::TIMESTAMP[])""",
+                    {
+                        "m": [i for i, _ in used],
+                        "u": [row.uses for _, row in used],
+                        "x": [row.misleads for _, row in used],
+                        "t": [naive(row.used_at) for _, row in used],
+                    },
+                )
         return ids
 
     def import_links(self, rows: Sequence[dict[str, Any]]) -> set[tuple[int, int]]:

@@ -35,6 +35,7 @@ MEMORY_COLUMNS = (
     "embedding_model",
     "embedding",
 )
+USE_COLUMNS = ("uses", "misleads", "used_at")  # a memory's use record (memory_use), exported with it when it has one
 LINK_COLUMNS = (
     "source_id",
     "target_id",
@@ -48,7 +49,7 @@ LINK_COLUMNS = (
 )
 _TIMES = frozenset(
     {"started_at", "ended_at", "created_at", "updated_at", "event_time", "last_accessed_at"}
-    | {"last_replayed_at", "last_strengthened_at"}
+    | {"last_replayed_at", "last_strengthened_at", "used_at"}
 )
 
 
@@ -73,16 +74,24 @@ def read_sessions(c: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 
 def read_memories(c: duckdb.DuckDBPyConnection, batch: int = 2000) -> Iterator[dict[str, Any]]:
-    """Every memory in id order (embedding as float32 little-endian bytes), read in batches."""
+    """Every memory in id order (embedding as float32 little-endian bytes), with its use record if it has one,
+    read in batches."""
+    columns = ", ".join([*(f"m.{k}" for k in MEMORY_COLUMNS), *(f"u.{k}" for k in USE_COLUMNS)])
     last = 0
     while True:
         rows = c.execute(
-            f"SELECT {', '.join(MEMORY_COLUMNS)} FROM memories WHERE id > ? ORDER BY id LIMIT ?", [last, batch]
+            f"""SELECT {columns} FROM memories m LEFT JOIN memory_use u ON u.memory_id = m.id
+                WHERE m.id > ? ORDER BY m.id LIMIT ?""",
+            [last, batch],
         ).fetchall()
         if not rows:
             return
         for r in rows:
-            yield _out(MEMORY_COLUMNS, r)
+            row = _out((*MEMORY_COLUMNS, *USE_COLUMNS), r)
+            if row["used_at"] is None:
+                for k in USE_COLUMNS:
+                    del row[k]
+            yield row
         last = int(rows[-1][0])
 
 
