@@ -16,7 +16,7 @@ from hebbian_memory.errors import InvalidInputError
 from hebbian_memory.models import ExportResult, ImportResult, MemoryInput
 from hebbian_memory.portability import LinkRecord, MemoryRecord, SessionRecord
 from hebbian_memory.remembering import Prepared, prepare
-from hebbian_memory.storage import Link, UseRow
+from hebbian_memory.storage import Link
 
 
 class Archive:
@@ -141,5 +141,5 @@ def _memory_row(
         "embedding_model": model,
         "embedding": np.asarray(vector, dtype="<f4").tobytes(),
         "vector": vector,
-        "use": None if r.used_at is None else UseRow(0, r.uses, r.misleads, r.used_at),  # its id is given on insert
+        "use": r.use(model, len(vector)),
     }

@@ -136,6 +136,7 @@ class PlasticitySettings:
     events_keep: int
     use_increment: float
     prior_weight: float
+    cue_threshold: float
     companion_min: float
     companions: int
 
@@ -353,6 +354,7 @@ def _validate(s: Settings) -> None:
         (0.0 <= s.plasticity.increment <= 1.0, "plasticity.increment must be between 0 and 1"),
         (0.0 <= s.plasticity.use_increment <= 1.0, "plasticity.use_increment must be between 0 and 1"),
         (0.0 < s.plasticity.companion_min <= 1.0, "plasticity.companion_min must be in (0, 1]"),
+        (0.0 <= s.plasticity.cue_threshold < 1.0, "plasticity.cue_threshold must be in [0, 1)"),
         (0.0 < s.plasticity.temporal_weight <= 1.0, "plasticity.temporal_weight must be in (0, 1]"),
         (s.plasticity.cycle_hours > 0 and s.plasticity.pass_minutes > 0, "plasticity cycle and pass must be > 0"),
         (1 <= s.recall.default_k <= s.limits.max_k, "recall.default_k must be between 1 and limits.max_k"),

@@ -54,6 +54,7 @@ class Feedback:
         self._clock = clock
         self._uses: dict[int, UseRow] = {}
         self._shown: dict[int, list[int]] = {}  # session -> the hits of its last recall
+        self._asked: dict[int, Floats] = {}  # session -> its last recall's query vector (the context of use)
         self._client: dict[int, str] = {}  # session -> client name
         self._expect: dict[str, usage.Expectation] = {}
 
@@ -68,21 +69,23 @@ class Feedback:
 
     def ended(self, session_id: int) -> None:
         self._shown.pop(session_id, None)
+        self._asked.pop(session_id, None)
         self._client.pop(session_id, None)
 
-    def shown(self, session_id: int | None, ids: Sequence[int]) -> None:
-        """The hits a recall returned, in order: what the session's next report is about."""
+    def shown(self, session_id: int | None, ids: Sequence[int], query: Floats) -> None:
+        """The hits a recall returned, in order, and its query: what the session's next report is about."""
         if session_id is not None:
             self._shown[session_id] = list(ids)
+            self._asked[session_id] = query
 
     def forget(self, ids: Iterable[int]) -> None:
         for memory_id in ids:
             self._uses.pop(memory_id, None)
 
-    def priors(self, ids: Sequence[int]) -> Floats:
-        """Each memory's use history prior now (usage.prior), -1..1."""
+    def priors(self, ids: Sequence[int], query: Floats) -> Floats:
+        """Each memory's use history prior now, for ``query`` (usage.prior), -1..1."""
         now, rules, uses = self._clock.now(), self._rules, self._uses
-        return np.asarray([usage.prior(uses.get(m), now, rules) for m in ids], dtype=np.float32)
+        return np.asarray([usage.prior(uses.get(m), now, rules, query) for m in ids], dtype=np.float32)
 
     def apply(
         self, report: Report, session_id: int | None, project: str | None, made: Sequence[int] = ()
@@ -97,12 +100,14 @@ class Feedback:
         misled = [m for m in report.misled if m in known]
         now = self._clock.now()
         shown = self._shown.pop(session_id, []) if session_id is not None else []
+        # What the memories were used for: the last recall's query (kept for a remember that follows it).
+        asked = self._asked.get(session_id) if session_id is not None else None
         expectation = self._expect.setdefault(self._client.get(session_id or 0, ""), usage.Expectation())
         surprise = usage.surprises(expectation, shown, used)
         if shown:
             expectation.observe(shown, set(used))
         surprise.update({m: 1.0 for m in made})
-        rows = [usage.reported(self._uses.get(m), m, surprise[m], 0.0, now, self._rules) for m in used]
+        rows = [usage.reported(self._uses.get(m), m, surprise[m], 0.0, now, self._rules, asked) for m in used]
         rows += [usage.reported(self._uses.get(m), m, 0.0, 1.0, now, self._rules) for m in misled]
         links = self._links(surprise, now)
         events = [(m, session_id, "used", now) for m in used] + [(m, session_id, "misled", now) for m in misled]

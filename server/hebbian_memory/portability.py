@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from hebbian_memory import files
 from hebbian_memory.errors import HebbianMemoryError, ImportStoppedError, InvalidInputError, StorageError
 from hebbian_memory.models import ExportResult, ImportResult
-from hebbian_memory.storage import Store, transfer
+from hebbian_memory.storage import Store, UseRow, transfer
 from hebbian_memory.storage.schema import SCHEMA_VERSION
 
 FORMAT = "hebbian-memory-export"
@@ -90,13 +90,25 @@ class MemoryRecord(_Record):
     uses: float = Field(default=0.0, ge=0.0)
     misleads: float = Field(default=0.0, ge=0.0)
     used_at: Time | None = None
+    cue: str | None = Field(default=None, description="base64 of float32 values: the queries it was used for")
+    cue_weight: float = Field(default=0.0, ge=0.0)
 
     def vector(self, model: str, dim: int) -> np.ndarray[Any, np.dtype[np.float32]] | None:
         """The stored embedding, if it was made by ``model`` and has ``dim`` values; else None (re-embed)."""
-        if self.embedding is None or self.embedding_model != model:
+        return self._decoded(self.embedding, model, dim)
+
+    def use(self, model: str, dim: int) -> UseRow | None:
+        """Its use record (memory id 0: given at insert), if it has one; the cue only if ``model`` made it."""
+        if self.used_at is None:
+            return None
+        cue = self._decoded(self.cue, model, dim)
+        return UseRow(0, self.uses, self.misleads, self.used_at, cue, self.cue_weight if cue is not None else 0.0)
+
+    def _decoded(self, encoded: str | None, model: str, dim: int) -> np.ndarray[Any, np.dtype[np.float32]] | None:
+        if encoded is None or self.embedding_model != model:
             return None
         try:
-            raw = base64.b64decode(self.embedding, validate=True)
+            raw = base64.b64decode(encoded, validate=True)
         except ValueError:  # not base64: the text is still good, so embed it again
             return None
         if len(raw) != dim * 4:

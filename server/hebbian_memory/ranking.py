@@ -92,7 +92,7 @@ class Ranker:
         answer_kinds: IdBytes,
         previous_of: IdMap,
         neighbours: plasticity.Neighbours,
-        priors: Callable[[Sequence[int]], Floats],
+        priors: Callable[[Sequence[int], Floats], Floats],
         embed: Callable[[Sequence[str]], Vectors],
         metadata_keys: Sequence[str],
     ) -> None:
@@ -141,7 +141,7 @@ class Ranker:
         if rules.enabled:
             fused = fused - self._unconfident_spread(found.ids, reached, relevance, position)
             if rules.prior_weight > 0:
-                fused = fused + self._use_prior(found.ids, relevance)
+                fused = fused + self._use_prior(found.ids, relevance, query.vector)
         # What a link brought is as relevant as what it was linked to, times the link's weight, if that is more.
         by_link: set[int] = set()
         for memory_id, arrived in reached.items():
@@ -175,11 +175,11 @@ class Ranker:
                 back[j] = self._rules.spread_weight * arrived.activation * (1.0 - relevance[source])
         return back
 
-    def _use_prior(self, ids: Sequence[int], relevance: Floats) -> Floats:
+    def _use_prior(self, ids: Sequence[int], relevance: Floats, query: Floats) -> Floats:
         """What use reports add: a used memory gains prior_weight x its prior x its own relevance (use makes a
         memory likelier for what it answers, not for every query); one that misled loses prior_weight x its
         prior whatever it matches."""
-        prior = self._priors(ids)
+        prior = self._priors(ids, query)
         return (self._rules.prior_weight * np.where(prior > 0, prior * relevance, prior)).astype(np.float32)
 
     def _with_companions(
@@ -188,19 +188,18 @@ class Ranker:
         """Companions right after the hit they belong to, strongest link first, at most ``companions`` in all.
         What belongs together comes together, even when it shares no word with the query; each is as relevant as
         its lead times the link. An explicit link (associate: the user said so) makes a companion of any of the
-        first LEADS hits; a link learned from use (at companion_min or more) only of a top hit that is relevant
-        (recall.min_relevance): a guess follows only a confident match."""
+        first LEADS hits; a link learned from use (at companion_min or more) only of the top hit: an inferred
+        association follows only the best match."""
         rules = self._rules
         if not rules.enabled or rules.companions <= 0 or not order:
             return order, frozenset()
-        confident = relevance[order[0]] >= self._cfg.min_relevance
         placed: dict[int, list[int]] = {}
         rank = {i: r for r, i in enumerate(order)}
         taken: set[int] = set()
         budget = rules.companions
         for lead in order[:LEADS]:
             taken.add(lead)
-            learned = confident and lead == order[0]
+            learned = lead == order[0]
             strong = sorted(
                 (
                     (weight, position[neighbour])

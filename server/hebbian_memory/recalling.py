@@ -83,7 +83,7 @@ class Recaller:
             chosen = [found.ids[i] for i in order]
             if learn:
                 core.learning.recalled(session_id, chosen, core.clock.now())
-                core.feedback.shown(session_id, chosen)
+                core.feedback.shown(session_id, chosen, query_vector[0])
         hits = [
             RecallHit(
                 id=memory_id,

@@ -41,12 +41,14 @@ class Link:
 @dataclass(frozen=True, slots=True)
 class UseRow:
     """What an assistant said of a memory it was shown: how much it was used and how often it misled, each a
-    sum of surprises (usage.py) as of ``used_at``, the last report."""
+    sum of surprises (usage.py) as of ``used_at``, the last report; and the context it was used in."""
 
     memory_id: int
     uses: float
     misleads: float
     used_at: datetime
+    cue: npt.NDArray[np.float32] | None = None  # unit mean of the queries it was used for (None: none known)
+    cue_weight: float = 0.0  # the surprises that mean is weighted by
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,14 +48,16 @@ class ImportQueries(StoreCore):
             used = [(i, r["use"]) for r, i in zip(rows, ids, strict=True) if r.get("use") is not None]
             if used:
                 c.execute(
-                    """INSERT INTO memory_use (memory_id, uses, misleads, used_at)
+                    """INSERT INTO memory_use (memory_id, uses, misleads, used_at, cue, cue_weight)
                        SELECT unnest($m::BIGINT[]), unnest($u::DOUBLE[]), unnest($x::DOUBLE[]),
-                           unnest($t::TIMESTAMP[])""",
+                           unnest($t::TIMESTAMP[]), unnest($c::FLOAT[][]), unnest($w::DOUBLE[])""",
                     {
                         "m": [i for i, _ in used],
                         "u": [row.uses for _, row in used],
                         "x": [row.misleads for _, row in used],
                         "t": [naive(row.used_at) for _, row in used],
+                        "c": [None if row.cue is None else row.cue.tolist() for _, row in used],
+                        "w": [row.cue_weight for _, row in used],
                     },
                 )
         return ids

@@ -109,13 +109,16 @@ def _v4_one_hash_index(conn: duckdb.DuckDBPyConnection) -> None:
 
 
 def _v5_memory_use(conn: duckdb.DuckDBPyConnection) -> None:
-    """Use reports: per memory, how much an assistant said it used it and how often it misled (usage.py)."""
+    """Use reports: per memory, how much an assistant said it used it, how often it misled, and for what queries
+    (usage.py)."""
     conn.execute("""
         CREATE TABLE memory_use (
             memory_id BIGINT PRIMARY KEY,
             uses      DOUBLE NOT NULL,     -- sums of surprises (0..1 per report), as of used_at
             misleads  DOUBLE NOT NULL,
-            used_at   TIMESTAMP NOT NULL  -- the last report
+            used_at   TIMESTAMP NOT NULL, -- the last report
+            cue       FLOAT[],            -- unit mean of the query vectors it was used for (the model in use)
+            cue_weight DOUBLE NOT NULL
         )
     """)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from hebbian_memory import files
 
@@ -35,7 +36,13 @@ MEMORY_COLUMNS = (
     "embedding_model",
     "embedding",
 )
-USE_COLUMNS = ("uses", "misleads", "used_at")  # a memory's use record (memory_use), exported with it when it has one
+USE_COLUMNS = (
+    "uses",
+    "misleads",
+    "used_at",
+    "cue",
+    "cue_weight",
+)  # a memory's use record (memory_use), exported with it when it has one
 LINK_COLUMNS = (
     "source_id",
     "target_id",
@@ -91,6 +98,8 @@ def read_memories(c: duckdb.DuckDBPyConnection, batch: int = 2000) -> Iterator[d
             if row["used_at"] is None:
                 for k in USE_COLUMNS:
                     del row[k]
+            elif row["cue"] is not None:  # float32 little-endian, as the embedding
+                row["cue"] = np.asarray(row["cue"], dtype="<f4").tobytes()
             yield row
         last = int(rows[-1][0])
 

@@ -2,6 +2,10 @@
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from hebbian_memory.storage.base import Link, UseRow
 from hebbian_memory.storage.core import aware, naive
@@ -13,8 +17,13 @@ class UseQueries(LinkQueries):
 
     def uses(self) -> list[UseRow]:
         """Every memory's use record (memories never reported on have none)."""
-        rows = self._fetch("SELECT memory_id, uses, misleads, used_at FROM memory_use")
-        return [UseRow(int(r[0]), float(r[1]), float(r[2]), aware(r[3])) for r in rows]
+        rows = self._fetch("SELECT memory_id, uses, misleads, used_at, cue, cue_weight FROM memory_use")
+        return [UseRow(int(r[0]), float(r[1]), float(r[2]), aware(r[3]), _vector(r[4]), float(r[5])) for r in rows]
+
+    def clear_cues(self) -> None:
+        """Forget the contexts of use (query vectors of a model no longer in use); the counts stay."""
+        with self._tx() as c:
+            c.execute("UPDATE memory_use SET cue = NULL, cue_weight = 0")
 
     def save_use(
         self, rows: Sequence[UseRow], links: Sequence[Link], events: Sequence[tuple[int, int | None, str, datetime]]
@@ -24,17 +33,24 @@ class UseQueries(LinkQueries):
         with self._tx() as c:
             if rows:
                 c.execute(
-                    """INSERT OR REPLACE INTO memory_use (memory_id, uses, misleads, used_at)
-                       SELECT u.m, u.u, u.x, u.t FROM (SELECT unnest($m::BIGINT[]) AS m, unnest($u::DOUBLE[]) AS u,
-                           unnest($x::DOUBLE[]) AS x, unnest($t::TIMESTAMP[]) AS t) AS u
+                    """INSERT OR REPLACE INTO memory_use (memory_id, uses, misleads, used_at, cue, cue_weight)
+                       SELECT u.m, u.u, u.x, u.t, u.c, u.w FROM (SELECT unnest($m::BIGINT[]) AS m,
+                           unnest($u::DOUBLE[]) AS u, unnest($x::DOUBLE[]) AS x, unnest($t::TIMESTAMP[]) AS t,
+                           unnest($c::FLOAT[][]) AS c, unnest($w::DOUBLE[]) AS w) AS u
                        JOIN memories ON memories.id = u.m""",
                     {
                         "m": [r.memory_id for r in rows],
                         "u": [r.uses for r in rows],
                         "x": [r.misleads for r in rows],
                         "t": [naive(r.used_at) for r in rows],
+                        "c": [None if r.cue is None else r.cue.tolist() for r in rows],
+                        "w": [r.cue_weight for r in rows],
                     },
                 )
             self._write_links(c, links)
             if events:
                 self._insert_events(c, events)
+
+
+def _vector(value: Any) -> npt.NDArray[np.float32] | None:
+    return None if value is None else np.asarray(value, dtype=np.float32)
