@@ -76,6 +76,8 @@ EPOCH = datetime(2026, 3, 2, 9, tzinfo=UTC)  # the stores are written at this ti
 START = EPOCH + timedelta(hours=1)  # and the streams begin then
 RESULTS = Path(__file__).with_name("results") / "learning.json"
 UNSUPPORTED = "not supported by this server"
+# Settings changed for an ablation (--set key=value), over the defaults, in every server this run starts.
+ABLATION: dict[str, object] = {}
 
 
 @dataclass
@@ -105,7 +107,7 @@ def settings_for(data_dir: Path, mode: Mode) -> Settings:
     """The defaults (learning off for "off"), the clock stopped at EPOCH where no clock is handed to the server
     (storing): what a run gives must not depend on when it runs (recall's scores do, a little, on the time)."""
     overrides = {"data_dir": str(data_dir), "log_level": "WARNING", "plasticity.enabled": mode != "off"}
-    return load_settings(env={}, overrides=overrides | {"fixed_time": EPOCH.isoformat()})
+    return load_settings(env={}, overrides=ABLATION | overrides | {"fixed_time": EPOCH.isoformat()})
 
 
 async def stream(
@@ -399,6 +401,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     print(f"server takes `used`: {use}; modes run: {', '.join(runnable)}", file=sys.stderr)
     asked, ingestion = await use_streams(samples, runnable, embedder)
     report: dict[str, Any] = {"machine": machine(), "data": str(args.data), "used_supported": use}
+    report["settings_changed"] = dict(ABLATION)
     stream_report: dict[str, Any] = {
         "modes": {m: ("run" if m in runnable else UNSUPPORTED) for m in chosen},
         "conversations": [s["sample_id"] for s in samples],
@@ -409,7 +412,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_sets:
             sets_clock = ManualClock(EPOCH)
-            report["sets"] = await learning_sets.run(Path(tmp), embedder, sets_clock, use)
+            report["sets"] = await learning_sets.run(Path(tmp), embedder, sets_clock, use, ABLATION)
         if not args.skip_scale:
             report["scale"] = await scale(samples[0], "oracle" if use else "none", embedder, Path(tmp))
     report["targets"] = targets(stream_report["scores"], report.get("sets"))
@@ -424,7 +427,13 @@ def main() -> None:
     parser.add_argument("--skip-sets", action="store_true", help="leave out the set-completion scenario")
     parser.add_argument("--skip-scale", action="store_true", help="leave out the 10,000-memory run")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a setting for an ablation, as in the config"
+    )
     args = parser.parse_args()
+    for item in args.set:
+        key, _, value = item.partition("=")
+        ABLATION[key] = json.loads(value)
     started = time.perf_counter()
     report = anyio.run(run, args)
     report["seconds"] = round(time.perf_counter() - started, 1)

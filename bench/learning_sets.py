@@ -6,7 +6,7 @@ import itertools
 import random
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -271,13 +271,16 @@ def _score(probed: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def run(data_dir: Path, embedder: Embedder, clock: ManualClock, use: bool) -> dict[str, Any]:
+async def run(
+    data_dir: Path, embedder: Embedder, clock: ManualClock, use: bool, ablation: Mapping[str, object] | None = None
+) -> dict[str, Any]:
     """Store, probe a copy (before), learn, probe again (after); rates before and after, and the filler probes
     whose top 5 changed."""
     if problems := check_groups():
         raise ValueError("set-completion groups are not word-disjoint: " + "; ".join(problems))
     fillers = notes(FILLERS)
-    settings = load_settings(env={}, overrides={"data_dir": str(data_dir / "sets"), "log_level": "WARNING"})
+    base = dict(ablation or {})
+    settings = load_settings(env={}, overrides=base | {"data_dir": str(data_dir / "sets"), "log_level": "WARNING"})
     order = _order([text for text, _ in fillers])
     async with Client(build_server(settings, clock=clock, embedder=embedder)) as client:
         memories = [{"content": text} for _, _, text in order]
@@ -293,7 +296,7 @@ async def run(data_dir: Path, embedder: Embedder, clock: ManualClock, use: bool)
     # The filler probes: evenly spread over the fillers (the templates come in turn, so over the topics too).
     questions = [fillers[i * len(fillers) // FILLER_PROBES][1] for i in range(FILLER_PROBES)]
     before_dir = shutil.copytree(settings.data_dir, data_dir / "sets-before")
-    before_settings = load_settings(env={}, overrides={"data_dir": str(before_dir), "log_level": "WARNING"})
+    before_settings = load_settings(env={}, overrides=base | {"data_dir": str(before_dir), "log_level": "WARNING"})
     before = await _probe(before_settings, embedder, ManualClock(clock.now()), ids, questions)
     print("  sets: stored and probed before learning", file=sys.stderr)
     aims_found = await _learn(settings, embedder, clock, ids, use)
