@@ -176,3 +176,63 @@ async def test_a_read_only_data_dir_still_forgets_says_what_is_pending_and_recov
     }
     leftovers = [p for p in data_dir.iterdir() if p.name.startswith("memory.duckdb")]
     assert all(b"locker code" not in p.read_bytes() for p in leftovers), "the purge ran once the dir was writable"
+
+
+async def test_a_server_started_on_a_full_disk_serves_recall_refuses_writes_and_recovers(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    data_dir = small_disk / "data"
+    before = "Stored before the disk filled up: the quartz meadow key is under the mat."
+    async with server(data_dir, tmp_path) as client:
+        await call(client, "remember", content=before)
+    filler = fill(small_disk)
+
+    async with server(data_dir, tmp_path) as client:
+        with anyio.fail_after(DEADLINE_S):
+            assert list((await all_contents(client)).values()) == [before], "recall answers on a full disk"
+            refused = await call_error(client, "remember", content="Sent while the disk was full.")
+        assert "The disk is full" in refused, refused
+        assert str(small_disk) in refused, "the message names where"
+        assert "Free space" in refused, "it says what to do"
+
+        filler.unlink()
+        after = "Stored once space was freed: the orchid falcon talk is on Monday."
+        await call(client, "remember", content=after)
+        assert sorted((await all_contents(client)).values()) == sorted([before, after])
+        with anyio.fail_after(DEADLINE_S):  # the owner tries again every second to publish its address
+            while read_address(data_dir) is None:
+                await anyio.sleep(0.1)
+
+    assert stored_contents(data_dir) == {before, after}, "kept for the next start"
+    with duckdb.connect(str(data_dir / "memory.duckdb"), read_only=True) as conn:
+        row = conn.execute("SELECT session_id FROM memories WHERE content = ?", [after]).fetchone()
+    assert row is not None
+    assert row[0] is not None, "the session got its row once there was room"
+
+
+async def test_a_server_joining_an_owner_on_a_full_disk_serves_recall_refuses_writes_and_recovers(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """The second server forwards to the first, which holds the data dir; the joining client's session row,
+    refused by the full disk, comes once there is room."""
+    data_dir = small_disk / "data"
+    before = "Stored before the disk filled up: the cedar lantern code is 2231."
+    async with server(data_dir, tmp_path) as client:
+        await call(client, "remember", content=before)
+    # Filled while the owner has written nothing since its start (its files have no room left in their last
+    # pages), so the joining client's first call needs new room for its session row.
+    async with server(data_dir, tmp_path):
+        with anyio.fail_after(DEADLINE_S):
+            while read_address(data_dir) is None:
+                await anyio.sleep(0.1)
+        filler = fill(small_disk)
+        async with server(data_dir, tmp_path) as client:
+            with anyio.fail_after(DEADLINE_S):
+                assert list((await all_contents(client)).values()) == [before], "recall answers on a full disk"
+                refused = await call_error(client, "remember", content="Sent while the disk was full.")
+            assert "The disk is full" in refused, refused
+            filler.unlink()
+            after = "Stored once space was freed: the ember willow meeting moved to noon."
+            await call(client, "remember", content=after)
+            assert sorted((await all_contents(client)).values()) == sorted([before, after])
+    assert stored_contents(data_dir) == {before, after}
