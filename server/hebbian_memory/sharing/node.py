@@ -254,17 +254,20 @@ class Node:
                 await anyio.sleep(0.1)
 
     async def _listen(self) -> tuple[Listener[ByteStream], OwnerAddress]:
-        data_dir, token = self._settings.data_dir, new_token()
-        listener: Listener[ByteStream]
-        if self._settings.sharing.socket == "tcp" or not hasattr(socket, "AF_UNIX"):
-            tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-            port = tcp.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
-            listener, address = tcp, OwnerAddress(os.getpid(), "tcp", f"127.0.0.1:{port}", token)
-        else:
-            path = socket_path(data_dir)
-            listener = await anyio.create_unix_listener(path, mode=0o600)
-            address = OwnerAddress(os.getpid(), "unix", str(path), token)
-        return listener, address
+        token = new_token()
+        if self._settings.sharing.socket != "tcp" and hasattr(socket, "AF_UNIX"):
+            path = socket_path(self._settings.data_dir)
+            try:
+                unix = await anyio.create_unix_listener(path, mode=0o600)
+            except OSError as e:
+                # A data dir that takes no new file (read-only, say) must not stop the start: loopback TCP needs
+                # none, and the token keeps other users out of it as it does in the "tcp" setting.
+                log.warning("cannot make the owner's socket %s (%s); listening on loopback TCP instead", path, e)
+            else:
+                return unix, OwnerAddress(os.getpid(), "unix", str(path), token)
+        tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = tcp.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
+        return tcp, OwnerAddress(os.getpid(), "tcp", f"127.0.0.1:{port}", token)
 
     def _publish(self, address: OwnerAddress) -> bool:
         """Write our address for other processes. A disk that refuses it (full, say) must not stop the start:
