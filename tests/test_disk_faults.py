@@ -1,6 +1,6 @@
 """A disk that refuses writes (full, read-only) through the real MCP client and server: the call says so, the
-server stays up and keeps answering recall, a refused call changed nothing, and writes resume once the disk
-takes them again, with nothing acknowledged lost.
+server stays up (or starts, when the disk refuses already) and keeps answering recall, a refused call changed
+nothing, and writes resume once the disk takes them again, with nothing acknowledged lost.
 
 The full disk is a small tmpfs (mounting needs root; elsewhere the test is skipped). The read-only data dir is
 the immutable flag (``chattr +i``) as root, which root cannot write through, or a plain chmod for other users.
@@ -235,4 +235,30 @@ async def test_a_server_joining_an_owner_on_a_full_disk_serves_recall_refuses_wr
             after = "Stored once space was freed: the ember willow meeting moved to noon."
             await call(client, "remember", content=after)
             assert sorted((await all_contents(client)).values()) == sorted([before, after])
+    assert stored_contents(data_dir) == {before, after}
+
+
+async def test_a_server_started_on_a_read_only_data_dir_serves_recall_refuses_writes_and_recovers(
+    data_dir: Path,
+) -> None:
+    """Not even the owner's socket can be made in the data dir: the owner listens on loopback TCP instead."""
+    before = "The cedar willow talk is on Friday."
+    async with server(data_dir, data_dir.parent) as client:
+        await call(client, "remember", content=before)
+    with contextlib.ExitStack() as writable_again:
+        writable_again.enter_context(read_only(data_dir))
+        async with server(data_dir, data_dir.parent) as client:
+            with anyio.fail_after(DEADLINE_S):
+                assert list((await all_contents(client)).values()) == [before], "recall answers"
+                refused = await call_error(client, "remember", content="Written while the data dir is read-only.")
+            assert "read-only" in refused, refused
+            assert "Nothing was changed" in refused, refused
+
+            writable_again.close()
+            after = "Written once the data dir is writable again."
+            await call(client, "remember", content=after)
+            assert sorted((await all_contents(client)).values()) == sorted([before, after])
+            with anyio.fail_after(DEADLINE_S):  # the owner tries again every second to publish its address
+                while read_address(data_dir) is None:
+                    await anyio.sleep(0.1)
     assert stored_contents(data_dir) == {before, after}
