@@ -4,7 +4,13 @@ remember_many, associate, forget and recall calls, while consolidation passes ru
 After every kill the database is opened the way a restart opens it and checked: every acknowledged write is
 there, nothing acknowledged as forgotten is back, every acknowledged link between surviving memories exists.
 The next server start then reports that both indexes hold exactly the stored memories and recall finds a
-known memory. HEBBIAN_SOAK=1 runs 500 kills instead of 50.
+known memory. HEBBIAN_SOAK=1 runs 500 kills instead of 50, and 60 instead of 12 in each variant.
+
+The variants run the same loop (`kill_cycles`) in a hostile world: the data dir on a small disk that fills up
+mid-stream, the data dir turned read-only mid-stream, and symbolic links planted before every start at each
+name the server (and at the end the CLI) writes, on the full disk too. Under a fault, a call refused with
+"nothing changed" must have changed nothing, and reads must go on. Each variant ends by damaging the database
+in its middle: the next start refuses it by name and leaves it byte for byte as it was.
 """
 
 import json
@@ -12,7 +18,9 @@ import os
 import random
 import signal
 import string
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,13 +29,18 @@ import anyio
 import duckdb
 import pytest
 from mcp import Client
+from mcp.client.stdio import stdio_client
+from mcp_types import CallToolResult
 
+from tests import disks
 from tests.conftest import SOAK
-from tests.helpers import server_params
+from tests.helpers import base_env, error_text, server_params
+from tests.planted import VICTIM_TEXT
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 KILLS = 500 if SOAK else int(os.environ.get("HEBBIAN_KILLS", "50"))
+VARIANT_KILLS = 60 if SOAK else int(os.environ.get("HEBBIAN_VARIANT_KILLS", "12"))
 WORDS = ["river", "lantern", "copper", "meadow", "falcon", "harbor", "violet", "quartz", "ember", "willow", "cedar"]
 # Consolidation passes every 0.3 s, so kills land in them too; the vector index saved every 20 changes, so
 # kills land between and during saves.
@@ -36,6 +49,9 @@ FAST = {
     "HEBBIAN_MEMORY_INDEX_SAVE_EVERY_CHANGES": "20",
     "HEBBIAN_MEMORY_LOG_LEVEL": "WARNING",
 }
+# What a tool error says when the disk refused a write, and when it adds that the call changed nothing.
+FAULT_SAYS = ("The disk is full", "The data dir is read-only", "The disk reported an error")
+NOTHING_DONE_SAYS = ("Nothing was changed", "changed nothing", "Nothing was stored", "Nothing was forgotten")
 
 
 @dataclass
@@ -47,7 +63,10 @@ class Ledger:
     links: set[tuple[int, int]] = field(default_factory=set[tuple[int, int]])
     maybe_stored: set[str] = field(default_factory=set[str])  # contents whose remember got no answer
     maybe_forgotten: set[int] = field(default_factory=set[int])
+    refused: set[str] = field(default_factory=set[str])  # contents a remember was refused with "nothing changed"
     writes: int = 0
+    faults_expected: bool = False  # a variant that makes the disk refuse writes
+    faults_met: int = 0  # calls refused with a storage fault
     problems: list[str] = field(default_factory=list[str])
 
 
@@ -55,6 +74,17 @@ async def answer(client: Client, tool: str, args: dict[str, Any]) -> dict[str, A
     """A tool call's structured result ({} for an error)."""
     result = await client.call_tool(tool, args)
     return {} if result.is_error else dict(result.structured_content or {})
+
+
+def nothing_done(ledger: Ledger, tool: str, result: CallToolResult) -> bool:
+    """For a failed write: whether it says it changed nothing. Only a storage fault, in a variant that makes
+    one, may fail a write; a fault that does not say so leaves the outcome open (the ledger's maybe sets)."""
+    text = error_text(result)
+    if not ledger.faults_expected or not any(s in text for s in FAULT_SAYS):
+        ledger.problems.append(f"{tool} failed: {text[:300]}")
+        return False
+    ledger.faults_met += 1
+    return any(s in text for s in NOTHING_DONE_SAYS)
 
 
 async def owner_pid(data_dir: Path) -> int:
@@ -71,6 +101,49 @@ def tag(rng: random.Random) -> str:
     return "".join(rng.choices(string.ascii_lowercase, k=8))
 
 
+async def remember(client: Client, ledger: Ledger, contents: list[str]) -> None:
+    ledger.maybe_stored.update(contents)
+    if len(contents) == 1:
+        result = await client.call_tool("remember", {"content": contents[0]})
+    else:
+        result = await client.call_tool("remember_many", {"memories": [{"content": c} for c in contents]})
+    if result.is_error:
+        if nothing_done(ledger, "remember", result):
+            ledger.maybe_stored.difference_update(contents)
+            ledger.refused.update(contents)
+        return
+    stored = dict(result.structured_content or {})
+    items: list[dict[str, Any]] = stored["results"] if len(contents) > 1 else [stored]
+    for item, content in zip(items, contents, strict=True):
+        ledger.present[item["id"]] = content
+        ledger.maybe_stored.discard(content)
+    ledger.writes += len(contents)
+
+
+async def associate(client: Client, ledger: Ledger, a: int, b: int) -> None:
+    result = await client.call_tool("associate", {"source_id": a, "target_ids": [b]})
+    if not result.is_error:
+        ledger.links.add((min(a, b), max(a, b)))
+        ledger.writes += 1
+    elif ledger.faults_expected:
+        nothing_done(ledger, "associate", result)
+
+
+async def forget(client: Client, ledger: Ledger, doomed: int) -> None:
+    ledger.maybe_forgotten.add(doomed)
+    result = await client.call_tool("forget", {"ids": [doomed]})
+    if not result.is_error:
+        ledger.present.pop(doomed)
+        ledger.forgotten.add(doomed)
+        ledger.maybe_forgotten.discard(doomed)
+        ledger.writes += 1
+        said: dict[str, Any] = dict(result.structured_content or {})
+        note = str(said.get("note") or "")
+        ledger.faults_met += any(s in note for s in FAULT_SAYS)  # committed; its clean-up met the fault
+    elif nothing_done(ledger, "forget", result):
+        ledger.maybe_forgotten.discard(doomed)
+
+
 async def stream(client: Client, ledger: Ledger, rng: random.Random, cycle: int) -> None:
     """Calls until the server dies; each answered write goes into the ledger."""
     n = 0
@@ -79,38 +152,18 @@ async def stream(client: Client, ledger: Ledger, rng: random.Random, cycle: int)
         roll = rng.random()
         ids = list(ledger.present)
         if roll < 0.45 or len(ids) < 4:
-            content = f"note {cycle}-{n} about the {rng.choice(WORDS)} called {tag(rng)}"
-            ledger.maybe_stored.add(content)
-            stored = await answer(client, "remember", {"content": content})
-            ledger.present[stored["id"]] = content
-            ledger.maybe_stored.discard(content)
-            ledger.writes += 1
+            await remember(client, ledger, [f"note {cycle}-{n} about the {rng.choice(WORDS)} called {tag(rng)}"])
         elif roll < 0.55:
             contents = [f"batch {cycle}-{n}-{i} on the {rng.choice(WORDS)} called {tag(rng)}" for i in range(3)]
-            ledger.maybe_stored.update(contents)
-            stored = await answer(client, "remember_many", {"memories": [{"content": c} for c in contents]})
-            items: list[dict[str, Any]] = stored["results"]
-            for item, content in zip(items, contents, strict=True):
-                ledger.present[item["id"]] = content
-                ledger.maybe_stored.discard(content)
-            ledger.writes += 3
+            await remember(client, ledger, contents)
         elif roll < 0.7:
-            a, b = rng.sample(ids, 2)
-            result = await client.call_tool("associate", {"source_id": a, "target_ids": [b]})
-            if not result.is_error:
-                ledger.links.add((min(a, b), max(a, b)))
-                ledger.writes += 1
+            await associate(client, ledger, *rng.sample(ids, 2))
         elif roll < 0.8:
-            doomed = rng.choice(ids)
-            ledger.maybe_forgotten.add(doomed)
-            result = await client.call_tool("forget", {"ids": [doomed]})
-            if not result.is_error:
-                ledger.present.pop(doomed)
-                ledger.forgotten.add(doomed)
-                ledger.maybe_forgotten.discard(doomed)
-                ledger.writes += 1
+            await forget(client, ledger, rng.choice(ids))
         else:
-            await client.call_tool("recall", {"query": rng.choice(WORDS), "k": 5})
+            result = await client.call_tool("recall", {"query": rng.choice(WORDS), "k": 5})
+            if result.is_error:  # reads go on whatever the disk does
+                ledger.problems.append(f"recall failed: {error_text(result)[:300]}")
 
 
 async def first_checks(client: Client, ledger: Ledger, rng: random.Random) -> None:
@@ -146,11 +199,135 @@ def verify(database: Path, ledger: Ledger) -> None:
     for a, b in ledger.links:
         if a in rows and b in rows and (a, b) not in pairs:
             ledger.problems.append(f"acknowledged link {a}-{b} lost")
+    for content in ledger.refused & by_content.keys():
+        ledger.problems.append(f"a remember refused with 'nothing changed' stored {content!r}")
     for content in ledger.maybe_stored:  # the call was cut off: stored or not, both are fine; now we know
         if content in by_content:
             ledger.present[by_content[content]] = content
     ledger.maybe_stored.clear()
     ledger.maybe_forgotten.clear()
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """A fault that strikes mid-stream (``strike`` may take a while, as a disk filling up does) and is lifted once
+    the server is dead (``lift``, harmless when nothing struck)."""
+
+    strike: Callable[[], Coroutine[Any, Any, None]]
+    lift: Callable[[], None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """When one cycle's kill lands: ``delay`` after this start's first acknowledged write (a slow start on a busy
+    machine cannot turn every kill into a start-up kill), or after the start itself (``during_start``)."""
+
+    delay: float
+    during_start: bool = False
+    strike_after: float | None = None  # the hazard strikes this long after the first write; None: not at all
+    after_a_fault: bool = False  # the delay counts from the first call the fault refused (4 s at most)
+
+
+def plain_plan(cycle: int, rng: random.Random) -> Plan:
+    """Mostly mid-stream, sometimes during start-up (election, migration, model load, index reconcile)."""
+    if cycle % 5 == 0:
+        return Plan(rng.uniform(0.0, 0.4), during_start=True)
+    return Plan(rng.uniform(0.0, 1.7))
+
+
+def fault_plan(cycle: int, rng: random.Random) -> Plan:
+    """A third of the kills before the fault, a third while it strikes, a third after a call has met it."""
+    if cycle % 3 == 0:
+        return Plan(rng.uniform(0.0, 1.2))
+    if cycle % 3 == 1:
+        return Plan(rng.uniform(0.0, 0.4), strike_after=rng.uniform(0.0, 0.5))
+    return Plan(rng.uniform(0.0, 0.8), strike_after=rng.uniform(0.0, 0.3), after_a_fault=True)
+
+
+async def run_until_killed(
+    data_dir: Path,
+    ledger: Ledger,
+    rng: random.Random,
+    cycle: int,
+    plan: Plan,
+    env: dict[str, str],
+    hazard: Hazard | None,
+) -> None:
+    """Start the server, stream calls at it and SIGKILL it as ``plan`` says, the hazard striking meanwhile."""
+    died = anyio.Event()
+    before = ledger.writes
+
+    async def kill(pid: int) -> None:
+        await anyio.sleep(plan.delay)
+        os.kill(pid, signal.SIGKILL)
+        died.set()
+
+    async def killer() -> None:
+        pid = await owner_pid(data_dir)
+        while not plan.during_start and ledger.writes == before:
+            await anyio.sleep(0.02)  # real time: watching a real server process's progress
+        if hazard is None or plan.strike_after is None:
+            await kill(pid)
+            return
+        await anyio.sleep(plan.strike_after)
+        met = ledger.faults_met
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(hazard.strike)
+            with anyio.move_on_after(4):
+                while plan.after_a_fault and ledger.faults_met == met:
+                    await anyio.sleep(0.02)
+            await kill(pid)
+            tg.cancel_scope.cancel()
+
+    async def session(everything: anyio.CancelScope) -> None:
+        try:
+            async with Client(server_params(data_dir, env=env), read_timeout_seconds=60) as client:
+                await first_checks(client, ledger, rng)
+                await stream(client, ledger, rng, cycle)
+        except Exception as e:  # the kill cuts the connection mid-call
+            if not died.is_set():
+                ledger.problems.append(f"cycle {cycle}: the server failed before it was killed: {e!r}")
+                everything.cancel()
+
+    (data_dir / "owner.json").unlink(missing_ok=True)  # a dead owner's file: wait for the new one
+    with anyio.fail_after(120):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(killer)
+            tg.start_soon(session, tg.cancel_scope)
+
+
+async def kill_cycles(
+    data_dir: Path,
+    ledger: Ledger,
+    rng: random.Random,
+    kills: int,
+    plan: Callable[[int, random.Random], Plan],
+    *,
+    env: dict[str, str] = FAST,
+    hazard: Hazard | None = None,
+    before_start: Callable[[], None] = lambda: None,
+) -> int:
+    """``kills`` cycles of start, stream, kill, check; returns how many kills came after a call the fault refused."""
+    after_faults = 0
+    for cycle in range(kills):
+        before_start()
+        met = ledger.faults_met
+        try:
+            await run_until_killed(data_dir, ledger, rng, cycle, plan(cycle, rng), env, hazard)
+        finally:
+            if hazard is not None:
+                hazard.lift()
+        after_faults += ledger.faults_met > met
+        verify(data_dir / "memory.duckdb", ledger)
+        assert not ledger.problems, ledger.problems[:5]
+    return after_faults
+
+
+async def last_start(data_dir: Path, ledger: Ledger, rng: random.Random, env: dict[str, str] = FAST) -> None:
+    """A last clean start: everything acknowledged is there and the indexes agree."""
+    async with Client(server_params(data_dir, env=env), read_timeout_seconds=60) as client:
+        await first_checks(client, ledger, rng)
+    assert not ledger.problems, ledger.problems[:5]
 
 
 @pytest.mark.timeout(1800)  # 50 server starts: minutes on a busy 2-core machine, not the suite's usual 300 s
@@ -159,53 +336,148 @@ async def test_sigkill_at_random_points_loses_no_acknowledged_write(
 ) -> None:
     rng = random.Random(20261122)
     ledger = Ledger()
-    kills = 0
-    for cycle in range(KILLS):
-        # Mostly mid-stream, sometimes during start-up (election, migration, model load, index reconcile).
-        # Mid-stream delays count from this start's first acknowledged write, so a slow start (a busy machine)
-        # cannot turn every kill into a start-up kill.
-        during_start = cycle % 5 == 0
-        delay = rng.uniform(0.0, 0.4) if during_start else rng.uniform(0.0, 1.7)
-        died = anyio.Event()
-
-        async def killer(
-            delay: float = delay,
-            died: anyio.Event = died,
-            during_start: bool = during_start,
-            before: int = ledger.writes,
-        ) -> None:
-            pid = await owner_pid(data_dir)
-            while not during_start and ledger.writes == before:
-                await anyio.sleep(0.02)  # real time: watching a real server process's progress
-            await anyio.sleep(delay)
-            os.kill(pid, signal.SIGKILL)
-            died.set()
-
-        async def session(cycle: int = cycle, died: anyio.Event = died) -> None:
-            try:
-                params = server_params(data_dir, env=FAST)
-                async with Client(params, read_timeout_seconds=60) as client:
-                    await first_checks(client, ledger, rng)
-                    await stream(client, ledger, rng, cycle)
-            except Exception as e:  # the kill cuts the connection mid-call
-                if not died.is_set():
-                    ledger.problems.append(f"cycle {cycle}: the server failed before it was killed: {e!r}")
-
-        (data_dir / "owner.json").unlink(missing_ok=True)  # a dead owner's file: wait for the new one
-        with anyio.fail_after(120):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(killer)
-                tg.start_soon(session)
-        kills += 1
-        verify(data_dir / "memory.duckdb", ledger)
-        assert not ledger.problems, ledger.problems[:5]
-
-    # A last clean start: everything acknowledged is there and the indexes agree.
-    async with Client(server_params(data_dir), read_timeout_seconds=60) as client:
-        await first_checks(client, ledger, rng)
-    assert not ledger.problems, ledger.problems[:5]
-    assert kills == KILLS
+    await kill_cycles(data_dir, ledger, rng, KILLS, plain_plan)
+    await last_start(data_dir, ledger, rng)
     assert ledger.writes > KILLS, "the kills must land among writes"
-    record_count("kills", kills)
+    record_count("kills", KILLS)
     record_count("acknowledged writes checked", ledger.writes)
     record_count("memories checked at the end", len(ledger.present))
+
+
+async def a_damaged_database_is_refused(data_dir: Path, errlog: Path) -> None:
+    """Damage the database in its middle: the next start refuses it by name and leaves it byte for byte."""
+    database = data_dir / "memory.duckdb"
+    disks.damage_in_the_middle(database)
+    before = (database.read_bytes(), database.stat().st_mtime_ns)
+    with errlog.open("w") as err, pytest.raises(ExceptionGroup) as failed, anyio.fail_after(120):
+        async with Client(stdio_client(server_params(data_dir), errlog=err), read_timeout_seconds=120) as client:
+            await client.call_tool("stats", {})
+    stderr = errlog.read_text()
+    assert f"The database file {database} cannot be opened" in stderr, (failed.value, stderr[-2000:])
+    assert "Traceback" not in stderr, stderr[-2000:]
+    assert (database.read_bytes(), database.stat().st_mtime_ns) == before, "the damaged file was written to"
+
+
+DISK_MB = 32
+
+
+@pytest.mark.timeout(900)
+async def test_kills_on_a_disk_filling_up_lose_no_acknowledged_write_and_keep_no_refused_one(
+    tmp_path: Path, record_count: Callable[[str, int], None]
+) -> None:
+    """The data dir on a 32 MB tmpfs that a growing file fills mid-stream: kills land before, while and after it
+    fills; the filler goes after each kill."""
+    with disks.small_tmpfs(tmp_path / "disk", DISK_MB) as disk:
+        data_dir, filler = disk / "data", disk / "filler"
+        ledger = Ledger(faults_expected=True)
+        rng = random.Random(20261203)
+        env = {**FAST, "HOME": str(tmp_path)}  # its user cache off the small disk
+        hazard = Hazard(lambda: disks.fill_gradually(filler), lambda: filler.unlink(missing_ok=True))
+        victim = tmp_path / "victim.txt"
+        victim.write_text(VICTIM_TEXT)
+        after_faults = await kill_cycles(
+            data_dir,
+            ledger,
+            rng,
+            VARIANT_KILLS,
+            fault_plan,
+            env=env,
+            hazard=hazard,
+            before_start=lambda: plant(data_dir, PLANTED_WHEN_FULL, victim),
+        )
+        assert victim.read_text() == VICTIM_TEXT, "written through a planted link"
+        await last_start(data_dir, ledger, rng, env)
+        await a_damaged_database_is_refused(data_dir, tmp_path / "damaged-start.txt")
+    assert after_faults > 0, "some kills must come after the full disk refused a call"
+    record_count("kills on a disk filling up", VARIANT_KILLS)
+    record_count("kills after the full disk refused a call", after_faults)
+    record_count("calls refused by a full disk", ledger.faults_met)
+
+
+@pytest.mark.timeout(900)
+async def test_kills_around_a_data_dir_turned_read_only_lose_no_acknowledged_write(
+    data_dir: Path, tmp_path: Path, record_count: Callable[[str, int], None]
+) -> None:
+    data_dir.mkdir(mode=0o700)
+    with disks.read_only(data_dir):
+        pass  # where this machine cannot make it read-only, the test is skipped here rather than mid-stream
+
+    async def strike() -> None:
+        disks.make_read_only(data_dir)
+
+    ledger = Ledger(faults_expected=True)
+    rng = random.Random(20261204)
+    hazard = Hazard(strike, lambda: disks.make_writable(data_dir))
+    after_faults = await kill_cycles(data_dir, ledger, rng, VARIANT_KILLS, fault_plan, hazard=hazard)
+    await last_start(data_dir, ledger, rng)
+    await a_damaged_database_is_refused(data_dir, tmp_path / "damaged-start.txt")
+    assert after_faults > 0, "some kills must come after the read-only data dir refused a call"
+    record_count("kills around a read-only data dir", VARIANT_KILLS)
+    record_count("kills after the read-only data dir refused a call", after_faults)
+
+
+# Every name the server writes in its data dir, and those its writers used before (fixed temporary names). Not
+# the database and its WAL: DuckDB opens them by name, and the data dir being its owner's alone (0700, see
+# tests/test_data_dir.py) is what keeps others from planting links there. Not owner.sock yet either: a link there
+# makes the start fail (EADDRINUSE, with a traceback; reported), though nothing is written through it.
+PLANTED = (
+    *("owner.json", "owner.json.partial", "owner.tmp", "owner.lock"),
+    *("vectors.usearch", "vectors.usearch.partial", "vectors.usearch.tmp"),
+    *("vectors.usearch.json", "vectors.usearch.json.partial", "vectors.usearch.json.tmp"),
+    *("memory.duckdb.purge", "memory.duckdb.purge.wal", ".hebbian-write-probe"),
+)
+
+# Not yet the write probe: faults._probe opens it following links, with O_TRUNC (reported; a link planted there
+# on a full disk empties its victim). Once that is fixed, PLANTED_WHEN_FULL is PLANTED.
+PLANTED_WHEN_FULL = tuple(name for name in PLANTED if name != ".hebbian-write-probe")
+
+
+def plant(folder: Path, names: tuple[str, ...], victim: Path) -> None:
+    """A link to ``victim`` at each name in ``folder``, in place of what a server left there (a dead owner's
+    address and lock, the vector index: all made anew by the next start)."""
+    folder.mkdir(mode=0o700, exist_ok=True)
+    for name in names:
+        path = folder / name
+        if not path.is_symlink():
+            path.unlink(missing_ok=True)
+            path.symlink_to(victim)
+
+
+def cli(data_dir: Path, *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hebbian_memory", "--data-dir", str(data_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=base_env(data_dir),
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.timeout(900)
+async def test_kills_with_links_planted_at_every_name_written_write_through_none(
+    data_dir: Path, tmp_path: Path, record_count: Callable[[str, int], None]
+) -> None:
+    """Before every start, links to a victim's file at every name the server writes in the data dir; at the end
+    the CLI exports and draws the map over links planted at its outputs. The victim is never written to."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text(VICTIM_TEXT)
+    ledger = Ledger()
+    rng = random.Random(20261205)
+    await kill_cycles(
+        data_dir, ledger, rng, VARIANT_KILLS, plain_plan, before_start=lambda: plant(data_dir, PLANTED, victim)
+    )
+    assert victim.read_text() == VICTIM_TEXT, "written through a planted link"
+    plant(data_dir, PLANTED, victim)
+    await last_start(data_dir, ledger, rng)
+    outputs = tmp_path / "out"
+    plant(outputs, ("backup.jsonl", "backup.jsonl.partial", "map.html", "map.html.partial"), victim)
+    cli(data_dir, "export", str(outputs / "backup.jsonl"))
+    cli(data_dir, "map", "-o", str(outputs / "map.html"))
+    assert victim.read_text() == VICTIM_TEXT, "written through a planted link"
+    records = [json.loads(line) for line in (outputs / "backup.jsonl").read_text().splitlines()]
+    assert {r["content"] for r in records if r["type"] == "memory"} == set(ledger.present.values())
+    assert not (outputs / "map.html").is_symlink()
+    await a_damaged_database_is_refused(data_dir, tmp_path / "damaged-start.txt")
+    record_count("kills with planted links", VARIANT_KILLS)
