@@ -418,18 +418,18 @@ async def test_kills_around_a_data_dir_turned_read_only_lose_no_acknowledged_wri
 
 # Every name the server writes in its data dir, and those its writers used before (fixed temporary names). Not
 # the database and its WAL: DuckDB opens them by name, and the data dir being its owner's alone (0700, see
-# tests/test_data_dir.py) is what keeps others from planting links there. Not owner.sock yet either: a link there
-# makes the start fail (EADDRINUSE, with a traceback; reported), though nothing is written through it.
+# tests/test_data_dir.py) is what keeps others from planting links there. Not owner.lock: a link there is refused
+# by name at start (tests/test_files.py), so no server could start over it.
 PLANTED = (
-    *("owner.json", "owner.json.partial", "owner.tmp", "owner.lock"),
+    *("owner.json", "owner.json.partial", "owner.tmp", "owner.sock"),
     *("vectors.usearch", "vectors.usearch.partial", "vectors.usearch.tmp"),
     *("vectors.usearch.json", "vectors.usearch.json.partial", "vectors.usearch.json.tmp"),
     *("memory.duckdb.purge", "memory.duckdb.purge.wal", ".hebbian-write-probe"),
 )
 
-# Not yet the write probe: faults._probe opens it following links, with O_TRUNC (reported; a link planted there
-# on a full disk empties its victim). Once that is fixed, PLANTED_WHEN_FULL is PLANTED.
-PLANTED_WHEN_FULL = tuple(name for name in PLANTED if name != ".hebbian-write-probe")
+# The write probe too (faults._probe runs on a full disk): it once opened its fixed name following links, with
+# O_TRUNC, and emptied the victim.
+PLANTED_WHEN_FULL = PLANTED
 
 
 def plant(folder: Path, names: tuple[str, ...], victim: Path) -> None:

@@ -257,6 +257,8 @@ class Node:
         token = new_token()
         if self._settings.sharing.socket != "tcp" and hasattr(socket, "AF_UNIX"):
             path = socket_path(self._settings.data_dir)
+            if path.is_symlink():  # planted: the owner (we hold owner.lock) makes its own socket, never through a link
+                path.unlink()
             try:
                 unix = await anyio.create_unix_listener(path, mode=0o600)
             except OSError as e:
