@@ -21,7 +21,8 @@ def verify(path: Path) -> None:
     """Read a file whole on a read-only connection: every column of every table, then point lookups through each
     one-column index (primary keys and the content-hash index), counted against the table. The links' primary key
     is looked up by ``probe_links`` on the connection that opens the file for writing. Raises duckdb's errors for
-    a block that fails its checksum (``store._opening`` names them) and DatabaseDamagedError for a wrong count."""
+    a table's block that fails its checksum (``store._opening`` names them) and DatabaseDamagedError, naming the
+    index, for an index's block or a wrong count."""
     with duckdb.connect(str(path), read_only=True) as conn:
         tables = conn.execute(
             "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
