@@ -46,6 +46,7 @@ def indexed_columns(conn: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
         UNION ALL
         SELECT table_name, trim(expressions, '[]') FROM duckdb_indexes()
         WHERE database_name = current_database() AND schema_name = 'main'
+          AND NOT contains(expressions, ',')  -- a two-column index (the (project, hash) one of schemas 2-3)
         ORDER BY ALL
     """).fetchall()
     return [(str(table), str(column)) for table, column in rows]
