@@ -9,9 +9,7 @@ the immutable flag (``chattr +i``) as root, which root cannot write through, or 
 import contextlib
 import errno
 import os
-import shutil
-import subprocess
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -20,11 +18,11 @@ import pytest
 from mcp import Client
 
 from hebbian_memory.sharing.election import read_address
+from tests.disks import read_only, small_tmpfs
 from tests.helpers import call, call_error, error_text, server_params
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 # The flush loop saves the vector index after every change, so a full disk meets it within its 5 s tick.
 # Recall skips no near-duplicate, so a recall lists every memory.
 SETTINGS = {
@@ -44,22 +42,8 @@ def note(n: int, when: str) -> str:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A fresh 12 MB tmpfs, to fill up."""
-    if not IS_ROOT:
-        pytest.skip("mounting a small tmpfs to fill needs root (CI runs as root)")
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m,mode=0700", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"this machine does not allow mounting a tmpfs: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", DISK_MB) as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount_point)], check=False)
 
 
 def fill(disk: Path) -> Path:
@@ -75,27 +59,6 @@ def fill(disk: Path) -> Path:
             os.close(fd)
         assert full.value.errno == errno.ENOSPC, full.value
     return filler
-
-
-@contextlib.contextmanager
-def read_only(folder: Path) -> Generator[None]:
-    """``folder`` refuses new files, renames and removals while the block runs, even to root."""
-    if IS_ROOT:
-        if shutil.which("chattr") is None:
-            pytest.skip("as root only the immutable flag makes a folder read-only, and chattr is not installed")
-        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            pytest.skip(f"this filesystem has no immutable flag for root to obey: {done.stderr.strip()}")
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
-    else:
-        folder.chmod(0o500)
-        try:
-            yield
-        finally:
-            folder.chmod(0o700)
 
 
 def server(data_dir: Path, home: Path) -> Client:
