@@ -141,6 +141,15 @@ async def test_a_read_only_data_dir_still_forgets_says_what_is_pending_and_recov
     assert all(b"locker code" not in p.read_bytes() for p in leftovers), "the purge ran once the dir was writable"
 
 
+async def reads_on_and_writes_refused(client: Client, before: str) -> str:
+    """On a full disk: recall lists what was stored before, and remember is refused saying why; its message."""
+    with anyio.fail_after(DEADLINE_S):
+        assert list((await all_contents(client)).values()) == [before], "recall answers on a full disk"
+        refused = await call_error(client, "remember", content="Sent while the disk was full.")
+    assert "The disk is full" in refused, refused
+    return refused
+
+
 async def test_a_server_started_on_a_full_disk_serves_recall_refuses_writes_and_recovers(
     small_disk: Path, tmp_path: Path
 ) -> None:
@@ -151,10 +160,7 @@ async def test_a_server_started_on_a_full_disk_serves_recall_refuses_writes_and_
     filler = fill(small_disk)
 
     async with server(data_dir, tmp_path) as client:
-        with anyio.fail_after(DEADLINE_S):
-            assert list((await all_contents(client)).values()) == [before], "recall answers on a full disk"
-            refused = await call_error(client, "remember", content="Sent while the disk was full.")
-        assert "The disk is full" in refused, refused
+        refused = await reads_on_and_writes_refused(client, before)
         assert str(small_disk) in refused, "the message names where"
         assert "Free space" in refused, "it says what to do"
 
@@ -190,10 +196,7 @@ async def test_a_server_joining_an_owner_on_a_full_disk_serves_recall_refuses_wr
                 await anyio.sleep(0.1)
         filler = fill(small_disk)
         async with server(data_dir, tmp_path) as client:
-            with anyio.fail_after(DEADLINE_S):
-                assert list((await all_contents(client)).values()) == [before], "recall answers on a full disk"
-                refused = await call_error(client, "remember", content="Sent while the disk was full.")
-            assert "The disk is full" in refused, refused
+            await reads_on_and_writes_refused(client, before)
             filler.unlink()
             after = "Stored once space was freed: the ember willow meeting moved to noon."
             await call(client, "remember", content=after)
