@@ -1,5 +1,7 @@
 """Does resident memory grow with recalls alone? Many recalls with learning off in one process (the real service and
 model, no MCP), RSS read every 1,000 recalls, and tracemalloc's biggest growths between the first 1,000 and the end.
+Each sample also counts what Python holds (allocated blocks, objects the collector tracks) and what DuckDB says it
+holds (duckdb_memory()), so a rise in RSS can be put on one side or the other without tracemalloc's cost.
 
     uv run python -m bench.recall_rss                       # 2,000 memories, 10,000 recalls
     uv run python -m bench.recall_rss --recalls 20000 --no-trace
@@ -35,15 +37,20 @@ def rss_mb() -> float:
     return 0.0
 
 
+def duckdb_mb(store: Store) -> float:
+    """What DuckDB's buffer manager accounts for (tables, indexes, query state), in MB."""
+    rows = store._fetch("SELECT sum(memory_usage_bytes) FROM duckdb_memory()")  # pyright: ignore[reportPrivateUsage]
+    return float(rows[0][0] or 0) / 2**20
+
+
 def run(memories: int, recalls: int, trace: bool, data_dir: Path) -> dict[str, Any]:
     settings = load_settings(
         env={},
         overrides={"data_dir": str(data_dir), "model.cache_dir": str(MODEL_CACHE), "plasticity.enabled": False},
     )
     clock = SystemClock()
-    service = MemoryService(
-        settings, Store.open(data_dir / "memory.duckdb", clock.now()), OnnxEmbedder("default", MODEL_CACHE), clock
-    )
+    store = Store.open(data_dir / "memory.duckdb", clock.now())
+    service = MemoryService(settings, store, OnnxEmbedder("default", MODEL_CACHE), clock)
     service.warm_up()
     texts = corpus(memories)
     for start in range(0, len(texts), 500):
@@ -59,7 +66,16 @@ def run(memories: int, recalls: int, trace: bool, data_dir: Path) -> dict[str, A
             service.flush()
             gc.collect()
             release_free_memory()
-            samples.append({"recalls": n, "rss_mb": round(rss_mb(), 1), "s": round(time.perf_counter() - started, 1)})
+            samples.append(
+                {
+                    "recalls": n,
+                    "rss_mb": round(rss_mb(), 1),
+                    "python_blocks": sys.getallocatedblocks(),
+                    "gc_objects": len(gc.get_objects()),
+                    "duckdb_mb": round(duckdb_mb(store), 1),
+                    "s": round(time.perf_counter() - started, 1),
+                }
+            )
             print(samples[-1], file=sys.stderr, flush=True)
             if trace and before is None:
                 tracemalloc.start(3)

@@ -1,6 +1,6 @@
 """A disk that refuses writes (full, read-only) through the real MCP client and server: the call says so, the
-server stays up and keeps answering recall, a refused call changed nothing, and writes resume once the disk
-takes them again, with nothing acknowledged lost.
+server stays up (or starts, when the disk refuses already) and keeps answering recall, a refused call changed
+nothing, and writes resume once the disk takes them again, with nothing acknowledged lost.
 
 The full disk is a small tmpfs (mounting needs root; elsewhere the test is skipped). The read-only data dir is
 the immutable flag (``chattr +i``) as root, which root cannot write through, or a plain chmod for other users.
@@ -9,9 +9,7 @@ the immutable flag (``chattr +i``) as root, which root cannot write through, or 
 import contextlib
 import errno
 import os
-import shutil
-import subprocess
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -20,11 +18,11 @@ import pytest
 from mcp import Client
 
 from hebbian_memory.sharing.election import read_address
+from tests.disks import read_only, small_tmpfs
 from tests.helpers import call, call_error, error_text, server_params
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 # The flush loop saves the vector index after every change, so a full disk meets it within its 5 s tick.
 # Recall skips no near-duplicate, so a recall lists every memory.
 SETTINGS = {
@@ -44,22 +42,8 @@ def note(n: int, when: str) -> str:
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A fresh 12 MB tmpfs, to fill up."""
-    if not IS_ROOT:
-        pytest.skip("mounting a small tmpfs to fill needs root (CI runs as root)")
-    mount_point = tmp_path / "disk"
-    mount_point.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m,mode=0700", "tmpfs", str(mount_point)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"this machine does not allow mounting a tmpfs: {done.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "disk", DISK_MB) as mount_point:
         yield mount_point
-    finally:
-        subprocess.run(["umount", "--lazy", str(mount_point)], check=False)
 
 
 def fill(disk: Path) -> Path:
@@ -75,27 +59,6 @@ def fill(disk: Path) -> Path:
             os.close(fd)
         assert full.value.errno == errno.ENOSPC, full.value
     return filler
-
-
-@contextlib.contextmanager
-def read_only(folder: Path) -> Generator[None]:
-    """``folder`` refuses new files, renames and removals while the block runs, even to root."""
-    if IS_ROOT:
-        if shutil.which("chattr") is None:
-            pytest.skip("as root only the immutable flag makes a folder read-only, and chattr is not installed")
-        done = subprocess.run(["chattr", "+i", str(folder)], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            pytest.skip(f"this filesystem has no immutable flag for root to obey: {done.stderr.strip()}")
-        try:
-            yield
-        finally:
-            subprocess.run(["chattr", "-i", str(folder)], check=True)
-    else:
-        folder.chmod(0o500)
-        try:
-            yield
-        finally:
-            folder.chmod(0o700)
 
 
 def server(data_dir: Path, home: Path) -> Client:
@@ -176,3 +139,92 @@ async def test_a_read_only_data_dir_still_forgets_says_what_is_pending_and_recov
     }
     leftovers = [p for p in data_dir.iterdir() if p.name.startswith("memory.duckdb")]
     assert all(b"locker code" not in p.read_bytes() for p in leftovers), "the purge ran once the dir was writable"
+
+
+async def reads_on_and_writes_refused(client: Client, before: str) -> str:
+    """On a full disk: recall lists what was stored before, and remember is refused saying why; its message."""
+    with anyio.fail_after(DEADLINE_S):
+        assert list((await all_contents(client)).values()) == [before], "recall answers on a full disk"
+        refused = await call_error(client, "remember", content="Sent while the disk was full.")
+    assert "The disk is full" in refused, refused
+    return refused
+
+
+async def test_a_server_started_on_a_full_disk_serves_recall_refuses_writes_and_recovers(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    data_dir = small_disk / "data"
+    before = "Stored before the disk filled up: the quartz meadow key is under the mat."
+    async with server(data_dir, tmp_path) as client:
+        await call(client, "remember", content=before)
+    filler = fill(small_disk)
+
+    async with server(data_dir, tmp_path) as client:
+        refused = await reads_on_and_writes_refused(client, before)
+        assert str(small_disk) in refused, "the message names where"
+        assert "Free space" in refused, "it says what to do"
+
+        filler.unlink()
+        after = "Stored once space was freed: the orchid falcon talk is on Monday."
+        await call(client, "remember", content=after)
+        assert sorted((await all_contents(client)).values()) == sorted([before, after])
+        with anyio.fail_after(DEADLINE_S):  # the owner tries again every second to publish its address
+            while read_address(data_dir) is None:
+                await anyio.sleep(0.1)
+
+    assert stored_contents(data_dir) == {before, after}, "kept for the next start"
+    with duckdb.connect(str(data_dir / "memory.duckdb"), read_only=True) as conn:
+        row = conn.execute("SELECT session_id FROM memories WHERE content = ?", [after]).fetchone()
+    assert row is not None
+    assert row[0] is not None, "the session got its row once there was room"
+
+
+async def test_a_server_joining_an_owner_on_a_full_disk_serves_recall_refuses_writes_and_recovers(
+    small_disk: Path, tmp_path: Path
+) -> None:
+    """The second server forwards to the first, which holds the data dir; the joining client's session row,
+    refused by the full disk, comes once there is room."""
+    data_dir = small_disk / "data"
+    before = "Stored before the disk filled up: the cedar lantern code is 2231."
+    async with server(data_dir, tmp_path) as client:
+        await call(client, "remember", content=before)
+    # Filled while the owner has written nothing since its start (its files have no room left in their last
+    # pages), so the joining client's first call needs new room for its session row.
+    async with server(data_dir, tmp_path):
+        with anyio.fail_after(DEADLINE_S):
+            while read_address(data_dir) is None:
+                await anyio.sleep(0.1)
+        filler = fill(small_disk)
+        async with server(data_dir, tmp_path) as client:
+            await reads_on_and_writes_refused(client, before)
+            filler.unlink()
+            after = "Stored once space was freed: the ember willow meeting moved to noon."
+            await call(client, "remember", content=after)
+            assert sorted((await all_contents(client)).values()) == sorted([before, after])
+    assert stored_contents(data_dir) == {before, after}
+
+
+async def test_a_server_started_on_a_read_only_data_dir_serves_recall_refuses_writes_and_recovers(
+    data_dir: Path,
+) -> None:
+    """Not even the owner's socket can be made in the data dir: the owner listens on loopback TCP instead."""
+    before = "The cedar willow talk is on Friday."
+    async with server(data_dir, data_dir.parent) as client:
+        await call(client, "remember", content=before)
+    with contextlib.ExitStack() as writable_again:
+        writable_again.enter_context(read_only(data_dir))
+        async with server(data_dir, data_dir.parent) as client:
+            with anyio.fail_after(DEADLINE_S):
+                assert list((await all_contents(client)).values()) == [before], "recall answers"
+                refused = await call_error(client, "remember", content="Written while the data dir is read-only.")
+            assert "read-only" in refused, refused
+            assert "Nothing was changed" in refused, refused
+
+            writable_again.close()
+            after = "Written once the data dir is writable again."
+            await call(client, "remember", content=after)
+            assert sorted((await all_contents(client)).values()) == sorted([before, after])
+            with anyio.fail_after(DEADLINE_S):  # the owner tries again every second to publish its address
+                while read_address(data_dir) is None:
+                    await anyio.sleep(0.1)
+    assert stored_contents(data_dir) == {before, after}

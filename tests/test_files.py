@@ -1,13 +1,16 @@
 """Files the server writes (exports, the map page, the owner's address, the vector index): private from their
 creation, written whole or not at all, and never through a symlink someone planted beside them."""
 
+import os
 import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from hebbian_memory import files, portability
+from hebbian_memory import faults, files, portability
+from hebbian_memory.errors import StorageError
+from hebbian_memory.sharing.election import LOCK_FILE, OwnerLock
 from hebbian_memory.storage import Store
 from tests.planted import assert_private_regular_file, assert_untouched, plant_links
 
@@ -107,3 +110,27 @@ def test_an_export_over_planted_links_writes_neither_through_them(tmp_path: Path
     assert_untouched(victim)
     assert_private_regular_file(target)
     assert '"type":"header"' in target.read_text(encoding="utf-8")
+
+
+def test_the_write_probe_never_writes_through_a_link_planted_at_its_old_name(tmp_path: Path) -> None:
+    """A database error carries no errno, so the folder is probed with a small write; it is a new file, not the
+    fixed name a neighbour could plant."""
+    victim = plant_links(tmp_path / ".hebbian-write-probe")
+    assert faults.classify(tmp_path, RuntimeError("IO Error: could not write")) == "io", "the probe write worked"
+    assert_untouched(victim)
+    assert sorted(tmp_path.iterdir()) == sorted([victim, tmp_path / ".hebbian-write-probe"]), "the probe is gone"
+
+
+def test_a_link_planted_as_the_owner_lock_is_refused_by_name_and_its_target_is_not_locked(tmp_path: Path) -> None:
+    victim = plant_links(tmp_path / LOCK_FILE)
+    lock = OwnerLock(tmp_path)
+    with pytest.raises(StorageError, match="symbolic link") as refused:
+        lock.try_acquire()
+    assert str(tmp_path / LOCK_FILE) in str(refused.value)
+    assert not lock.held
+    fd = os.open(victim, os.O_RDONLY)
+    try:
+        assert files.try_lock(fd), "the victim's file is not held locked"
+    finally:
+        os.close(fd)
+    assert_untouched(victim)

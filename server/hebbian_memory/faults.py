@@ -6,10 +6,12 @@ instead (a small probe write, its free space), so the answer is the filesystem's
 
 import errno
 import os
+import secrets
 import shutil
 from pathlib import Path
 
 from hebbian_memory.errors import FaultKind, StorageFaultError
+from hebbian_memory.files import NOFOLLOW
 
 # Below this much free space a failed database write is reported as a full disk (DuckDB writes 256 KiB blocks).
 NEARLY_FULL_BYTES = 16 << 20
@@ -60,9 +62,10 @@ def _reason(error: BaseException) -> str:
 
 def _probe(folder: Path) -> int | None:
     """The errno a small write in ``folder`` fails with now; None when it succeeds."""
-    probe = folder / _PROBE
+    # A new file under a random name: a fixed one, planted as a link, would have the probe written through it.
+    probe = folder / f"{_PROBE}.{secrets.token_hex(8)}"
     try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o600)
         try:
             os.write(fd, b"\0" * 65536)
         finally:

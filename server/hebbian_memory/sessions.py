@@ -28,7 +28,7 @@ INPUT_REQUIRED_VERSION = "2026-07-28"
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    id: int
+    id: int | None  # None while the disk refuses the session's row: its calls run without one
     project: str
 
 
@@ -60,13 +60,14 @@ class Sessions:
         key = self._key(ctx)
         async with self._lock:
             session = self._open.get(key)
-            if session is None:
-                project = await self._project(ctx, roots)
+            if session is None or session.id is None:  # new, or its row could not be stored yet: try again
+                project = await self._project(ctx, roots) if session is None else session.project
                 session_id = await self._node.start_session(
                     self._transport, client.name if client else None, client.version if client else None, project
                 )
-                session = self._open[key] = Session(session_id, project)
-                if key[0] == "mcp-session":
+                first, session = session is None, Session(session_id, project)
+                self._open[key] = session
+                if first and key[0] == "mcp-session":
                     # Connection.exit_stack is the SDK's per-connection teardown; the per-request ServerSession
                     # has no public way to reach it.
                     connection: Connection = ctx.session._connection  # pyright: ignore[reportPrivateUsage]
@@ -114,7 +115,7 @@ class Sessions:
 
     async def _end(self, key: tuple[str, ...]) -> None:
         session = self._open.pop(key, None)
-        if session is not None:
+        if session is not None and session.id is not None:
             with contextlib.suppress(HebbianMemoryError):  # the process is closing; the node ends what is left
                 await self._node.end_session(session.id)
 

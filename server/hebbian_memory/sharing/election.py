@@ -1,5 +1,6 @@
 """Who owns a data dir: an OS file lock (released by the kernel even on SIGKILL) and the owner's address file."""
 
+import errno
 import json
 import os
 import secrets
@@ -43,7 +44,16 @@ class OwnerLock:
         if self._fd is not None:
             return True
         self._path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            # Never through a link: a lock taken on a planted one's target would be held on someone else's file.
+            fd = os.open(self._path, os.O_RDWR | os.O_CREAT | files.NOFOLLOW, 0o600)
+        except OSError as e:
+            if e.errno == errno.ELOOP or self._path.is_symlink():
+                raise StorageError(
+                    f"{self._path} is a symbolic link, which this server does not follow (someone who can write "
+                    f"into {self._path.parent} may have planted it). Remove the link and start again."
+                ) from e
+            raise
         if not files.try_lock(fd):
             os.close(fd)
             return False

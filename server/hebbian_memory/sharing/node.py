@@ -15,10 +15,12 @@ from anyio.abc import ByteStream, Listener, TaskGroup, TaskStatus
 from hebbian_memory.clock import Clock, ManualClock, SystemClock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding import Embedder, OnnxEmbedder
-from hebbian_memory.errors import DatabaseLockedError, HebbianMemoryError, StorageError
+from hebbian_memory.errors import DatabaseLockedError, HebbianMemoryError, StorageError, StorageFaultError
+from hebbian_memory.faults import classify, fault
 from hebbian_memory.files import private_dir
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.sharing.election import (
+    ADDRESS_FILE,
     OwnerAddress,
     OwnerLock,
     new_token,
@@ -37,6 +39,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 FLUSH_INTERVAL_S = 5.0
+PUBLISH_RETRY_S = 1.0  # how soon an owner that could not publish its address (disk full) tries again
+UNPUBLISHED = (
+    "This server runs and serves its own client; other server processes on this data dir cannot reach it until "
+    "the address is written, which is tried again every second."
+)
 MAX_ATTEMPTS = 5  # an owner dying mid-call hands the call to its successor; give up after this many in a row
 RESTARTED_NOTE = (
     " (The memory process restarted during this call and it was sent again; the first attempt may already "
@@ -89,6 +96,8 @@ class Node:
         self._tg: TaskGroup | None = None
         self._owner_scope: anyio.CancelScope | None = None
         self._owner_done = anyio.Event()
+        self._session_complaint = _Complaint("recording a client session (its calls run without one meanwhile)")
+        self._publish_complaint = _Complaint("publishing the owner's address")
 
     @property
     def role(self) -> Literal["owner", "forwarder", "closed"]:
@@ -139,14 +148,23 @@ class Node:
 
     async def start_session(
         self, transport: str, client_name: str | None, client_version: str | None, project: str
-    ) -> int:
+    ) -> int | None:
+        """A new session's id; None while the disk refuses its row (full, read-only): reads go on without one,
+        and the caller asks again at the next call."""
         args = {
             "transport": transport,
             "client_name": client_name,
             "client_version": client_version,
             "project": project,
         }
-        session_id = await self.call(START_SESSION, args)
+        try:
+            session_id = await self.call(START_SESSION, args)
+        except HebbianMemoryError as e:
+            if not await self._refuses_writes(e):
+                raise
+            self._session_complaint.failed(e)
+            return None
+        self._session_complaint.succeeded()
         self._sessions.add(session_id)
         return session_id
 
@@ -154,6 +172,17 @@ class Node:
         if session_id in self._sessions:
             self._sessions.discard(session_id)
             await self.call(END_SESSION, {"session_id": session_id})
+
+    async def _refuses_writes(self, error: HebbianMemoryError) -> bool:
+        """Whether ``error`` means the data dir's disk refuses writes (full, read-only) rather than anything else."""
+        if isinstance(error, StorageFaultError):
+            return error.kind != "io"
+        if self.role != "forwarder":
+            return False
+        # The owner's errors reach a forwarder as text, which we never parse: the data dir (on the same disk as
+        # the owner's) is asked instead.
+        kind = await anyio.to_thread.run_sync(classify, self._settings.data_dir, error)
+        return kind != "io"
 
     # --- election ----------------------------------------------------------------------------------------
 
@@ -208,7 +237,7 @@ class Node:
             raise
         assert self._tg is not None
         self._owner_done = anyio.Event()
-        await self._tg.start(self._own, service, listener, address)
+        await self._tg.start(self._own, service, listener, address, self._publish(address))
         return LocalMemory(service)
 
     async def _open_service(self, deadline: float) -> MemoryService:
@@ -225,24 +254,41 @@ class Node:
                 await anyio.sleep(0.1)
 
     async def _listen(self) -> tuple[Listener[ByteStream], OwnerAddress]:
-        data_dir, token = self._settings.data_dir, new_token()
-        listener: Listener[ByteStream]
-        if self._settings.sharing.socket == "tcp" or not hasattr(socket, "AF_UNIX"):
-            tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
-            port = tcp.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
-            listener, address = tcp, OwnerAddress(os.getpid(), "tcp", f"127.0.0.1:{port}", token)
-        else:
-            path = socket_path(data_dir)
-            listener = await anyio.create_unix_listener(path, mode=0o600)
-            address = OwnerAddress(os.getpid(), "unix", str(path), token)
-        write_address(data_dir, address)
-        return listener, address
+        token = new_token()
+        if self._settings.sharing.socket != "tcp" and hasattr(socket, "AF_UNIX"):
+            path = socket_path(self._settings.data_dir)
+            if path.is_symlink():  # planted: the owner (we hold owner.lock) makes its own socket, never through a link
+                path.unlink()
+            try:
+                unix = await anyio.create_unix_listener(path, mode=0o600)
+            except OSError as e:
+                # A data dir that takes no new file (read-only, say) must not stop the start: loopback TCP needs
+                # none, and the token keeps other users out of it as it does in the "tcp" setting.
+                log.warning("cannot make the owner's socket %s (%s); listening on loopback TCP instead", path, e)
+            else:
+                return unix, OwnerAddress(os.getpid(), "unix", str(path), token)
+        tcp = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+        port = tcp.listeners[0].extra(anyio.abc.SocketAttribute.local_port)
+        return tcp, OwnerAddress(os.getpid(), "tcp", f"127.0.0.1:{port}", token)
+
+    def _publish(self, address: OwnerAddress) -> bool:
+        """Write our address for other processes. A disk that refuses it (full, say) must not stop the start:
+        this process serves its own client meanwhile, and :meth:`_publish_loop` tries again."""
+        try:
+            write_address(self._settings.data_dir, address)
+        except OSError as e:
+            path = self._settings.data_dir / ADDRESS_FILE
+            self._publish_complaint.failed(fault(path, e, "publishing the owner's address", UNPUBLISHED))
+            return False
+        self._publish_complaint.succeeded()
+        return True
 
     async def _own(
         self,
         service: MemoryService,
         listener: Listener[ByteStream],
         address: OwnerAddress,
+        published: bool,
         *,
         task_status: TaskStatus[None],
     ) -> None:
@@ -258,6 +304,8 @@ class Node:
                     if self._settings.plasticity.enabled:
                         tg.start_soon(_consolidation_loop, service, self._settings.plasticity.pass_minutes * 60)
                     tg.start_soon(listener.serve, OwnerServer(service, address.token).handle)
+                    if not published:
+                        tg.start_soon(self._publish_loop, address)
                     task_status.started()
         finally:
             with anyio.CancelScope(shield=True):
@@ -269,6 +317,12 @@ class Node:
                     self._lock.release()
                     self._owner_done.set()
                     log.info("released %s", self._settings.data_dir)
+
+    async def _publish_loop(self, address: OwnerAddress) -> None:
+        while True:
+            await anyio.sleep(PUBLISH_RETRY_S)
+            if self._publish(address):
+                return
 
     async def _stop(self) -> None:
         for session_id in list(self._sessions):

@@ -20,6 +20,7 @@ from hebbian_memory.storage.imports import ImportQueries
 from hebbian_memory.storage.memories import MemoryQueries
 from hebbian_memory.storage.schema import migrate
 from hebbian_memory.storage.uses import UseQueries
+from hebbian_memory.storage.verify import damaged, probe_links, verify
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,15 @@ class Store(MemoryQueries, EpisodeQueries, UseQueries, ImportQueries):
                 verify(path)
             conn = duckdb.connect(str(path))
         try:
+            if existed:
+                probe_links(conn, path)  # before anything writes: the one index a read-only connection cannot read
             migrate(conn, now)
+        except DatabaseDamagedError:
+            conn.close()
+            raise
         except duckdb.Error as e:
             conn.close()
-            raise _damaged(path, e) from e
+            raise damaged(path, e) from e
         files.remove_leftovers(path)  # an unfinished purge's folder; the open database keeps other purgers out
         return cls(conn, path)
 
@@ -78,7 +84,12 @@ class Store(MemoryQueries, EpisodeQueries, UseQueries, ImportQueries):
                 self._reopen()  # the purge may have closed the connection, or the failure invalidated it
                 raise fault(self.path, e, "rewriting the database file (the purge)", PURGE_FAILED) from e
             self._conn = done.connection
-            self._conn.execute("DELETE FROM meta WHERE key = ?", [PURGE_DUE])
+            try:  # the rewrite is in place; its flag's delete needs a new WAL, which a read-only dir refuses
+                with self._tx() as c:
+                    c.execute("DELETE FROM meta WHERE key = ?", [PURGE_DUE])
+            except StorageFaultError as e:
+                log.warning("database rewritten; its purge_due flag stays, so a later purge runs again: %s", e.problem)
+                return done.bytes_before, done.bytes_after
             self._checkpoint(CHECKPOINT_FAILED)
             return done.bytes_before, done.bytes_after
 
@@ -108,21 +119,6 @@ class Store(MemoryQueries, EpisodeQueries, UseQueries, ImportQueries):
         }
 
 
-def verify(path: Path) -> None:
-    """Refuse a damaged file before anything writes to it. DuckDB checks a block's checksum (and that the file holds
-    it) only when it reads the block, and opening reads little more than the catalog, so a read-only connection
-    reads every column of every table in full (bench/verify.py). The indexes' blocks are not reached this way:
-    damage only there is found when a write first touches them. Raises duckdb's errors (``_opening`` names them).
-    The file's size is no check: DuckDB's header counts free blocks it has already cut from the file's end."""
-    with duckdb.connect(str(path), read_only=True) as conn:
-        tables = conn.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = current_database()"
-        ).fetchall()
-        for schema, table in tables:
-            # hash() needs every value, so every block of every column is read and its checksum checked.
-            conn.execute(f'SELECT max(hash(COLUMNS(*))) FROM "{schema}"."{table}"').fetchall()
-
-
 @contextmanager
 def _opening(path: Path, existed: bool) -> Generator[None]:
     """DuckDB's errors while opening, as ours: another process's lock, a damaged file, or a file not creatable."""
@@ -135,17 +131,8 @@ def _opening(path: Path, existed: bool) -> Generator[None]:
                 "data dir through its owner.lock; stop the program named here, or point this server at "
                 "another data dir (--data-dir)."
             ) from e
-        raise _damaged(path, e) from e
+        raise damaged(path, e) from e
     except duckdb.Error as e:  # corruption comes as the base class itself (e.g. a block's checksum)
         if existed:
-            raise _damaged(path, e) from e
+            raise damaged(path, e) from e
         raise StorageError(f"Cannot create the database {path}: {e}") from e
-
-
-def _damaged(path: Path, error: object) -> DatabaseDamagedError:
-    return DatabaseDamagedError(
-        f"The database file {path} cannot be opened ({error}). It has not been changed. To restore from a backup: "
-        f"move it aside (e.g. to {path.name}.damaged), then run `hebbian-memory import <your latest export file>`, "
-        "which starts a new database there; the vector index is rebuilt automatically. Without a backup, moving "
-        "it aside starts an empty memory; keep the damaged file, as parts of it may still be recoverable."
-    )
