@@ -29,10 +29,9 @@ that need it are then reported as not supported by this server, and the set comp
     uv run --extra test python -m bench.learning                        # everything -> bench/results/learning.json
     uv run --extra test python -m bench.learning --modes none off --conversations 2 --skip-scale
 
-Measured 2026-12-02 on a 2-core AMD EPYC VM shared with other jobs, under nice, with a server without `used`
-(modes none and off, set completion without the report, scale with the none stream): 426 s in all (storing
-the five conversations 130 s, each stream 6-20 s, set completion and the 10,000-memory run about 2.5 min).
-With all four modes, two more streams per conversation: about 2.5 min more.
+Measured 2026-12-03 on a 2-core AMD EPYC VM shared with a test run for part of it, all four modes: 372 s in all
+(storing the five conversations 76 s, each stream 4-20 s, set completion and the 10,000-memory run about 2.5 min).
+`--set KEY=VALUE` (repeatable) changes a setting in every server of the run, for ablations.
 """
 
 import argparse
