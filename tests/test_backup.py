@@ -49,7 +49,7 @@ def filled(settings: Settings, real_embedder: OnnxEmbedder) -> Path:
         "The shop's staging server is mercury.", ["ops"], {"by": "Zoë ✓"}, 0.9, "2025-05-30", first, "shop"
     )
     b = service.remember("Deploys happen on Tuesdays.", ["ops", "deploy"], None, 0.5, None, first, "shop")
-    service.remember("The staging server deploys from the main branch.", None, None, 0.5, None, first, "shop")
+    branch = service.remember("The staging server deploys from the main branch.", None, None, 0.5, None, first, "shop")
     clock.advance(timedelta(hours=3))
     second = service.start_session("stdio", None, None, "blog")
     c = service.remember("The blog is built with Hugo.", None, {"speaker": "Ana"}, 0.4, None, second, "blog")
@@ -57,6 +57,8 @@ def filled(settings: Settings, real_embedder: OnnxEmbedder) -> Path:
     service.associate(a.id, [c.id], 0.7, second)
     service.recall("staging server deploys", session_id=first, project="shop")
     service.recall("staging server deploys", session_id=first, project="shop")
+    # A use report: the staging note helped (its record gets a cue, the query's context), the branch note misled.
+    service.recall("where do deploys go?", session_id=first, project="shop", used=[a.id], misled=[branch.id])
     service.forget(ids=[b.id])  # a gap in the ids, which an import must keep
     service.end_session(first)
     clock.advance(timedelta(days=2))
@@ -85,6 +87,11 @@ def test_export_then_import_into_an_empty_store_round_trips_exactly(filled: Path
     assert kinds.count("memory") == 8
     assert kinds.count("session") == 2
     assert {r["kind"] for r in exported if r["type"] == "link"} == {"temporal", "explicit", "coaccess"}
+    reported = {r["content"][:11]: r for r in exported if r["type"] == "memory" and "used_at" in r}
+    assert reported.keys() == {"The shop's ", "The staging"}, "the memories the report named carry their record"
+    assert reported["The shop's "]["uses"] > 0
+    assert reported["The shop's "]["cue"], "and the context it was used in"
+    assert reported["The staging"]["misleads"] == 1.0
     assert (first.stat().st_mode & 0o777) == 0o600, "an export holds memories: owner only"
 
     restored = tmp_path / "restored"
