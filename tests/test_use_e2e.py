@@ -184,3 +184,20 @@ async def test_bad_reports_get_clear_errors_and_change_nothing(data_dir: Path, r
         assert hits
         assert "9999" in result["note"]
         assert "ignored" in result["note"]
+
+
+async def test_a_report_naming_many_memories_links_only_a_few_of_them(
+    data_dir: Path, real_embedder: OnnxEmbedder
+) -> None:
+    clock = ManualClock(datetime(2026, 3, 2, 9, tzinfo=UTC))
+    settings = _settings(data_dir)
+    async with _served(settings, clock, real_embedder) as session:
+        async with session() as client:
+            ids = await _store(client, UNRELATED)
+        async with session() as client:
+            await call(client, "recall", query="the house", used=list(ids.values()))
+            stats = await call(client, "stats")
+    window = settings.plasticity.use_window
+    # The 20 notes were stored in one session (19 temporal links); the report links the pairs of 8 of them (28),
+    # some of which were temporal links before: not the 190 pairs of all 20.
+    assert stats["links_by_kind"]["coaccess"] == window * (window - 1) // 2

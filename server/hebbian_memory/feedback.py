@@ -124,9 +124,11 @@ class Feedback:
 
     def _links(self, surprise: dict[int, float], now: datetime) -> list[Link]:
         """Memories used for one task are linked: each pair gains use_increment x the larger surprise of the two
-        (a pair is news when either was). Explicit links keep their kind; others become co-access links."""
+        (a pair is news when either was). Explicit links keep their kind; others become co-access links. Only the
+        use_window most surprising of a report are linked, so a report naming hundreds of ids makes a few dozen
+        links, not tens of thousands."""
         rules = self._rules
-        ids = sorted(surprise)
+        ids = sorted(sorted(surprise, key=lambda m: -surprise[m])[: rules.use_window])
         gains: dict[Pair, float] = {}
         for i, a in enumerate(ids):
             for b in ids[i + 1 :]:
