@@ -70,7 +70,7 @@ class Ranked:
     direct: int  # found.ids[:direct] came from the indexes; any after them were reached through links
     reached: dict[int, plasticity.Reached]
     by_link: set[int]  # indexes whose relevance is what a link passed on, more than their own match's
-    companions: frozenset[int]  # indexes brought right after the top hit by a strong learned or explicit link
+    companions: frozenset[int]  # indexes moved right after a leading hit by an explicit or strong learned link
 
     def linked(self, i: int) -> bool:
         """Whether a link, not its own match with the query, is why candidate ``i`` is here, or where it is (a
@@ -198,6 +198,8 @@ class Ranker:
         taken: set[int] = set()
         budget = rules.companions
         for lead in order[:LEADS]:
+            if lead in taken:  # already placed as a companion: it brings none of its own
+                continue
             taken.add(lead)
             learned = lead == order[0]
             strong = sorted(
