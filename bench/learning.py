@@ -62,7 +62,7 @@ from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding import Embedder, OnnxEmbedder
 from hebbian_memory.sharing.node import build_node
-from hebbian_memory.sharing.ops import CONSOLIDATE
+from hebbian_memory.sharing.ops import CONSOLIDATE, NoArgs
 
 Mode = Literal["oracle", "sloppy", "none", "off"]
 MODES: tuple[Mode, ...] = ("oracle", "sloppy", "none", "off")
@@ -251,7 +251,7 @@ async def scale(sample: Mapping[str, Any], mode: Mode, embedder: Embedder, tmp: 
     rss = rss_mb()
     after_stream = link_counts(data_dir / "memory.duckdb")
     async with build_node(settings, clock=clock, embedder=embedder).running() as node:
-        await node.call(CONSOLIDATE, {})
+        await node.call(CONSOLIDATE, NoArgs())
     rules = settings.plasticity
     return {
         "conversation": sample["sample_id"],

@@ -22,7 +22,7 @@ from hebbian_memory.embedding import OnnxEmbedder
 from hebbian_memory.errors import HebbianMemoryError, InvalidInputError
 from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import ImportResult, MemoryInput
-from hebbian_memory.sharing.ops import IMPORT
+from hebbian_memory.sharing.ops import IMPORT, ImportArgs
 from hebbian_memory.storage import Store
 from hebbian_memory.storage.schema import SCHEMA_VERSION
 from tests.helpers import shared_model_cache
@@ -223,7 +223,7 @@ def test_the_service_refuses_a_bad_line_naming_it_and_keeps_what_came_before(
     service = open_service(tmp_path / "data", real_embedder)
 
     async def send(kind: str, batch: list[dict[str, Any]]) -> ImportResult:
-        return IMPORT.run(service, {"kind": kind, "records": batch})
+        return IMPORT.run(service, ImportArgs(kind=kind, records=batch))  # pyright: ignore[reportArgumentType] -- the reader gives only the three kinds
 
     try:
         with pytest.raises(HebbianMemoryError) as stopped:

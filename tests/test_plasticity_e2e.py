@@ -13,7 +13,7 @@ from hebbian_memory.app import build_node, build_server
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import load_settings
 from hebbian_memory.embedding import OnnxEmbedder
-from hebbian_memory.sharing.ops import CONSOLIDATE
+from hebbian_memory.sharing.ops import CONSOLIDATE, NoArgs
 from tests.helpers import call
 
 pytestmark = pytest.mark.anyio
@@ -68,7 +68,7 @@ async def test_used_together_linked_then_brought_along_then_faded(data_dir: Path
         assert after[0]["reason"] == "direct"
 
         clock.advance(timedelta(days=60))  # idle: 1.0 * 0.9**60 is under the floor
-        report = await node.call(CONSOLIDATE, {})
+        report = await node.call(CONSOLIDATE, NoArgs())
         assert report.pruned == 1
         async with await session() as client:
             faded = await ask(client)

@@ -14,9 +14,10 @@ import pytest
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.errors import HebbianMemoryError
+from hebbian_memory.models import MemoryInput
 from hebbian_memory.sharing.election import ADDRESS_FILE, read_address
 from hebbian_memory.sharing.node import Node
-from hebbian_memory.sharing.ops import FORGET, RECALL, REMEMBER_MANY
+from hebbian_memory.sharing.ops import FORGET, RECALL, REMEMBER_MANY, ForgetArgs, RecallArgs, RememberManyArgs
 from hebbian_memory.storage import Store
 from tests.helpers import FakeEmbedder, shared_model_cache
 from tests.planted import assert_private_regular_file, assert_untouched, plant_links
@@ -31,12 +32,14 @@ def node(settings: Settings) -> Node:
 
 
 async def remember(n: Node, content: str, session_id: int | None = None) -> int:
-    (result,) = await n.call(REMEMBER_MANY, {"memories": [{"content": content}], "session_id": session_id})
+    (result,) = await n.call(
+        REMEMBER_MANY, RememberManyArgs(memories=[MemoryInput(content=content)], session_id=session_id)
+    )
     return result.id
 
 
 async def recalled_ids(n: Node, query: str) -> list[int]:
-    return [hit.id for hit in (await n.call(RECALL, {"query": query, "k": 10})).hits]
+    return [hit.id for hit in (await n.call(RECALL, RecallArgs(query=query, k=10))).hits]
 
 
 async def test_the_second_node_forwards_to_the_first_and_both_see_every_memory(settings: Settings) -> None:
@@ -112,7 +115,7 @@ async def test_a_rejected_forwarded_call_gives_the_owners_message_and_changes_no
     async with node(settings).running() as first, node(settings).running() as second:
         kept = await remember(second, "Keep this one.")
         with pytest.raises(HebbianMemoryError, match="No memory with id 999999"):
-            await second.call(FORGET, {"ids": [999999, kept]})
+            await second.call(FORGET, ForgetArgs(ids=[999999, kept]))
         assert kept in await recalled_ids(first, "keep this one")
 
 

@@ -14,10 +14,11 @@ from pydantic import TypeAdapter
 from hebbian_memory.errors import HebbianMemoryError, MemoryNotFoundError
 from hebbian_memory.models import MemoryView
 from hebbian_memory.sharing.node import Node
-from hebbian_memory.sharing.ops import GET, RECENT, STATS, Args, Op
+from hebbian_memory.sharing.ops import GET, RECENT, STATS, GetArgs, NoArgs, Op, OpArgs, RecentArgs
 from hebbian_memory.tools import AppContext
 
 T = TypeVar("T")
+A = TypeVar("A", bound=OpArgs)
 RECENT_COUNT = 20
 _VIEWS = TypeAdapter(list[MemoryView])
 
@@ -44,7 +45,7 @@ class NodeRef:
     node: Node | None = None
 
 
-async def _read(ref: NodeRef, op: Op[T], args: Args) -> T:
+async def _read(ref: NodeRef, op: Op[A, T], args: A) -> T:
     if ref.node is None:
         raise ResourceError("The memory server is still starting. Try again shortly.")
     try:
@@ -65,7 +66,7 @@ def register_resources(server: MCPServer[AppContext], ref: NodeRef, project: str
         mime_type="application/json",
     )
     async def stats() -> str:
-        return (await _read(ref, STATS, {})).model_dump_json(indent=2)
+        return (await _read(ref, STATS, NoArgs())).model_dump_json(indent=2)
 
     @server.resource(
         "memory://recent",
@@ -74,7 +75,7 @@ def register_resources(server: MCPServer[AppContext], ref: NodeRef, project: str
         mime_type="application/json",
     )
     async def recent() -> str:
-        views = await _read(ref, RECENT, {"limit": RECENT_COUNT, "project": project})
+        views = await _read(ref, RECENT, RecentArgs(limit=RECENT_COUNT, project=project))
         return _VIEWS.dump_json(views, indent=2).decode()
 
     @server.resource(
@@ -87,7 +88,7 @@ def register_resources(server: MCPServer[AppContext], ref: NodeRef, project: str
         if not memory_id.isdigit():
             # Not quoted back: the URI is the caller's text, and may hold anything.
             raise ResourceError("That is not a memory id; ids are positive integers from remember or recall.")
-        (view,) = await _read(ref, GET, {"ids": [int(memory_id)]})
+        (view,) = await _read(ref, GET, GetArgs(ids=[int(memory_id)]))
         return json.dumps(view.model_dump(mode="json"), indent=2, ensure_ascii=False)
 
     @server.prompt(

@@ -23,7 +23,21 @@ from hebbian_memory.models import (
 from hebbian_memory.redaction import Redactor
 from hebbian_memory.sessions import Sessions
 from hebbian_memory.sharing.node import Node
-from hebbian_memory.sharing.ops import ASSOCIATE, FORGET, RECALL, REMEMBER_MANY, STATS, Args, Op
+from hebbian_memory.sharing.ops import (
+    ASSOCIATE,
+    FORGET,
+    RECALL,
+    REMEMBER_MANY,
+    STATS,
+    AssociateArgs,
+    ForgetArgs,
+    NoArgs,
+    Op,
+    OpArgs,
+    RecallArgs,
+    RememberManyArgs,
+    Scoped,
+)
 from hebbian_memory.tool_errors import explain
 
 
@@ -43,6 +57,7 @@ Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 Str = Annotated[str, Strict()]
 T = TypeVar("T")
+A = TypeVar("A", bound=OpArgs)
 
 PROGRESS_STEP = 100  # remember_many stores larger batches in parts of this size, reporting progress after each
 _DATE = "ISO 8601 date or date-time, e.g. 2024-05-01 or 2024-05-01T14:30:00Z (UTC when no offset is given)"
@@ -76,13 +91,15 @@ async def _client_roots(ctx: AppCtx) -> ListRoots | None:
 Roots = Annotated[ListRootsResult | None, Resolve(_client_roots)]
 
 
-async def _run(ctx: AppCtx, roots: ListRootsResult | None, op: Op[T], args: Args, project: str | None) -> T:
+async def _run(ctx: AppCtx, roots: ListRootsResult | None, op: Op[A, T], args: A, project: str | None) -> T:
     """Run one memory operation (here or in the owner process) in this client's session and project; our
     typed errors become tool errors."""
     app = ctx.request_context.lifespan_context
     try:
         session = await app.sessions.of(ctx, roots)
-        args = {**args, "session_id": session.id, "project": session.project if project is None else project}
+        if isinstance(args, Scoped):
+            scope = {"session_id": session.id, "project": session.project if project is None else project}
+            args = args.model_copy(update=scope)
         return await app.node.call(op, args)
     except HebbianMemoryError as e:
         raise ToolError(str(e)) from e
@@ -119,7 +136,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         reinforces that memory instead of storing a copy. The memory is recallable as soon as this returns.
         If you wrote it from recalled memories, name them in used: they are linked to it."""
         item = MemoryInput(content=content, tags=tags, metadata=metadata, importance=importance, event_time=event_time)
-        args = {"memories": [item.model_dump()], "used": used}
+        args = RememberManyArgs(memories=[item], used=used)
         (result,) = await _run(ctx, roots, REMEMBER_MANY, args, project)
         return result
 
@@ -138,14 +155,15 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         Batches over 100 are stored in parts of 100, reporting progress after each: if the server dies before
         this call answers, some parts may be stored. Sending the same batch again is then safe: memories already
         stored are recognised (same ids, nothing stored twice) and the rest are stored."""
-        items = [m.model_dump() for m in memories]
+        items = list(memories)
         if len(items) <= PROGRESS_STEP:
-            return RememberManyResult(results=await _run(ctx, roots, REMEMBER_MANY, {"memories": items}, project))
+            whole = RememberManyArgs(memories=items)
+            return RememberManyResult(results=await _run(ctx, roots, REMEMBER_MANY, whole, project))
         # In parts, so the client sees progress; checked whole first, so one bad item still stores none.
-        await _run(ctx, roots, REMEMBER_MANY, {"memories": items, "validate_only": True}, project)
+        await _run(ctx, roots, REMEMBER_MANY, RememberManyArgs(memories=items, validate_only=True), project)
         results: list[RememberResult] = []
         for start in range(0, len(items), PROGRESS_STEP):
-            part = {"memories": items[start : start + PROGRESS_STEP]}
+            part = RememberManyArgs(memories=items[start : start + PROGRESS_STEP])
             results += await _run(ctx, roots, REMEMBER_MANY, part, project)
             await ctx.report_progress(len(results), len(items), f"stored {len(results)} of {len(items)} memories")
         return RememberManyResult(results=results)
@@ -184,18 +202,18 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         min_relevance are left out; when none is left, hits is empty and note says so: take that as "not
         remembered" rather than guessing. Report on earlier hits with used (the ones you relied on) and misled
         (wrong or off the point): that is how recall learns what helps you."""
-        args = {
-            "query": query,
-            "k": k,
-            "tags": tags,
-            "since": since,
-            "until": until,
-            "token_budget": token_budget,
-            "all_projects": all_projects,
-            "min_relevance": min_relevance,
-            "used": used,
-            "misled": misled,
-        }
+        args = RecallArgs(
+            query=query,
+            k=k,
+            tags=tags,
+            since=since,
+            until=until,
+            token_budget=token_budget,
+            all_projects=all_projects,
+            min_relevance=min_relevance,
+            used=used,
+            misled=misled,
+        )
         return await _run(ctx, roots, RECALL, args, project)
 
     @server.tool(
@@ -213,7 +231,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     ) -> AssociateResult:
         """Link memories that belong together, or strengthen existing links (weights never pass 1).
         Returns every link with its weight and whether it is new."""
-        args = {"source_id": source_id, "target_ids": target_ids, "strength": strength}
+        args = AssociateArgs(source_id=source_id, target_ids=target_ids, strength=strength)
         return await _run(ctx, roots, ASSOCIATE, args, None)
 
     @server.tool(
@@ -236,14 +254,14 @@ def register_tools(server: MCPServer[AppContext]) -> None:
         """Permanently delete memories: their text, embeddings, index entries and links. Give at least one of
         ids, tags or before; with several, only memories matching all of them are deleted. Ids work in any
         project; tags and before select only in this session's project unless all_projects is set."""
-        args = {"ids": ids, "tags": tags, "before": before, "all_projects": all_projects}
+        args = ForgetArgs(ids=ids, tags=tags, before=before, all_projects=all_projects)
         return await _run(ctx, roots, FORGET, args, project)
 
     @server.tool(title="Memory stats", annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     async def stats(ctx: AppCtx, roots: Roots) -> StatsResult:
         """How much is stored and learned: memories and links per tier (1 working, 2 episodic, 3 semantic),
         links per kind, memories per project, and when consolidation last ran."""
-        return await _run(ctx, roots, STATS, {}, None)
+        return await _run(ctx, roots, STATS, NoArgs(), None)
 
 
 class MemoryServer(MCPServer[AppContext]):

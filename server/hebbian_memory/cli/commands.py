@@ -21,9 +21,9 @@ if TYPE_CHECKING:
 @click.pass_context
 def consolidate(ctx: click.Context, as_json: bool) -> None:
     """Run one consolidation pass now (decay, tiers, pruning, replay) and say what it did."""
-    from hebbian_memory.sharing.ops import CONSOLIDATE
+    from hebbian_memory.sharing.ops import CONSOLIDATE, NoArgs
 
-    report = call(settings_of(ctx), CONSOLIDATE)
+    report = call(settings_of(ctx), CONSOLIDATE, NoArgs())
     if as_json:
         click.echo(report.model_dump_json(indent=2))
         return
@@ -40,9 +40,9 @@ def consolidate(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Memories and links per tier and kind, memories per project, the last consolidation."""
-    from hebbian_memory.sharing.ops import STATS
+    from hebbian_memory.sharing.ops import STATS, NoArgs
 
-    result = call(settings_of(ctx), STATS)
+    result = call(settings_of(ctx), STATS, NoArgs())
     if as_json:
         click.echo(result.model_dump_json(indent=2))
         return
@@ -86,19 +86,19 @@ def search(
     as_json: bool,
 ) -> None:
     """Recall from the terminal: the memories that best match QUERY, best first."""
-    from hebbian_memory.sharing.ops import RECALL
+    from hebbian_memory.sharing.ops import RECALL, RecallArgs
 
     settings = settings_of(ctx)
-    args: dict[str, object] = {
-        "query": query,
-        "k": k,
-        "tags": list(tags) or None,
-        "since": since,
-        "until": until,
-        "all_projects": all_projects,
-        "project": project or settings.project,
-        "min_relevance": min_relevance,
-    }
+    args = RecallArgs(
+        query=query,
+        k=k,
+        tags=list(tags) or None,
+        since=since,
+        until=until,
+        all_projects=all_projects,
+        project=project or settings.project,
+        min_relevance=min_relevance,
+    )
     result = call(settings, RECALL, args)
     if as_json:
         click.echo(result.model_dump_json(indent=2))
@@ -122,14 +122,14 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     from hebbian_memory import doctor as checks
     from hebbian_memory.errors import HebbianMemoryError
     from hebbian_memory.models import StatsResult
-    from hebbian_memory.sharing.ops import STATS
+    from hebbian_memory.sharing.ops import STATS, NoArgs
 
     settings = settings_of(ctx)
     found = [checks.model(settings), checks.data_dir(settings), checks.owner(settings)]
     stats_result: StatsResult | None = None
     error: HebbianMemoryError | None = None
     try:
-        stats_result = call(settings, STATS)
+        stats_result = call(settings, STATS, NoArgs())
     except click.ClickException as e:
         error = (our_error(e.__cause__) if e.__cause__ else None) or HebbianMemoryError(e.message)
     except Exception as e:  # doctor reports what it finds, never a traceback

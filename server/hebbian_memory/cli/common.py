@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
     from hebbian_memory.sharing.node import Node
-    from hebbian_memory.sharing.ops import Op
+    from hebbian_memory.sharing.ops import Op, OpArgs
 
 T = TypeVar("T")
+A = TypeVar("A", bound="OpArgs")
 F = TypeVar("F", bound="Callable[..., Any]")
 
 # ctx.meta is shared by the group's context and the command's: the shared options given so far, by name.
@@ -104,11 +105,11 @@ def settings_of(ctx: click.Context, serving: bool = False) -> Settings:
     return settings
 
 
-def call(settings: Settings, op: "Op[T]", args: dict[str, object] | None = None) -> T:
+def call(settings: Settings, op: "Op[A, T]", args: A) -> T:
     """One operation on the data dir: through its running owner, or as the owner for the moment."""
 
     async def run(node: "Node") -> T:
-        return await node.call(op, dict(args or {}))
+        return await node.call(op, args)
 
     return with_node(settings, run)
 

@@ -31,12 +31,12 @@ def map_command(ctx: click.Context, output: Path, open_it: bool, as_json: bool) 
 
     from hebbian_memory import graphmap
     from hebbian_memory.sharing.node import settings_clock
-    from hebbian_memory.sharing.ops import EXPORT
+    from hebbian_memory.sharing.ops import EXPORT, ExportArgs
 
     settings = settings_of(ctx)
     with tempfile.TemporaryDirectory() as folder:
         export = Path(folder) / "export.jsonl"
-        call(settings, EXPORT, {"path": str(export)})
+        call(settings, EXPORT, ExportArgs(path=str(export)))
         data = graphmap.graph_data(export, settings.plasticity, settings_clock(settings).now())
     output = output.expanduser().absolute()
     graphmap.write(output, data)  # owner-only: the page holds every memory's text
@@ -63,9 +63,9 @@ def export_command(ctx: click.Context, path: Path, as_json: bool) -> None:
     """Write every memory, link and session to PATH as JSON lines: a consistent backup, safe while servers run.
 
     The file is readable by you only; it holds your memories in plain text."""
-    from hebbian_memory.sharing.ops import EXPORT
+    from hebbian_memory.sharing.ops import EXPORT, ExportArgs
 
-    result = call(settings_of(ctx), EXPORT, {"path": str(path.expanduser().absolute())})
+    result = call(settings_of(ctx), EXPORT, ExportArgs(path=str(path.expanduser().absolute())))
     if as_json:
         click.echo(result.model_dump_json(indent=2))
     else:
@@ -87,11 +87,11 @@ def import_command(ctx: click.Context, path: Path, as_json: bool) -> None:
     from hebbian_memory import portability
     from hebbian_memory.models import ImportResult
     from hebbian_memory.sharing.node import Node
-    from hebbian_memory.sharing.ops import IMPORT
+    from hebbian_memory.sharing.ops import IMPORT, ImportArgs
 
     async def run(node: Node) -> portability.ImportSummary:
         async def send(kind: str, records: list[dict[str, object]]) -> ImportResult:
-            return await node.call(IMPORT, {"kind": kind, "records": records})
+            return await node.call(IMPORT, ImportArgs(kind=kind, records=records))  # pyright: ignore[reportArgumentType] -- the reader gives only the three kinds
 
         size = path.stat().st_size
         with click.progressbar(length=size, label="importing", file=sys.stderr, show_pos=False) as bar:

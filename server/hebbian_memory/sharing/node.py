@@ -29,7 +29,7 @@ from hebbian_memory.sharing.election import (
     socket_path,
     write_address,
 )
-from hebbian_memory.sharing.ops import END_SESSION, START_SESSION, Args, Op
+from hebbian_memory.sharing.ops import END_SESSION, START_SESSION, EndSessionArgs, Op, OpArgs, StartSessionArgs
 from hebbian_memory.sharing.owner import OwnerServer
 from hebbian_memory.sharing.remote import OwnerGone, RemoteMemory
 from hebbian_memory.storage import Store
@@ -37,6 +37,7 @@ from hebbian_memory.storage import Store
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+A = TypeVar("A", bound=OpArgs)
 
 FLUSH_INTERVAL_S = 5.0
 PUBLISH_RETRY_S = 1.0  # how soon an owner that could not publish its address (disk full) tries again
@@ -77,7 +78,7 @@ class LocalMemory:
     def __init__(self, service: MemoryService) -> None:
         self.service = service
 
-    async def call(self, op: Op[T], args: Args) -> T:
+    async def call(self, op: Op[A, T], args: A) -> T:
         return await anyio.to_thread.run_sync(op.run, self.service, args)
 
 
@@ -124,7 +125,7 @@ class Node:
                     await self._stop()
                 tg.cancel_scope.cancel()
 
-    async def call(self, op: Op[T], args: Args) -> T:
+    async def call(self, op: Op[A, T], args: A) -> T:
         """Run one operation wherever the memory lives; a call cut off by the owner's exit is sent again."""
         restarted = False
         for _ in range(MAX_ATTEMPTS):
@@ -151,12 +152,9 @@ class Node:
     ) -> int | None:
         """A new session's id; None while the disk refuses its row (full, read-only): reads go on without one,
         and the caller asks again at the next call."""
-        args = {
-            "transport": transport,
-            "client_name": client_name,
-            "client_version": client_version,
-            "project": project,
-        }
+        args = StartSessionArgs(
+            transport=transport, client_name=client_name, client_version=client_version, project=project
+        )
         try:
             session_id = await self.call(START_SESSION, args)
         except HebbianMemoryError as e:
@@ -171,7 +169,7 @@ class Node:
     async def end_session(self, session_id: int) -> None:
         if session_id in self._sessions:
             self._sessions.discard(session_id)
-            await self.call(END_SESSION, {"session_id": session_id})
+            await self.call(END_SESSION, EndSessionArgs(session_id=session_id))
 
     async def _refuses_writes(self, error: HebbianMemoryError) -> bool:
         """Whether ``error`` means the data dir's disk refuses writes (full, read-only) rather than anything else."""

@@ -1,12 +1,12 @@
-"""The memory operations as data: a name, how the owner runs it on its MemoryService, and how its result
-travels as JSON. The owner's own tool calls and forwarded calls take exactly the same path."""
+"""The memory operations as data: a name, a typed argument model, how the owner runs it on its MemoryService,
+and how its result travels as JSON. The owner's own tool calls and forwarded calls take exactly the same path."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, ConfigDict, TypeAdapter
 
 from hebbian_memory.memory import DEFAULT_PROJECT, MemoryService
 from hebbian_memory.models import (
@@ -25,95 +25,167 @@ from hebbian_memory.portability import LinkRecord, MemoryRecord, SessionRecord
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+A = TypeVar("A", bound="OpArgs")
 
-Args = dict[str, Any]
+
+class OpArgs(BaseModel):
+    """An operation's arguments: checked where they are made (the tools, the CLI), sent to the owner as JSON and
+    checked again there, so a misspelt or missing argument is an error, never a silent None."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class NoArgs(OpArgs):
+    pass
+
+
+class Scoped(OpArgs):
+    """A call made in a client's session and project (the tools fill both in)."""
+
+    session_id: int | None = None
+    project: str = DEFAULT_PROJECT
+
+
+class RememberManyArgs(Scoped):
+    memories: list[MemoryInput]
+    validate_only: bool = False
+    used: list[int] | None = None
+
+
+class RecallArgs(Scoped):
+    query: str
+    k: int | None = None
+    tags: list[str] | None = None
+    since: str | None = None
+    until: str | None = None
+    token_budget: int | None = None
+    all_projects: bool = False
+    min_relevance: float | None = None
+    used: list[int] | None = None
+    misled: list[int] | None = None
+
+
+class AssociateArgs(Scoped):
+    source_id: int
+    target_ids: list[int]
+    strength: float | None = None
+
+
+class ForgetArgs(Scoped):
+    ids: list[int] | None = None
+    tags: list[str] | None = None
+    before: str | None = None
+    all_projects: bool = False
+
+
+class StartSessionArgs(OpArgs):
+    transport: str
+    client_name: str | None = None
+    client_version: str | None = None
+    project: str = DEFAULT_PROJECT
+
+
+class EndSessionArgs(OpArgs):
+    session_id: int
+
+
+class GetArgs(OpArgs):
+    ids: list[int]
+
+
+class RecentArgs(OpArgs):
+    limit: int
+    project: str = DEFAULT_PROJECT
+
+
+class ExportArgs(OpArgs):
+    path: str
+
+
+class ImportArgs(OpArgs):
+    kind: Literal["session", "memory", "link"]
+    records: list[dict[str, Any]]  # JSON lines as read, checked as records by the owner (portability)
 
 
 @dataclass(frozen=True, slots=True)
-class Op(Generic[T]):
+class Op(Generic[A, T]):
     name: str
-    run: Callable[[MemoryService, Args], T]
+    args: type[A]
+    run: Callable[[MemoryService, A], T]
     encode: Callable[[T], Any]
     decode: Callable[[Any], T]
 
 
-def _model(name: str, model: type[M], run: Callable[[MemoryService, Args], M]) -> Op[M]:
-    return Op(name, run, lambda result: result.model_dump(mode="json"), model.model_validate)
+def _model(name: str, args: type[A], model: type[M], run: Callable[[MemoryService, A], M]) -> Op[A, M]:
+    return Op(name, args, run, lambda result: result.model_dump(mode="json"), model.model_validate)
 
 
-def _plain(name: str, adapter: TypeAdapter[T], run: Callable[[MemoryService, Args], T]) -> Op[T]:
-    return Op(name, run, lambda result: adapter.dump_python(result, mode="json"), adapter.validate_python)
+def _plain(name: str, args: type[A], adapter: TypeAdapter[T], run: Callable[[MemoryService, A], T]) -> Op[A, T]:
+    return Op(name, args, run, lambda result: adapter.dump_python(result, mode="json"), adapter.validate_python)
 
 
-def _scope(args: Args) -> str | None:
+def _scope(args: RecallArgs | ForgetArgs) -> str | None:
     """The project a recall or forget looks in; None: every project."""
-    return None if args.get("all_projects") else args.get("project", DEFAULT_PROJECT)
+    return None if args.all_projects else args.project
 
 
 START_SESSION = _plain(
     "start_session",
+    StartSessionArgs,
     TypeAdapter(int),
-    lambda s, a: s.start_session(
-        a["transport"], a.get("client_name"), a.get("client_version"), a.get("project", DEFAULT_PROJECT)
-    ),
+    lambda s, a: s.start_session(a.transport, a.client_name, a.client_version, a.project),
 )
-END_SESSION = _plain("end_session", TypeAdapter(type(None)), lambda s, a: s.end_session(a["session_id"]))
+END_SESSION = _plain("end_session", EndSessionArgs, TypeAdapter(type(None)), lambda s, a: s.end_session(a.session_id))
 REMEMBER_MANY = _plain(
     "remember_many",
+    RememberManyArgs,
     TypeAdapter(list[RememberResult]),
-    lambda s, a: s.remember_many(
-        [MemoryInput.model_validate(m) for m in a["memories"]],
-        a.get("session_id"),
-        a.get("project", DEFAULT_PROJECT),
-        bool(a.get("validate_only", False)),
-        a.get("used"),
-    ),
+    lambda s, a: s.remember_many(a.memories, a.session_id, a.project, a.validate_only, a.used),
 )
 RECALL = _model(
     "recall",
+    RecallArgs,
     RecallResult,
     lambda s, a: s.recall(
-        a["query"],
-        a.get("k"),
-        a.get("tags"),
-        a.get("since"),
-        a.get("until"),
-        a.get("token_budget"),
+        a.query,
+        a.k,
+        a.tags,
+        a.since,
+        a.until,
+        a.token_budget,
         _scope(a),
-        a.get("session_id"),
-        a.get("min_relevance"),
-        a.get("used"),
-        a.get("misled"),
+        a.session_id,
+        a.min_relevance,
+        a.used,
+        a.misled,
     ),
 )
 ASSOCIATE = _model(
     "associate",
+    AssociateArgs,
     AssociateResult,
-    lambda s, a: s.associate(a["source_id"], a["target_ids"], a.get("strength"), a.get("session_id")),
+    lambda s, a: s.associate(a.source_id, a.target_ids, a.strength, a.session_id),
 )
-FORGET = _model("forget", ForgetResult, lambda s, a: s.forget(a.get("ids"), a.get("tags"), a.get("before"), _scope(a)))
+FORGET = _model("forget", ForgetArgs, ForgetResult, lambda s, a: s.forget(a.ids, a.tags, a.before, _scope(a)))
 
-GET = _plain("get", TypeAdapter(list[MemoryView]), lambda s, a: s.get(a["ids"]))
-RECENT = _plain(
-    "recent", TypeAdapter(list[MemoryView]), lambda s, a: s.recent(a["limit"], a.get("project", DEFAULT_PROJECT))
-)
-EXPORT = _model("export", ExportResult, lambda s, a: s.export(Path(a["path"])))
+GET = _plain("get", GetArgs, TypeAdapter(list[MemoryView]), lambda s, a: s.get(a.ids))
+RECENT = _plain("recent", RecentArgs, TypeAdapter(list[MemoryView]), lambda s, a: s.recent(a.limit, a.project))
+EXPORT = _model("export", ExportArgs, ExportResult, lambda s, a: s.export(Path(a.path)))
 
 
-def _import(service: MemoryService, args: Args) -> ImportResult:
-    kind, records = args["kind"], args["records"]
-    if kind == "session":
-        return service.import_sessions([SessionRecord.model_validate(r) for r in records])
-    if kind == "memory":
-        return service.import_memories([MemoryRecord.model_validate(r) for r in records])
-    return service.import_links([LinkRecord.model_validate(r) for r in records])
+def _import(service: MemoryService, args: ImportArgs) -> ImportResult:
+    if args.kind == "session":
+        return service.import_sessions([SessionRecord.model_validate(r) for r in args.records])
+    if args.kind == "memory":
+        return service.import_memories([MemoryRecord.model_validate(r) for r in args.records])
+    return service.import_links([LinkRecord.model_validate(r) for r in args.records])
 
 
-IMPORT = _model("import", ImportResult, _import)
-CONSOLIDATE = _model("consolidate", ConsolidateResult, lambda s, _a: s.consolidate())
-STATS = _model("stats", StatsResult, lambda s, _a: s.stats())
+IMPORT = _model("import", ImportArgs, ImportResult, _import)
+CONSOLIDATE = _model("consolidate", NoArgs, ConsolidateResult, lambda s, _a: s.consolidate())
+STATS = _model("stats", NoArgs, StatsResult, lambda s, _a: s.stats())
 
-OPS: dict[str, Op[Any]] = {
+OPS: dict[str, Op[Any, Any]] = {
     op.name: op
     for op in (
         START_SESSION,

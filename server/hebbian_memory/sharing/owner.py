@@ -4,20 +4,22 @@ import contextlib
 import hmac
 import logging
 import os
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 from anyio.abc import ByteStream
+from pydantic import ValidationError
 
 from hebbian_memory.errors import HebbianMemoryError
 from hebbian_memory.memory import MemoryService
-from hebbian_memory.sharing.ops import END_SESSION, OPS, START_SESSION, Args
+from hebbian_memory.sharing.ops import OPS, START_SESSION, EndSessionArgs, OpArgs
 from hebbian_memory.sharing.wire import GONE, Channel, Message, ProtocolError
 
 log = logging.getLogger(__name__)
 
 REPLY_TIMEOUT_S = 5.0
+A = TypeVar("A", bound=OpArgs)
 
 
 class OwnerServer:
@@ -60,13 +62,13 @@ class OwnerServer:
         try:
             if op is None or not isinstance(args, dict):
                 raise ProtocolError(f"unknown operation {message.get('op')!r}")
-            call_args: Args = args  # pyright: ignore[reportUnknownVariableType] -- a JSON object
+            call_args = _checked(op.args, args)  # pyright: ignore[reportUnknownArgumentType] -- a JSON object
             result = await anyio.to_thread.run_sync(op.run, self._service, call_args)
             reply = {"id": request_id, "result": op.encode(result)}
             if op is START_SESSION:
                 sessions.add(int(result))
-            elif op is END_SESSION:
-                sessions.discard(int(call_args["session_id"]))
+            elif isinstance(call_args, EndSessionArgs):
+                sessions.discard(call_args.session_id)
         except HebbianMemoryError as e:
             reply = {"id": request_id, "error": str(e)}
         except Exception as e:  # a bug must not take the owner down for every client: report it to the caller
@@ -80,3 +82,11 @@ class OwnerServer:
             anyio.fail_after(REPLY_TIMEOUT_S),
         ):
             await channel.send(reply)
+
+
+def _checked(model: type[A], args: dict[str, Any]) -> A:
+    """A forwarded call's arguments as its operation's model; a malformed message is a protocol error."""
+    try:
+        return model.model_validate(args)
+    except ValidationError as e:
+        raise ProtocolError(f"malformed arguments: {e.error_count()} errors") from e

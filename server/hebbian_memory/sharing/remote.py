@@ -9,10 +9,11 @@ from anyio.abc import ByteStream
 
 from hebbian_memory.errors import HebbianMemoryError
 from hebbian_memory.sharing.election import OwnerAddress
-from hebbian_memory.sharing.ops import Args, Op
+from hebbian_memory.sharing.ops import Op, OpArgs
 from hebbian_memory.sharing.wire import GONE, Channel, Message, ProtocolError
 
 T = TypeVar("T")
+A = TypeVar("A", bound=OpArgs)
 
 HELLO_TIMEOUT_S = 5.0
 
@@ -80,13 +81,14 @@ class RemoteMemory:
             with anyio.CancelScope(shield=True):
                 await self._channel.aclose()
 
-    async def call(self, op: Op[T], args: Args) -> T:
+    async def call(self, op: Op[A, T], args: A) -> T:
         if self.gone:
             raise OwnerGone("the owner has gone")
         request_id = next(self._ids)
         pending = self._pending[request_id] = _Pending()
         try:
-            await self._channel.send({"id": request_id, "op": op.name, "args": args})
+            # Python values, not JSON mode: a NaN or an infinity reaches the owner's checks as itself, not as null.
+            await self._channel.send({"id": request_id, "op": op.name, "args": args.model_dump()})
         except GONE as e:
             self._pending.pop(request_id, None)
             raise OwnerGone(f"sending to the owner failed: {e!r}") from e
