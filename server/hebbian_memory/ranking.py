@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from hebbian_memory import documents, evidence, plasticity
+from hebbian_memory import documents, evidence, learned, plasticity
 from hebbian_memory.config import PlasticitySettings, RecallSettings
 from hebbian_memory.embedding import Vectors
 from hebbian_memory.idmap import IdBytes, IdMap
@@ -20,7 +20,6 @@ from hebbian_memory.storage import Filters, Store
 from hebbian_memory.text import terms, words
 
 Floats = np.ndarray[Any, np.dtype[np.float32]]
-LEADS = 3  # the hits whose companions come along: the ones an assistant reads first
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +138,9 @@ class Ranker:
         relevance = (1.0 / (1.0 + np.exp(-cfg.relevance_slope * (support - midpoint)))).astype(np.float32)
         position = {memory_id: i for i, memory_id in enumerate(found.ids)}
         if rules.enabled:
-            fused = fused - self._unconfident_spread(found.ids, reached, relevance, position)
+            fused = fused - learned.unconfident_spread(found.ids, reached, relevance, position, rules.spread_weight)
             if rules.prior_weight > 0:
-                fused = fused + self._use_prior(found.ids, relevance, query.vector)
+                fused = fused + learned.use_prior(self._priors(found.ids, query.vector), relevance, rules.prior_weight)
         # What a link brought is as relevant as what it was linked to, times the link's weight, if that is more.
         by_link: set[int] = set()
         for memory_id, arrived in reached.items():
@@ -154,82 +153,10 @@ class Ranker:
         unchecked[checked] = False
         ordering = fused - np.float32(1e6) * unchecked if checked else fused
         order = self._diverse_order(found, ordering, len(found.ids) if keep_all else top_k)
-        order, companions = self._with_companions(found, order, relevance, position, by_link)
+        order, companions = learned.with_companions(
+            found.ids, order, relevance, position, by_link, self._neighbours, rules
+        )
         return Ranked(found, dense, lexical, fused, relevance, order, direct, reached, by_link, companions)
-
-    def _unconfident_spread(
-        self,
-        ids: Sequence[int],
-        reached: Mapping[int, plasticity.Reached],
-        relevance: Floats,
-        position: Mapping[int, int],
-    ) -> Floats:
-        """What a learned (co-access or explicit) link passed on from a source that is not relevant, to take back
-        in proportion: an association follows a confident match, so a weak match on another topic cannot pull
-        its group into this recall. Temporal links pass on in full (the next turn of a dialog answers it)."""
-        back = np.zeros(len(ids), dtype=np.float32)
-        for j, memory_id in enumerate(ids):
-            arrived = reached.get(memory_id)
-            source = None if arrived is None or arrived.kind == "temporal" else position.get(arrived.source)
-            if arrived is not None and source is not None:
-                back[j] = self._rules.spread_weight * arrived.activation * (1.0 - relevance[source])
-        return back
-
-    def _use_prior(self, ids: Sequence[int], relevance: Floats, query: Floats) -> Floats:
-        """What use reports add: a used memory gains prior_weight x its prior x its own relevance (use makes a
-        memory likelier for what it answers, not for every query); one that misled loses prior_weight x its
-        prior whatever it matches."""
-        prior = self._priors(ids, query)
-        return (self._rules.prior_weight * np.where(prior > 0, prior * relevance, prior)).astype(np.float32)
-
-    def _with_companions(
-        self, found: Candidates, order: list[int], relevance: Floats, position: Mapping[int, int], by_link: set[int]
-    ) -> tuple[list[int], frozenset[int]]:
-        """Companions right after the hit they belong to, strongest link first, at most ``companions`` in all.
-        What belongs together comes together, even when it shares no word with the query; each is as relevant as
-        its lead times the link. An explicit link (associate: the user said so) makes a companion of any of the
-        first LEADS hits; a link learned from use (at companion_min or more) only of the top hit: an inferred
-        association follows only the best match."""
-        rules = self._rules
-        if not rules.enabled or rules.companions <= 0 or not order:
-            return order, frozenset()
-        placed: dict[int, list[int]] = {}
-        rank = {i: r for r, i in enumerate(order)}
-        taken: set[int] = set()
-        budget = rules.companions
-        for lead in order[:LEADS]:
-            if lead in taken:  # already placed as a companion: it brings none of its own
-                continue
-            taken.add(lead)
-            learned = lead == order[0]
-            strong = sorted(
-                (
-                    (weight, position[neighbour])
-                    for neighbour, weight, kind in self._neighbours(found.ids[lead])
-                    if neighbour in position
-                    and position[neighbour] not in taken
-                    and rank.get(position[neighbour], len(order)) > rank[lead]  # one ranked above it stays there
-                    and (kind == "explicit" or (learned and kind == "coaccess" and weight >= rules.companion_min))
-                ),
-                reverse=True,
-            )[:budget]
-            for weight, i in strong:
-                taken.add(i)
-                placed.setdefault(lead, []).append(i)
-                if relevance[lead] * weight > relevance[i]:
-                    relevance[i] = relevance[lead] * weight
-                    by_link.add(i)
-            budget -= len(strong)
-        if not placed:
-            return order, frozenset()
-        chosen = {i for group in placed.values() for i in group}
-        out: list[int] = []
-        for i in order:
-            if i in chosen:
-                continue
-            out.append(i)
-            out.extend(placed.get(i, ()))
-        return out[: len(order)], frozenset(chosen)
 
     @staticmethod
     def _best(scores: Floats, n: int) -> list[int]:
