@@ -12,18 +12,35 @@ import numpy as np
 from hebbian_memory import inputs, portability
 from hebbian_memory.core import Core
 from hebbian_memory.embedding import Vectors
-from hebbian_memory.errors import InvalidInputError
-from hebbian_memory.models import ExportResult, ImportResult, MemoryInput
+from hebbian_memory.errors import InvalidInputError, MemoryNotFoundError
+from hebbian_memory.models import ExportResult, ImportResult, MemoryInput, MemoryView
 from hebbian_memory.portability import LinkRecord, MemoryRecord, SessionRecord
 from hebbian_memory.remembering import Prepared, prepare
 from hebbian_memory.storage import Link
 
 
 class Archive:
-    """export and the three kinds of import (sessions, memories, links)."""
+    """Whole memories out and in: get, recent, export, and the three kinds of import (sessions, memories,
+    links)."""
 
     def __init__(self, core: Core) -> None:
         self._core = core
+
+    def get(self, ids: Sequence[int]) -> list[MemoryView]:
+        core = self._core
+        wanted = inputs.ids(ids, "ids", core.settings.limits.max_ids)
+        core.wait_ready()
+        rows = core.store.get(wanted)
+        if len(rows) < len(wanted):
+            raise MemoryNotFoundError(set(wanted) - rows.keys())
+        return [MemoryView.model_validate(rows[i], from_attributes=True) for i in wanted]
+
+    def recent(self, limit: int, project: str) -> list[MemoryView]:
+        core = self._core
+        count = inputs.count(limit, "limit", core.settings.limits.max_k)
+        core.wait_ready()
+        ids = core.store.recent(count, inputs.project(project))
+        return self.get(ids) if ids else []
 
     def export(self, path: Path) -> ExportResult:
         """Every session, memory and link to ``path`` (JSON lines), from one consistent snapshot: an online

@@ -23,7 +23,7 @@ from hebbian_memory.clock import Clock
 from hebbian_memory.config import Settings
 from hebbian_memory.core import Core
 from hebbian_memory.embedding import Embedder
-from hebbian_memory.errors import HebbianMemoryError, MemoryNotFoundError, StorageFaultError
+from hebbian_memory.errors import HebbianMemoryError, StorageFaultError
 from hebbian_memory.feedback import Feedback, Report
 from hebbian_memory.forgetting import Forgetter
 from hebbian_memory.index import VectorIndex
@@ -386,19 +386,11 @@ class MemoryService:
 
     def get(self, ids: Sequence[int]) -> list[MemoryView]:
         """Stored memories by id, in the order asked; unknown ids raise MemoryNotFoundError."""
-        wanted = inputs.ids(ids, "ids", self._settings.limits.max_ids)
-        self._wait_ready()
-        rows = self._store.get(wanted)
-        if len(rows) < len(wanted):
-            raise MemoryNotFoundError(set(wanted) - rows.keys())
-        return [MemoryView.model_validate(rows[i], from_attributes=True) for i in wanted]
+        return self._archive.get(ids)
 
     def recent(self, limit: int, project: str = DEFAULT_PROJECT) -> list[MemoryView]:
         """The newest memories of ``project``, newest first."""
-        count = inputs.count(limit, "limit", self._settings.limits.max_k)
-        self._wait_ready()
-        ids = self._store.recent(count, inputs.project(project))
-        return self.get(ids) if ids else []
+        return self._archive.recent(limit, project)
 
     def export(self, path: Path) -> ExportResult:
         """Every session, memory and link to ``path`` (JSON lines), from one consistent snapshot."""
