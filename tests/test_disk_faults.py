@@ -141,6 +141,13 @@ async def test_a_read_only_data_dir_still_forgets_says_what_is_pending_and_recov
     assert all(b"locker code" not in p.read_bytes() for p in leftovers), "the purge ran once the dir was writable"
 
 
+async def published(data_dir: Path) -> None:
+    """Wait until the owner's address is in owner.json (failing after DEADLINE_S)."""
+    with anyio.fail_after(DEADLINE_S):
+        while read_address(data_dir) is None:
+            await anyio.sleep(0.1)
+
+
 async def reads_on_and_writes_refused(client: Client, before: str) -> str:
     """On a full disk: recall lists what was stored before, and remember is refused saying why; its message."""
     with anyio.fail_after(DEADLINE_S):
@@ -168,9 +175,7 @@ async def test_a_server_started_on_a_full_disk_serves_recall_refuses_writes_and_
         after = "Stored once space was freed: the orchid falcon talk is on Monday."
         await call(client, "remember", content=after)
         assert sorted((await all_contents(client)).values()) == sorted([before, after])
-        with anyio.fail_after(DEADLINE_S):  # the owner tries again every second to publish its address
-            while read_address(data_dir) is None:
-                await anyio.sleep(0.1)
+        await published(data_dir)  # the owner tries again every second to publish its address
 
     assert stored_contents(data_dir) == {before, after}, "kept for the next start"
     with duckdb.connect(str(data_dir / "memory.duckdb"), read_only=True) as conn:
@@ -191,9 +196,7 @@ async def test_a_server_joining_an_owner_on_a_full_disk_serves_recall_refuses_wr
     # Filled while the owner has written nothing since its start (its files have no room left in their last
     # pages), so the joining client's first call needs new room for its session row.
     async with server(data_dir, tmp_path):
-        with anyio.fail_after(DEADLINE_S):
-            while read_address(data_dir) is None:
-                await anyio.sleep(0.1)
+        await published(data_dir)
         filler = fill(small_disk)
         async with server(data_dir, tmp_path) as client:
             await reads_on_and_writes_refused(client, before)
@@ -224,7 +227,5 @@ async def test_a_server_started_on_a_read_only_data_dir_serves_recall_refuses_wr
             after = "Written once the data dir is writable again."
             await call(client, "remember", content=after)
             assert sorted((await all_contents(client)).values()) == sorted([before, after])
-            with anyio.fail_after(DEADLINE_S):  # the owner tries again every second to publish its address
-                while read_address(data_dir) is None:
-                    await anyio.sleep(0.1)
+            await published(data_dir)  # the owner tries again every second to publish its address
     assert stored_contents(data_dir) == {before, after}

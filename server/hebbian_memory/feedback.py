@@ -84,7 +84,10 @@ class Feedback:
 
     def priors(self, ids: Sequence[int], query: Floats) -> Floats:
         """Each memory's use history prior now, for ``query`` (usage.prior), -1..1."""
-        now, rules, uses = self._clock.now(), self._rules, self._uses
+        uses = self._uses
+        if not uses:  # nothing reported yet: no clock read or lookups on recall's path
+            return np.zeros(len(ids), dtype=np.float32)
+        now, rules = self._clock.now(), self._rules
         return np.asarray([usage.prior(uses.get(m), now, rules, query) for m in ids], dtype=np.float32)
 
     def apply(

@@ -25,10 +25,9 @@ def unconfident_spread(
     proportion: an association follows a confident match, so a weak match on another topic cannot pull its group
     into this recall. Temporal links pass on in full (the next turn of a dialog answers it)."""
     back = np.zeros(len(ids), dtype=np.float32)
-    for j, memory_id in enumerate(ids):
-        arrived = reached.get(memory_id)
-        source = None if arrived is None or arrived.kind == "temporal" else position.get(arrived.source)
-        if arrived is not None and source is not None:
+    for memory_id, arrived in reached.items():
+        j, source = position.get(memory_id), position.get(arrived.source)
+        if arrived.kind != "temporal" and j is not None and source is not None:
             back[j] = spread_weight * arrived.activation * (1.0 - relevance[source])
     return back
 

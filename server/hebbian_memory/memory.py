@@ -202,7 +202,8 @@ class MemoryService:
                 self._store.replace_embeddings({mid: v for (mid, _), v in zip(batch, vectors, strict=True)}, model_id)
                 done += len(batch)
                 report("re-embedding", done, total)
-            self._store.clear_cues()  # contexts of use were query vectors of the old model
+            if stale:  # contexts of use were query vectors of the old model (a re-embed by the same one keeps them)
+                self._store.clear_cues()
         if self._store.get_meta(_MODEL_META_KEY) != model_id:  # no write at a plain start: the disk may be full
             self._store.set_meta(_MODEL_META_KEY, model_id)
 

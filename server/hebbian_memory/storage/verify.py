@@ -66,20 +66,23 @@ def lookup_query(table: str, column: str, keys: int) -> str:
     return f'SELECT count(*) FROM "{table}" WHERE "{column}" IN ({", ".join("?" * keys)})'
 
 
-def key_batches(conn: duckdb.DuckDBPyConnection, table: str, column: str) -> tuple[list[object], list[object]]:
+def key_batches(
+    conn: duckdb.DuckDBPyConnection, table: str, column: str, where: str | None = None
+) -> tuple[list[object], list[object]]:
     """The sampled keys, in order, split in two: every other one. An IN list of every key of a column is proved
     true for every row from the column's minimum and maximum, and then DuckDB scans the table, not the index; half
     of them (unless the table has one row) is not."""
     # Sampled by the key's value, so a key held by several rows (the content-hash index) brings all of them.
-    where = sample(conn, table, (column,))
+    where = sample(conn, table, (column,)) if where is None else where
     keys = [row[0] for row in conn.execute(f'SELECT DISTINCT "{column}" FROM "{table}" {where} ORDER BY 1').fetchall()]
     return keys[0::2], keys[1::2]
 
 
 def _look_up(conn: duckdb.DuckDBPyConnection, path: Path, table: str, column: str) -> None:
-    expected = conn.execute(f'SELECT count(*) FROM "{table}" {sample(conn, table, (column,))}').fetchall()[0][0]
+    where = sample(conn, table, (column,))  # once: it counts the table
+    expected = conn.execute(f'SELECT count(*) FROM "{table}" {where}').fetchall()[0][0]
     found = 0
-    for keys in key_batches(conn, table, column):
+    for keys in key_batches(conn, table, column, where):
         if not keys:
             continue
         try:
