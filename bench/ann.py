@@ -23,8 +23,8 @@ import numpy as np
 from bench.latency import BATCH, MODEL_CACHE, corpus
 from bench.locomo import DATA, machine
 from hebbian_memory.config import load_settings
-from hebbian_memory.embedding import OnnxEmbedder
-from hebbian_memory.index import VectorIndex
+from hebbian_memory.embedding.embedder import OnnxEmbedder
+from hebbian_memory.retrieval.vectors import VectorIndex
 
 CANDIDATES = 50
 BREADTHS = (96, 192, 256, 320, 400, 512)

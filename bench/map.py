@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from bench.locomo import machine
-from hebbian_memory import graphmap
+from hebbian_memory.cli import graphmap
 from hebbian_memory.config import load_settings
 
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -22,9 +22,9 @@ from bench.locomo import machine
 from hebbian_memory._native import release_free_memory
 from hebbian_memory.clock import SystemClock
 from hebbian_memory.config import load_settings
-from hebbian_memory.embedding import OnnxEmbedder
-from hebbian_memory.memory import MemoryService
+from hebbian_memory.embedding.embedder import OnnxEmbedder
 from hebbian_memory.models import MemoryInput
+from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage import Store
 
 RESULTS = Path(__file__).with_name("results") / "recall-rss.json"

@@ -18,8 +18,8 @@ from tests.test_map import FLAGS
 from hebbian_memory.cli import main
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import load_settings
-from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import MemoryInput
+from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.sharing.node import build_embedder
 from hebbian_memory.storage import Store
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from hebbian_memory.config import Settings, load_settings
-from hebbian_memory.embedding import OnnxEmbedder
+from hebbian_memory.embedding.embedder import OnnxEmbedder
 from tests.helpers import MODEL_CACHE_ENV, shared_model_cache
 
 _REAL_CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")

@@ -13,8 +13,8 @@ import numpy as np
 from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult, TextContent
 
-from hebbian_memory.embedding import Vectors
-from hebbian_memory.text import terms
+from hebbian_memory.embedding.embedder import Vectors
+from hebbian_memory.retrieval.text import terms
 
 
 class FakeEmbedder:

@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from hebbian_memory import portability
 from hebbian_memory.cli import main
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
-from hebbian_memory.embedding import OnnxEmbedder
+from hebbian_memory.embedding.embedder import OnnxEmbedder
 from hebbian_memory.errors import HebbianMemoryError, InvalidInputError
-from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import ImportResult, MemoryInput
+from hebbian_memory.service import portability
+from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.sharing.ops import IMPORT, ImportArgs
 from hebbian_memory.storage import Store
 from hebbian_memory.storage.schema import SCHEMA_VERSION

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from hebbian_memory.text import terms
+from hebbian_memory.retrieval.text import terms
 from tests.helpers import FIXED_TIME, call, call_error, stdio_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

@@ -10,9 +10,8 @@ import numpy.typing as npt
 import pytest
 
 from hebbian_memory.config import load_settings
-from hebbian_memory.embedding import TOKENIZER_DIR, OnnxEmbedder, verified_bundled_model
-from hebbian_memory.errors import ModelError
-from hebbian_memory.quantize import (
+from hebbian_memory.embedding.embedder import TOKENIZER_DIR, OnnxEmbedder, verified_bundled_model
+from hebbian_memory.embedding.quantize import (
     DIGEST_FILE,
     FOLDER,
     LOCK_FILE,
@@ -22,6 +21,7 @@ from hebbian_memory.quantize import (
     quantized_model_dir,
     sha256_of,
 )
+from hebbian_memory.errors import ModelError
 from tests.planted import VICTIM_TEXT, assert_untouched
 
 
@@ -171,7 +171,7 @@ def test_a_link_planted_at_the_model_folder_is_replaced_and_what_it_points_to_le
 
 # One preparation as a server's first start does it, in a process of its own, logging what it did.
 PREPARE = (
-    "import logging, sys; from pathlib import Path; from hebbian_memory.embedding import OnnxEmbedder; "
+    "import logging, sys; from pathlib import Path; from hebbian_memory.embedding.embedder import OnnxEmbedder; "
     "logging.basicConfig(level=logging.INFO); OnnxEmbedder('default', Path(sys.argv[1])).load()"
 )
 

@@ -3,11 +3,11 @@ which memories are dialog turns."""
 
 import pytest
 
-from hebbian_memory import documents
-from hebbian_memory.evidence import residual
-from hebbian_memory.lexical import BM25Index
+from hebbian_memory.retrieval import documents
+from hebbian_memory.retrieval.evidence import residual
+from hebbian_memory.retrieval.lexical import BM25Index
+from hebbian_memory.retrieval.text import terms
 from hebbian_memory.storage import DocumentRow
-from hebbian_memory.text import terms
 from tests.test_service import START
 
 

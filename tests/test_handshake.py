@@ -15,7 +15,7 @@ import mcp.server.lowlevel.server
 import mcp_types.version
 import pytest
 
-from hebbian_memory.handshake import (
+from hebbian_memory.transport.handshake import (
     HANDSHAKE_VERSIONS,
     MODERN_VERSIONS,
     Opening,
@@ -205,7 +205,7 @@ def test_a_differing_sdk_answer_is_logged_and_still_dropped(caplog: pytest.LogCa
         opening = Opening("{}\n", 7, initialize_result("2025-06-18"))
         _, out = wire.sdk_streams(opening, lambda line: None)
         other = {**initialize_result("2025-06-18"), "instructions": "something else"}
-        with caplog.at_level(logging.ERROR, logger="hebbian_memory.handshake"):
+        with caplog.at_level(logging.ERROR, logger="hebbian_memory.transport.handshake"):
             out.write(json.dumps({"jsonrpc": "2.0", "id": 7, "result": other}) + "\n")
             out.write(json.dumps({"jsonrpc": "2.0", "id": 8, "result": {}}) + "\n")
         writer.close()

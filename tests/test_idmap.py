@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hebbian_memory.idmap import IdBytes, IdMap
+from hebbian_memory.retrieval.idmap import IdBytes, IdMap
 
 IDS = st.one_of(st.integers(1, 3000), st.integers(-5, 0), st.integers(2**20, 2**40))
 OPS = st.lists(

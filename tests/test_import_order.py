@@ -6,11 +6,11 @@ from pathlib import Path
 
 SCRIPT = """
 import sys
-import hebbian_memory.app, hebbian_memory.cli  # what `hebbian-memory serve` imports before answering
+import hebbian_memory.transport.app, hebbian_memory.cli  # what `hebbian-memory serve` imports before answering
 early = [m for m in ("onnxruntime", "usearch", "fastembed") if m in sys.modules]
 from hebbian_memory.config import load_settings
-from hebbian_memory.embedding import OnnxEmbedder
-from hebbian_memory.index import VectorIndex
+from hebbian_memory.embedding.embedder import OnnxEmbedder
+from hebbian_memory.retrieval.vectors import VectorIndex
 from pathlib import Path
 settings = load_settings(env={}, overrides={"data_dir": sys.argv[1]})
 index = VectorIndex(Path(sys.argv[1]) / "v.usearch", "m", 384, settings.index)  # loads usearch

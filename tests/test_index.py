@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 
 from hebbian_memory.config import Settings
-from hebbian_memory.index import VectorIndex
+from hebbian_memory.retrieval.vectors import VectorIndex
 from tests.planted import assert_private_regular_file, assert_untouched, plant_links
 
 DIM = 16

@@ -1,44 +1,51 @@
-"""The layering, checked on the source: the MCP SDK is imported only by the transport (the server, its tools,
-resources and sessions) and the CLI, the storage layer imports nothing of the
-layers above it, and the service (``memory`` and what it runs) never imports the transport or the sharing layer.
-A new import across a layer fails here, naming the module and what it imported."""
+"""The layering, checked on the source. The package's folders are its layers, bottom up:
+
+    foundation (errors, config, clock, files, faults, models, inputs, redaction, _native: the modules at the top)
+    storage/ -> embedding/ -> learning/ -> retrieval/ -> service/ -> sharing/ -> transport/ -> cli/
+
+A module imports only from its own layer or those below it; the MCP SDK is imported only by transport/ and cli/;
+storage/ uses nothing of ours but errors, files and faults. Every module says what it offers in ``__all__``, and a
+module of another folder imports only those names. A new import across a layer fails here, naming the module
+and what it imported (imports inside functions count: a lazy import is still a dependency)."""
 
 import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "server" / "hebbian_memory"
-TRANSPORT = {"app", "tools", "resources", "sessions", "handshake", "tool_errors"}
-SHARING_AND_UP = TRANSPORT | {"sharing", "cli"}
-# What the service layer is built from: everything but the transport, the sharing layer, the CLI and the few
-# programs beside them (doctor and the map read a store or an export on their own).
-OUTSIDE_SERVICE = SHARING_AND_UP | {"doctor", "graphmap", "maplayout", "__main__"}
+LAYERS = ["storage", "embedding", "learning", "retrieval", "service", "sharing", "transport", "cli"]
+RANK = {name: rank for rank, name in enumerate(LAYERS, start=1)} | {"__main__": len(LAYERS)}
 
 
-def modules() -> dict[str, Path]:
-    """Every module by its dotted name under the package ('storage.core', 'tools', ...)."""
+def modules(root: Path = PACKAGE) -> dict[str, Path]:
+    """Every module by its dotted name under the package ('storage.core', 'transport.tools', ...)."""
     return {
-        ".".join(path.relative_to(PACKAGE).with_suffix("").parts): path
-        for path in PACKAGE.rglob("*.py")
+        ".".join(path.relative_to(root).with_suffix("").parts): path
+        for path in root.rglob("*.py")
         if "__pycache__" not in path.parts
     }
 
 
-def imported(path: Path) -> set[str]:
-    """The top-level names each import in ``path`` reaches: 'mcp' for an SDK import, 'storage', 'tools', ...
-    for our own (functions' imports too: a lazy import is still a dependency)."""
-    found: set[str] = set()
+def imports(path: Path) -> list[tuple[str, list[str]]]:
+    """Each import in ``path`` as (module, the names taken from it); `import x.y` takes no names."""
+    found: list[tuple[str, list[str]]] = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        names: list[str] = []
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            found.extend((alias.name, []) for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        for name in names:
-            parts = name.split(".")
-            if parts[0] in {"mcp", "mcp_types"}:
-                found.add("mcp")
-            elif parts[0] == "hebbian_memory" and len(parts) > 1:
-                found.add(parts[1])
+            found.append((node.module, [alias.name for alias in node.names]))
+    return found
+
+
+def imported(path: Path) -> set[str]:
+    """The layers each import in ``path`` reaches: 'mcp' for the SDK, 'storage', 'transport', ... for ours, and
+    for a module at the top of the package its own name ('config', 'errors', ...)."""
+    found: set[str] = set()
+    for module, names in imports(path):
+        parts = module.split(".")
+        if parts[0] in {"mcp", "mcp_types"}:
+            found.add("mcp")
+        elif parts[0] == "hebbian_memory":
+            found.update([parts[1]] if len(parts) > 1 else names)
     return found
 
 
@@ -46,35 +53,93 @@ def layer(module: str) -> str:
     return module.split(".", maxsplit=1)[0]
 
 
-def test_only_the_transport_and_the_cli_import_the_mcp_sdk() -> None:
-    offenders = {
-        module: sorted(imported(path) & {"mcp"})
-        for module, path in modules().items()
-        if layer(module) not in TRANSPORT | {"cli"} and "mcp" in imported(path)
+def rank(name: str) -> int:
+    return RANK.get(layer(name), 0)
+
+
+def public(path: Path) -> list[str] | None:
+    """A module's ``__all__``, or None when it has none."""
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            assert isinstance(node.value, ast.List | ast.Tuple)
+            return [e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return None
+
+
+def upward(root: Path = PACKAGE) -> dict[str, list[str]]:
+    return {
+        module: sorted(name for name in imported(path) - {"mcp"} if rank(name) > rank(module))
+        for module, path in modules(root).items()
+        if any(rank(name) > rank(module) for name in imported(path) - {"mcp"})
     }
-    assert offenders == {}, "only app, tools, resources, sessions and handshake may import the MCP SDK"
 
 
-def test_storage_imports_nothing_above_it() -> None:
+def test_only_the_transport_and_the_cli_import_the_mcp_sdk() -> None:
+    offenders = sorted(
+        module
+        for module, path in modules().items()
+        if layer(module) not in {"transport", "cli"} and "mcp" in imported(path)
+    )
+    assert offenders == [], "only transport/ and cli/ may import the MCP SDK"
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    assert upward() == {}, f"layers bottom up: foundation, {', '.join(LAYERS)}"
+
+
+def test_storage_imports_nothing_of_ours_but_errors_files_and_faults() -> None:
     allowed = {"storage", "errors", "files", "faults"}
     offenders = {
-        module: sorted(imported(path) - allowed)
+        module: sorted(imported(path) - allowed - {"mcp"})
         for module, path in modules().items()
         if layer(module) == "storage" and imported(path) - allowed
     }
     assert offenders == {}, "storage/ may use only storage, errors, files and faults of ours"
 
 
-def test_the_service_layer_never_imports_the_transport_sharing_or_cli() -> None:
-    offenders = {
-        module: sorted(imported(path) & SHARING_AND_UP)
+def test_every_module_declares_what_it_offers() -> None:
+    missing = sorted(module for module, path in modules().items() if public(path) is None)
+    assert missing == [], "every module lists its public names in __all__"
+    undefined = {
+        module: sorted(set(names) - defined(path))
         for module, path in modules().items()
-        if layer(module) not in OUTSIDE_SERVICE and imported(path) & SHARING_AND_UP
+        if (names := public(path)) and set(names) - defined(path)
     }
-    assert offenders == {}, "the service layer must not import the transport, the sharing layer or the CLI"
+    assert undefined == {}, "__all__ names only what the module defines or imports"
 
 
-def test_the_check_sees_imports_inside_functions(tmp_path: Path) -> None:
-    source = tmp_path / "lazy.py"
-    source.write_text("def f():\n    from mcp import Client\n    from hebbian_memory.tools import x\n")
-    assert imported(source) == {"mcp", "tools"}
+def defined(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, ast.ImportFrom):
+            names.update(alias.asname or alias.name for alias in node.names)
+    return names
+
+
+def test_other_folders_import_only_public_names() -> None:
+    found = modules()
+    offenders: dict[str, list[str]] = {}
+    for module, path in found.items():
+        for source, names in imports(path):
+            target = source.removeprefix("hebbian_memory.")
+            if not source.startswith("hebbian_memory.") or target not in found or layer(target) == layer(module):
+                continue
+            offered = public(found[target]) or []
+            hidden = [n for n in names if n not in offered and f"{target}.{n}" not in found]
+            if hidden:
+                offenders.setdefault(module, []).extend(f"{target}.{n}" for n in hidden)
+    assert offenders == {}, "a name another folder uses belongs in its module's __all__"
+
+
+def test_the_checks_see_imports_inside_functions_and_upward_ones(tmp_path: Path) -> None:
+    lazy = tmp_path / "storage" / "lazy.py"
+    lazy.parent.mkdir()
+    lazy.write_text("def f():\n    from mcp import Client\n    from hebbian_memory.transport.tools import x\n")
+    assert imported(lazy) == {"mcp", "transport"}
+    assert upward(tmp_path) == {"storage.lazy": ["transport"]}

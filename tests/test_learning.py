@@ -10,9 +10,9 @@ import pytest
 
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import load_settings
-from hebbian_memory.learning import Learning
-from hebbian_memory.memory import MemoryService
+from hebbian_memory.learning.graph import Learning
 from hebbian_memory.models import MemoryInput
+from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage import Store
 from tests.helpers import FakeEmbedder
 
@@ -172,7 +172,7 @@ def test_being_recalled_is_an_access_that_restores_strength(service: MemoryServi
 def test_a_pass_keeps_what_changed_while_it_was_planning(service: MemoryService, clock: ManualClock) -> None:
     """The pass reads and computes without the write lock; writes skip links strengthened meanwhile and
     memories forgotten meanwhile (nothing of theirs comes back)."""
-    from hebbian_memory import maintenance
+    from hebbian_memory.learning import maintenance
 
     session = service.start_session("test")
     a, b, c = (r.id for r in service.remember_many([MemoryInput(content=t) for t in ("u", "v", "w")], session))

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hebbian_memory import plasticity
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import load_settings
-from hebbian_memory.memory import MemoryService
+from hebbian_memory.learning import plasticity
+from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage import Link, Store
 from tests.helpers import FakeEmbedder
 

@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hebbian_memory.lexical import BM25Index, FieldSpec
-from hebbian_memory.text import terms
+from hebbian_memory.retrieval.lexical import BM25Index, FieldSpec
+from hebbian_memory.retrieval.text import terms
 
 
 def test_terms_are_stemmed_lowercased_and_drop_stopwords() -> None:

@@ -16,13 +16,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from hebbian_memory import graphmap
-from hebbian_memory.cli import main
+from hebbian_memory.cli import graphmap, main
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
-from hebbian_memory.embedding import OnnxEmbedder
-from hebbian_memory.memory import MemoryService
+from hebbian_memory.embedding.embedder import OnnxEmbedder
 from hebbian_memory.models import MemoryInput
+from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage import Store
 from tests.planted import assert_private_regular_file, assert_untouched, plant_links
 

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hebbian_memory import plasticity
 from hebbian_memory.config import PlasticitySettings, load_settings
-from hebbian_memory.plasticity import EPISODIC, SEMANTIC, WORKING
+from hebbian_memory.learning import plasticity
+from hebbian_memory.learning.plasticity import EPISODIC, SEMANTIC, WORKING
 
 RULES: PlasticitySettings = load_settings(env={}).plasticity
 DAY = timedelta(hours=RULES.cycle_hours)

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from hebbian_memory.app import build_node, build_server
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import load_settings
-from hebbian_memory.embedding import OnnxEmbedder
+from hebbian_memory.embedding.embedder import OnnxEmbedder
 from hebbian_memory.sharing.ops import CONSOLIDATE, NoArgs
+from hebbian_memory.transport.app import build_node, build_server
 from tests.helpers import call
 
 pytestmark = pytest.mark.anyio

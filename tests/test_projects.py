@@ -17,13 +17,13 @@ from mcp_types import ListRootsResult, Root
 
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings
-from hebbian_memory.embedding import Vectors
+from hebbian_memory.embedding.embedder import Vectors
 from hebbian_memory.inputs import content_hash
-from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import MemoryInput
-from hebbian_memory.sessions import root_project
+from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage import Store
 from hebbian_memory.storage.schema import MIGRATIONS
+from hebbian_memory.transport.sessions import root_project
 from tests.helpers import FakeEmbedder, call, server_params
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from hebbian_memory import documents
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
-from hebbian_memory.embedding import OnnxEmbedder
+from hebbian_memory.embedding.embedder import OnnxEmbedder
 from hebbian_memory.errors import InvalidInputError
-from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import MemoryInput
-from hebbian_memory.ranking import estimate_tokens
+from hebbian_memory.retrieval import documents
+from hebbian_memory.retrieval.ranking import estimate_tokens
+from hebbian_memory.retrieval.text import terms
+from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage import Store
-from hebbian_memory.text import terms
 
 DISTRACTORS = [
     "We watched a documentary about deep sea creatures on Sunday.",

@@ -8,8 +8,8 @@ import pytest
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings
 from hebbian_memory.errors import MemoryNotFoundError
-from hebbian_memory.memory import MemoryService
 from hebbian_memory.models import MemoryInput
+from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage import Store
 from tests.helpers import FakeEmbedder
 

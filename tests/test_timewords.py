@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from hebbian_memory.timewords import resolve
+from hebbian_memory.retrieval.timewords import resolve
 
 FRIDAY = date(2023, 6, 16)
 

@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from hebbian_memory import usage
 from hebbian_memory.config import PlasticitySettings, load_settings
+from hebbian_memory.learning import usage
 from hebbian_memory.storage import UseRow
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)

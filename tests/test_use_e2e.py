@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from hebbian_memory.app import build_node, build_server
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
-from hebbian_memory.embedding import OnnxEmbedder
+from hebbian_memory.embedding.embedder import OnnxEmbedder
 from hebbian_memory.sharing.node import Node
+from hebbian_memory.transport.app import build_node, build_server
 from tests.helpers import call, call_error
 
 pytestmark = pytest.mark.anyio

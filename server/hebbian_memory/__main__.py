@@ -2,4 +2,6 @@
 
 from hebbian_memory.cli import main
 
+__all__ = []
+
 main()

@@ -10,6 +10,8 @@ import sys
 import threading
 from types import ModuleType
 
+__all__ = ["load_onnxruntime", "release_free_memory", "usearch_index"]
+
 _lock = threading.Lock()
 _usearch: ModuleType | None = None
 

@@ -4,6 +4,8 @@ import threading
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+__all__ = ["Clock", "ManualClock", "SystemClock"]
+
 
 class Clock(Protocol):
     """A source of the current time, always timezone-aware UTC."""

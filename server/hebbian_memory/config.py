@@ -18,6 +18,29 @@ import platformdirs
 
 from hebbian_memory.errors import ConfigError
 
+__all__ = [
+    "ANSWER_KIND_NAMES",
+    "APP_NAME",
+    "ENV_PREFIX",
+    "MIN_TOKEN_CHARS",
+    "SECTIONS",
+    "AssociateSettings",
+    "HttpSettings",
+    "IndexSettings",
+    "LexicalSettings",
+    "LimitSettings",
+    "ModelSettings",
+    "PlasticitySettings",
+    "PrivacySettings",
+    "RecallSettings",
+    "Settings",
+    "SharingSettings",
+    "bytecode_cache_dir",
+    "default_config_path",
+    "default_model_cache_dir",
+    "load_settings",
+]
+
 ENV_PREFIX = "HEBBIAN_MEMORY_"
 APP_NAME = "hebbian-memory"
 

@@ -17,6 +17,20 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
+__all__ = [
+    "ConfigError",
+    "DatabaseDamagedError",
+    "DatabaseLockedError",
+    "FaultKind",
+    "HebbianMemoryError",
+    "ImportStoppedError",
+    "InvalidInputError",
+    "MemoryNotFoundError",
+    "ModelError",
+    "StorageError",
+    "StorageFaultError",
+]
+
 
 class HebbianMemoryError(Exception):
     """Base of every error hebbian-memory raises on purpose."""

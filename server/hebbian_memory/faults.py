@@ -13,6 +13,8 @@ from pathlib import Path
 from hebbian_memory.errors import FaultKind, StorageFaultError
 from hebbian_memory.files import NOFOLLOW
 
+__all__ = ["NEARLY_FULL_BYTES", "classify", "fault"]
+
 # Below this much free space a failed database write is reported as a full disk (DuckDB writes 256 KiB blocks).
 NEARLY_FULL_BYTES = 16 << 20
 _FULL = frozenset(getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG") if hasattr(errno, name))

@@ -25,6 +25,17 @@ from typing import IO
 
 from hebbian_memory.errors import StorageError
 
+__all__ = [
+    "NOFOLLOW",
+    "PRIVATE",
+    "move_into_place",
+    "private_dir",
+    "private_file",
+    "private_folder",
+    "remove_leftovers",
+    "write_private",
+]
+
 log = logging.getLogger(__name__)
 
 PRIVATE = 0o600

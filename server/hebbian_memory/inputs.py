@@ -11,6 +11,20 @@ from typing import Any
 from hebbian_memory.config import LimitSettings
 from hebbian_memory.errors import InvalidInputError
 
+__all__ = [
+    "DEFAULT_PROJECT",
+    "MAX_PROJECT_CHARS",
+    "content_hash",
+    "count",
+    "ids",
+    "metadata",
+    "project",
+    "tags",
+    "text",
+    "unit_interval",
+    "when",
+]
+
 # C0 controls other than tab, newline and carriage return have no place in remembered text.
 _BAD_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")

@@ -5,6 +5,24 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "AssociateResult",
+    "Association",
+    "ConsolidateResult",
+    "ExportResult",
+    "ForgetResult",
+    "ImportResult",
+    "LinkVia",
+    "MemoryInput",
+    "MemoryView",
+    "RecallHit",
+    "RecallResult",
+    "RememberManyResult",
+    "RememberResult",
+    "ScoreParts",
+    "StatsResult",
+]
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True)

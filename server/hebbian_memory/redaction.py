@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+__all__ = ["Redacted", "RedactingFormatter", "Redactor", "secret_name"]
+
 # (kind, pattern): secrets replaced whole. Checked before the context patterns below.
 _PATTERNS: tuple[tuple[str, str], ...] = (
     (

@@ -11,6 +11,8 @@ import click
 from hebbian_memory.cli.common import JSON_OPTION, call, our_error, settings_of, shared_options
 from hebbian_memory.errors import HebbianMemoryError
 
+__all__ = ["consolidate", "doctor", "reindex", "search", "stats"]
+
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
 
@@ -119,7 +121,7 @@ def search(
 def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check the model files and hash, the data dir and its permissions, the owner process, the database and
     both indexes; say how to fix what is wrong. Exits 1 if anything is."""
-    from hebbian_memory import doctor as checks
+    from hebbian_memory.cli import checks
     from hebbian_memory.errors import HebbianMemoryError
     from hebbian_memory.models import StatsResult
     from hebbian_memory.sharing.ops import STATS, NoArgs
@@ -158,7 +160,7 @@ def reindex(ctx: click.Context, reembed: bool, as_json: bool) -> None:
     import contextlib
 
     from hebbian_memory.files import private_dir
-    from hebbian_memory.memory import MemoryService
+    from hebbian_memory.service.memory import MemoryService
     from hebbian_memory.sharing.election import OwnerLock
     from hebbian_memory.sharing.node import build_embedder, settings_clock
     from hebbian_memory.storage import Store

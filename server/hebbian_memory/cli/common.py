@@ -13,6 +13,17 @@ from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.errors import HebbianMemoryError
 from hebbian_memory.redaction import RedactingFormatter, Redactor
 
+__all__ = [
+    "GROUP_JSON_OPTION",
+    "JSON_OPTION",
+    "LOG_LEVELS",
+    "call",
+    "our_error",
+    "settings_of",
+    "shared_options",
+    "with_node",
+]
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 

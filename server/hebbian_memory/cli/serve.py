@@ -11,6 +11,8 @@ import click
 from hebbian_memory.cli.common import our_error, settings_of, shared_options
 from hebbian_memory.config import Settings, bytecode_cache_dir
 
+__all__ = ["TRANSPORTS", "serve"]
+
 TRANSPORTS = ("stdio", "sse", "streamable-http")
 
 
@@ -66,19 +68,22 @@ def _keep_bytecode() -> None:
 
 def _serve_stdio(settings: Settings) -> None:
     """Serve over stdio; with early_initialize, answer the handshake while the SDK loads (see ``handshake``)."""
-    from hebbian_memory.handshake import StdioWire
+    from hebbian_memory.transport.handshake import StdioWire
 
     if not (settings.early_initialize and StdioWire.supported()):
-        from hebbian_memory.app import build_server  # imports mcp (about 1 s): only for commands that serve
+        from hebbian_memory.transport.app import build_server  # imports mcp (about 1 s): only for commands that serve
 
         build_server(settings).run("stdio")
         return
     wire = StdioWire.claim()
-    loading = threading.Thread(target=importlib.import_module, args=("hebbian_memory.app",), daemon=True)
+    loading = threading.Thread(target=importlib.import_module, args=("hebbian_memory.transport.app",), daemon=True)
     loading.start()
     opening = wire.open()
     loading.join()
-    from hebbian_memory.app import build_server, serve_stdio  # loaded by now (or failing again, with its error)
+    from hebbian_memory.transport.app import (  # loaded by now (or failing again, with its error)
+        build_server,
+        serve_stdio,
+    )
 
     anyio.run(serve_stdio, build_server(settings), wire, opening)
 
@@ -87,7 +92,8 @@ async def _serve_http(settings: Settings, transport: str, host: str, port: int) 
     """One memory node for the whole process (SSE enters the MCP lifespan once per connection)."""
     import uvicorn
 
-    from hebbian_memory.app import build_http_app, build_node, build_server
+    from hebbian_memory.sharing.node import build_node
+    from hebbian_memory.transport.app import build_http_app, build_server
 
     async with build_node(settings).running() as node:
         server = build_server(settings, transport=transport, node=node)

@@ -9,6 +9,8 @@ import click
 
 from hebbian_memory.cli.common import JSON_OPTION, call, settings_of, shared_options, with_node
 
+__all__ = ["export_command", "import_command", "map_command"]
+
 
 @click.command("map")
 @click.option(
@@ -29,7 +31,7 @@ def map_command(ctx: click.Context, output: Path, open_it: bool, as_json: bool) 
     import tempfile
     import webbrowser
 
-    from hebbian_memory import graphmap
+    from hebbian_memory.cli import graphmap
     from hebbian_memory.sharing.node import settings_clock
     from hebbian_memory.sharing.ops import EXPORT, ExportArgs
 
@@ -84,8 +86,8 @@ def import_command(ctx: click.Context, path: Path, as_json: bool) -> None:
     """Read a file written by `export` (or any JSON lines of {"type": "memory", "content": ...}) into this
     memory. Memories already stored (same text in the same project) and links already present are skipped,
     so running it twice is harmless. Ids are kept where free."""
-    from hebbian_memory import portability
     from hebbian_memory.models import ImportResult
+    from hebbian_memory.service import portability
     from hebbian_memory.sharing.node import Node
     from hebbian_memory.sharing.ops import IMPORT, ImportArgs
 

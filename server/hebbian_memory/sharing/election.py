@@ -13,6 +13,19 @@ from typing import Any, Literal
 from hebbian_memory import files
 from hebbian_memory.errors import StorageError
 
+__all__ = [
+    "ADDRESS_FILE",
+    "LOCK_FILE",
+    "SOCKET_FILE",
+    "OwnerAddress",
+    "OwnerLock",
+    "new_token",
+    "read_address",
+    "remove_address",
+    "socket_path",
+    "write_address",
+]
+
 LOCK_FILE = "owner.lock"
 ADDRESS_FILE = "owner.json"
 SOCKET_FILE = "owner.sock"

@@ -14,11 +14,11 @@ from anyio.abc import ByteStream, Listener, TaskGroup, TaskStatus
 
 from hebbian_memory.clock import Clock, ManualClock, SystemClock
 from hebbian_memory.config import Settings
-from hebbian_memory.embedding import Embedder, OnnxEmbedder
+from hebbian_memory.embedding.embedder import Embedder, OnnxEmbedder
 from hebbian_memory.errors import DatabaseLockedError, HebbianMemoryError, StorageError, StorageFaultError
 from hebbian_memory.faults import classify, fault
 from hebbian_memory.files import private_dir
-from hebbian_memory.memory import MemoryService
+from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.sharing.election import (
     ADDRESS_FILE,
     OwnerAddress,
@@ -33,6 +33,19 @@ from hebbian_memory.sharing.ops import END_SESSION, START_SESSION, EndSessionArg
 from hebbian_memory.sharing.owner import OwnerServer
 from hebbian_memory.sharing.remote import OwnerGone, RemoteMemory
 from hebbian_memory.storage import Store
+
+__all__ = [
+    "FLUSH_INTERVAL_S",
+    "MAX_ATTEMPTS",
+    "PUBLISH_RETRY_S",
+    "RESTARTED_NOTE",
+    "UNPUBLISHED",
+    "LocalMemory",
+    "Node",
+    "build_embedder",
+    "build_node",
+    "settings_clock",
+]
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
-from hebbian_memory.memory import DEFAULT_PROJECT, MemoryService
 from hebbian_memory.models import (
     AssociateResult,
     ConsolidateResult,
@@ -21,7 +20,38 @@ from hebbian_memory.models import (
     RememberResult,
     StatsResult,
 )
-from hebbian_memory.portability import LinkRecord, MemoryRecord, SessionRecord
+from hebbian_memory.service.memory import DEFAULT_PROJECT, MemoryService
+from hebbian_memory.service.portability import LinkRecord, MemoryRecord, SessionRecord
+
+__all__ = [
+    "ASSOCIATE",
+    "CONSOLIDATE",
+    "END_SESSION",
+    "EXPORT",
+    "FORGET",
+    "GET",
+    "IMPORT",
+    "OPS",
+    "RECALL",
+    "RECENT",
+    "REMEMBER_MANY",
+    "START_SESSION",
+    "STATS",
+    "AssociateArgs",
+    "EndSessionArgs",
+    "ExportArgs",
+    "ForgetArgs",
+    "GetArgs",
+    "ImportArgs",
+    "NoArgs",
+    "Op",
+    "OpArgs",
+    "RecallArgs",
+    "RecentArgs",
+    "RememberManyArgs",
+    "Scoped",
+    "StartSessionArgs",
+]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

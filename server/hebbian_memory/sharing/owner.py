@@ -12,9 +12,11 @@ from anyio.abc import ByteStream
 from pydantic import ValidationError
 
 from hebbian_memory.errors import HebbianMemoryError
-from hebbian_memory.memory import MemoryService
+from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.sharing.ops import OPS, START_SESSION, EndSessionArgs, OpArgs
 from hebbian_memory.sharing.wire import GONE, Channel, Message, ProtocolError
+
+__all__ = ["REPLY_TIMEOUT_S", "OwnerServer"]
 
 log = logging.getLogger(__name__)
 

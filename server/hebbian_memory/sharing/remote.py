@@ -12,6 +12,8 @@ from hebbian_memory.sharing.election import OwnerAddress
 from hebbian_memory.sharing.ops import Op, OpArgs
 from hebbian_memory.sharing.wire import GONE, Channel, Message, ProtocolError
 
+__all__ = ["HELLO_TIMEOUT_S", "OwnerGone", "RemoteMemory"]
+
 T = TypeVar("T")
 A = TypeVar("A", bound=OpArgs)
 

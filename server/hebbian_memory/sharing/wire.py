@@ -7,6 +7,8 @@ import anyio
 from anyio.abc import ByteStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+__all__ = ["GONE", "MAX_MESSAGE_BYTES", "Channel", "Message", "ProtocolError"]
+
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024  # a full remember_many batch is ~20 MB; leave room for JSON escapes
 
 # Everything that means "the other side has gone".

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+__all__ = ["Chain", "DocumentRow", "Filters", "Link", "MemoryRow", "MemoryState", "NewMemory", "UseRow"]
+
 
 @dataclass(frozen=True, slots=True)
 class NewMemory:

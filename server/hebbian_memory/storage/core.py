@@ -19,6 +19,8 @@ import duckdb
 from hebbian_memory.errors import StorageFaultError
 from hebbian_memory.faults import fault
 
+__all__ = ["DISK_ERRORS", "NOTHING_CHANGED", "PURGE_DUE", "StoreCore", "aware", "naive"]
+
 log = logging.getLogger(__name__)
 
 # The meta key noting that the file still holds deleted rows' bytes (see Store.purge).

@@ -10,6 +10,8 @@ import numpy as np
 from hebbian_memory.storage.base import DocumentRow
 from hebbian_memory.storage.core import StoreCore, aware, naive
 
+__all__ = ["EpisodeQueries"]
+
 
 class EpisodeQueries(StoreCore):
     """Sessions, and memories read with their episodic neighbours."""

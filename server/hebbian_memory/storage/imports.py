@@ -8,6 +8,8 @@ import duckdb
 from hebbian_memory.storage import transfer
 from hebbian_memory.storage.core import StoreCore, naive
 
+__all__ = ["ImportQueries"]
+
 
 class ImportQueries(StoreCore):
     """Rows of an export written in; the SQL itself is in ``transfer``."""

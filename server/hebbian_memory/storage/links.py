@@ -9,6 +9,8 @@ import duckdb
 from hebbian_memory.storage.base import Link, MemoryState
 from hebbian_memory.storage.core import StoreCore, aware, naive
 
+__all__ = ["LinkQueries"]
+
 
 class LinkQueries(StoreCore):
     """The rows of ``associations`` and ``access_events``, and the strength, tier and replays of memories."""

@@ -11,6 +11,8 @@ import numpy.typing as npt
 from hebbian_memory.storage.base import Chain, Filters, MemoryRow, NewMemory
 from hebbian_memory.storage.core import PURGE_DUE, StoreCore, aware, naive
 
+__all__ = ["MemoryQueries"]
+
 _MEMORY_COLUMNS = "id, content, tags, metadata, importance, created_at, updated_at, event_time, access_count"
 
 

@@ -8,6 +8,8 @@ import duckdb
 
 from hebbian_memory.errors import StorageError
 
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "current_version", "migrate"]
+
 log = logging.getLogger(__name__)
 
 

@@ -22,6 +22,8 @@ from hebbian_memory.storage.schema import migrate
 from hebbian_memory.storage.uses import UseQueries
 from hebbian_memory.storage.verify import damaged, probe_links, verify
 
+__all__ = ["CHECKPOINT_FAILED", "PURGE_FAILED", "Store"]
+
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FAILED = (

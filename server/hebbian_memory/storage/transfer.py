@@ -14,6 +14,25 @@ import numpy as np
 
 from hebbian_memory import files
 
+__all__ = [
+    "LINK_COLUMNS",
+    "MEMORY_COLUMNS",
+    "SESSION_COLUMNS",
+    "USE_COLUMNS",
+    "Purged",
+    "advance_sequence",
+    "discard_purge",
+    "free_ids",
+    "insert_links",
+    "insert_memories",
+    "insert_sessions",
+    "next_ids",
+    "purge",
+    "read_links",
+    "read_memories",
+    "read_sessions",
+]
+
 SESSION_COLUMNS = ("id", "transport", "client_name", "client_version", "project", "started_at", "ended_at")
 MEMORY_COLUMNS = (
     "id",

@@ -11,6 +11,8 @@ from hebbian_memory.storage.base import Link, UseRow
 from hebbian_memory.storage.core import aware, naive
 from hebbian_memory.storage.links import LinkQueries
 
+__all__ = ["UseQueries"]
+
 
 class UseQueries(LinkQueries):
     """The rows of ``memory_use``."""

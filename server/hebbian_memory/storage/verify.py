@@ -9,6 +9,19 @@ import duckdb
 
 from hebbian_memory.errors import DatabaseDamagedError
 
+__all__ = [
+    "EVERY_KEY_UP_TO",
+    "LINKS",
+    "STRIDE",
+    "damaged",
+    "indexed_columns",
+    "key_batches",
+    "lookup_query",
+    "probe_links",
+    "sample",
+    "verify",
+]
+
 # Up to this many rows every key of an index is looked up; above it, the keys whose hash is 0 modulo STRIDE, so the
 # cost stays bounded. A sample still passes through most of an index's blocks (each holds the nodes of many keys):
 # at 10,000 memories it reached every one (bench/README.md); a block no sampled key reaches goes unchecked.

@@ -1,0 +1,3 @@
+"""Text to vectors: the embedder protocol, the bundled ONNX model and its quantized copy."""
+
+__all__ = []

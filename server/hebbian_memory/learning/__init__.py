@@ -1,0 +1,3 @@
+"""Hebbian learning: the pure rules, the link graph in memory, consolidation, and the use signal."""
+
+__all__ = []

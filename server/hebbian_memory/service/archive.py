@@ -1,0 +1,165 @@
+"""Export to and import from an export file (the format is portability's): the service's side, which checks
+imported records like remember's and keeps the indexes and the link graph in step with what it stores."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hebbian_memory import inputs
+from hebbian_memory.embedding.embedder import Vectors
+from hebbian_memory.errors import InvalidInputError, MemoryNotFoundError
+from hebbian_memory.models import ExportResult, ImportResult, MemoryInput, MemoryView
+from hebbian_memory.service import portability
+from hebbian_memory.service.core import Core
+from hebbian_memory.service.portability import LinkRecord, MemoryRecord, SessionRecord
+from hebbian_memory.service.remember import Prepared, prepare
+from hebbian_memory.storage import Link
+
+__all__ = ["Archive"]
+
+
+class Archive:
+    """Whole memories out and in: get, recent, export, and the three kinds of import (sessions, memories,
+    links)."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def get(self, ids: Sequence[int]) -> list[MemoryView]:
+        core = self._core
+        wanted = inputs.ids(ids, "ids", core.settings.limits.max_ids)
+        core.wait_ready()
+        rows = core.store.get(wanted)
+        if len(rows) < len(wanted):
+            raise MemoryNotFoundError(set(wanted) - rows.keys())
+        return [MemoryView.model_validate(rows[i], from_attributes=True) for i in wanted]
+
+    def recent(self, limit: int, project: str) -> list[MemoryView]:
+        core = self._core
+        count = inputs.count(limit, "limit", core.settings.limits.max_k)
+        core.wait_ready()
+        ids = core.store.recent(count, inputs.project(project))
+        return self.get(ids) if ids else []
+
+    def export(self, path: Path) -> ExportResult:
+        """Every session, memory and link to ``path`` (JSON lines), from one consistent snapshot: an online
+        backup, taken while writers carry on."""
+        core = self._core
+        core.wait_ready()
+        core.apply_learning()  # co-access pairs waiting for the flush loop are part of what was learned
+        return portability.export(core.store, path, core.clock.now(), core.embedder.model_id)
+
+    def import_sessions(self, records: Sequence[SessionRecord]) -> ImportResult:
+        core = self._core
+        core.wait_ready()
+        rows = [r.model_dump(exclude={"type"}) for r in records]
+        for n, (r, row) in enumerate(zip(records, rows, strict=True), start=1):
+            where = f"line {r.line}: " if r.line is not None else f"session {n} of this batch: "
+            row["project"] = row["project"] and _in_record(inputs.project, row["project"], where, "Nothing was stored.")
+        with core.lock:
+            ids, matched = core.store.import_sessions(rows)
+        return ImportResult(ids=ids, created=len(ids) - matched, duplicates=matched)
+
+    def import_memories(self, records: Sequence[MemoryRecord]) -> ImportResult:
+        """Memories from an export (or any such file): validated and redacted like remember's; a memory whose
+        text is already stored in its project is not stored again (its id is returned). Stored embeddings of
+        the model in use are kept, others are computed."""
+        core = self._core
+        store, embedder, catalog = core.store, core.embedder, core.catalog
+        limits = core.settings.limits
+        outcome = f"None of this batch's {len(records)} memories were stored." if len(records) > 1 else "Not stored."
+        prepared: list[tuple[str, Prepared]] = []
+        for n, r in enumerate(records, start=1):
+            item = MemoryInput(content=r.content, tags=r.tags, metadata=r.metadata, importance=r.importance)
+            where = f"line {r.line}: " if r.line is not None else f"memory {n} of this batch: "
+            project = _in_record(inputs.project, r.project, where, outcome)
+            prepared.append((project, prepare(item, limits, core.redactor, where, outcome)))
+        index = core.wait_ready()
+        model, dim = embedder.model_id, embedder.dim
+        vectors = [r.vector(model, dim) for r in records]
+        missing = [i for i, v in enumerate(vectors) if v is None]
+        for i, v in zip(missing, embedder.embed([prepared[i][1].content for i in missing]), strict=True):
+            vectors[i] = v
+        with core.lock:
+            now = core.clock.now()
+            known: dict[tuple[str, str], int] = {}
+            for project in {project for project, _ in prepared}:
+                hashes = [p.content_hash for q, p in prepared if q == project]
+                known |= {(project, h): i for h, i in store.ids_by_hash(hashes, project).items()}
+            rows: dict[tuple[str, str], dict[str, Any]] = {}
+            for r, (project, p), vector in zip(records, prepared, vectors, strict=True):
+                key = (project, p.content_hash)
+                if key not in known and key not in rows:
+                    rows[key] = _memory_row(r, project, p, vector, model, now)
+            ids = dict(zip(rows, store.import_memories(list(rows.values())), strict=True))
+            core.feedback.load(
+                [replace(rows[key]["use"], memory_id=i) for key, i in ids.items() if rows[key]["use"] is not None],
+                keep=True,
+            )
+            catalog.writes += 1
+            if ids:
+                index.add(list(ids.values()), np.stack([row["vector"] for row in rows.values()]))
+                for project, _ in ids:
+                    catalog.count(project, 1)
+                catalog.index_documents(store.documents_around(list(ids.values())))
+        all_ids = [known.get((q, p.content_hash)) or ids[(q, p.content_hash)] for q, p in prepared]
+        return ImportResult(
+            ids=all_ids,
+            created=len(ids),
+            duplicates=len(records) - len(ids),
+            redacted=sum(1 for _, p in prepared if p.redacted),
+        )
+
+    def import_links(self, records: Sequence[LinkRecord]) -> ImportResult:
+        """Links whose ends are stored (ids already translated); an existing link is left as it is."""
+        core = self._core
+        core.wait_ready()
+        rows = [r.model_dump(exclude={"type"}) for r in records]
+        with core.lock:
+            added = core.store.import_links(rows)
+            if core.settings.plasticity.enabled:
+                core.learning.saved(Link(**row) for row in rows if (row["source_id"], row["target_id"]) in added)
+        return ImportResult(ids=[], created=len(added), duplicates=len(rows) - len(added))
+
+
+def _in_record(check: Callable[[str], str], value: str, where: str, outcome: str) -> str:
+    """``check(value)``, its refusal naming the record and what was stored."""
+    try:
+        return check(value)
+    except InvalidInputError as e:
+        raise InvalidInputError(f"{where}{e} {outcome}") from e
+
+
+def _memory_row(
+    r: MemoryRecord, project: str, p: Prepared, vector: Vectors | None, model: str, now: datetime
+) -> dict[str, Any]:
+    """A whole memory row from an imported record; times it lacks are now."""
+    assert vector is not None
+    created = r.created_at or now
+    return {
+        "id": r.id,
+        "project": project,
+        "content": p.content,
+        "content_hash": p.content_hash,
+        "tags": list(p.tags),
+        "metadata": p.metadata,
+        "importance": p.importance,
+        "created_at": created,
+        "updated_at": r.updated_at or created,
+        "event_time": r.event_time or created,
+        "last_accessed_at": r.last_accessed_at or created,
+        "access_count": r.access_count,
+        "strength": r.strength,
+        "tier": r.tier,
+        "session_id": r.session_id,
+        "replay_count": r.replay_count,
+        "last_replayed_at": r.last_replayed_at,
+        "embedding_model": model,
+        "embedding": np.asarray(vector, dtype="<f4").tobytes(),
+        "vector": vector,
+        "use": r.use(model, len(vector)),
+    }

@@ -1,0 +1,54 @@
+"""Core: what every memory operation shares, handed by MemoryService to the classes that carry them out."""
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from hebbian_memory.clock import Clock
+from hebbian_memory.config import Settings
+from hebbian_memory.embedding.embedder import Embedder
+from hebbian_memory.errors import StorageFaultError
+from hebbian_memory.learning.feedback import Feedback
+from hebbian_memory.learning.graph import Learning, Pair
+from hebbian_memory.redaction import Redactor
+from hebbian_memory.retrieval.catalog import Catalog
+from hebbian_memory.retrieval.vectors import VectorIndex
+from hebbian_memory.storage import Store
+
+__all__ = ["Core"]
+
+
+@dataclass(frozen=True, slots=True)
+class Core:
+    """The database, the caches beside it, the write lock that orders changes to both, and the warm-up gate."""
+
+    settings: Settings
+    store: Store
+    embedder: Embedder
+    clock: Clock
+    catalog: Catalog
+    learning: Learning
+    feedback: Feedback  # use reports: recall's used and misled, remember's used
+    redactor: Redactor
+    lock: threading.RLock
+    wait_ready: Callable[[], VectorIndex]  # blocks until the warm-up is done; the vector index it opened
+
+    def learn(self, pairs: list[Pair], now: datetime) -> None:
+        self.learning.strengthen(self.store, pairs, now)
+
+    def apply_learning(self) -> None:
+        """Write what recalls taught (co-access pairs, access events); kept off the recall path. What a disk
+        fault keeps from being written is kept to write next time."""
+        with self.lock:
+            pairs, events = self.learning.take_pending(), self.learning.take_events()
+            try:
+                self.learn(pairs, self.clock.now())
+            except StorageFaultError:
+                self.learning.give_back(pairs, events)
+                raise
+            try:
+                self.store.record_events(events)
+            except StorageFaultError:
+                self.learning.give_back([], events)
+                raise

@@ -1,0 +1,362 @@
+"""The export file: JSON lines of sessions, memories and links, and reading it back.
+
+Line 1 is a header; then every session, every memory (with its embedding, base64 float32, so a restore
+needs no re-embedding) and every link with its weight and tier. Import reads any such file, also one
+written by hand with just ``{"type": "memory", "content": "..."}`` lines. The :class:`Remapper` turns the
+file's ids into the target's: an id is kept where it is free, else the row gets a new one, and references
+(a memory's session, a link's ends) follow.
+"""
+
+import base64
+import json
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal
+
+import numpy as np
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+
+from hebbian_memory import files
+from hebbian_memory.errors import HebbianMemoryError, ImportStoppedError, InvalidInputError, StorageError
+from hebbian_memory.models import ExportResult, ImportResult
+from hebbian_memory.storage import Store, UseRow, transfer
+from hebbian_memory.storage.schema import SCHEMA_VERSION
+
+__all__ = [
+    "BATCH",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Header",
+    "ImportSummary",
+    "LinkRecord",
+    "MemoryRecord",
+    "Record",
+    "Remapper",
+    "Send",
+    "SessionRecord",
+    "Time",
+    "export",
+    "import_file",
+    "parse",
+    "read",
+    "write_line",
+]
+
+FORMAT = "hebbian-memory-export"
+FORMAT_VERSION = 1
+BATCH = 500  # records per import call
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Time = Annotated[datetime, AfterValidator(_utc)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Set by the reader and sent along with the record, so the owner's refusal names the file's line.
+    line: int | None = Field(default=None, ge=1, exclude=True)
+
+
+class Header(_Record):
+    type: Literal["header"]
+    format: Literal["hebbian-memory-export"]
+    version: int
+    exported_at: Time
+    schema_version: int
+    embedding_model: str | None = None
+    sessions: int
+    memories: int
+    links: int
+
+
+class SessionRecord(_Record):
+    type: Literal["session"] = "session"
+    id: int
+    transport: str = "import"
+    client_name: str | None = None
+    client_version: str | None = None
+    project: str | None = None
+    started_at: Time
+    ended_at: Time | None = None
+
+
+class MemoryRecord(_Record):
+    type: Literal["memory"] = "memory"
+    id: int | None = Field(default=None, ge=1)
+    project: str = "default"
+    content: str
+    tags: list[str] = []
+    metadata: dict[str, Any] = {}
+    importance: float = Field(default=0.5, ge=0.0, le=1.0)
+    created_at: Time | None = None
+    updated_at: Time | None = None
+    event_time: Time | None = None
+    last_accessed_at: Time | None = None
+    access_count: int = Field(default=0, ge=0)
+    strength: float = Field(default=1.0, ge=0.0, le=1.0)
+    tier: int = Field(default=1, ge=1, le=3)
+    session_id: int | None = None
+    replay_count: int = Field(default=0, ge=0)
+    last_replayed_at: Time | None = None
+    embedding_model: str | None = None
+    embedding: str | None = Field(default=None, description="base64 of float32 little-endian values")
+    # Its use record (usage.py), when an assistant reported on it: sums of surprises as of used_at.
+    uses: float = Field(default=0.0, ge=0.0)
+    misleads: float = Field(default=0.0, ge=0.0)
+    used_at: Time | None = None
+    cue: str | None = Field(default=None, description="base64 of float32 values: the queries it was used for")
+    cue_weight: float = Field(default=0.0, ge=0.0)
+
+    def vector(self, model: str, dim: int) -> np.ndarray[Any, np.dtype[np.float32]] | None:
+        """The stored embedding, if it was made by ``model`` and has ``dim`` values; else None (re-embed)."""
+        return self._decoded(self.embedding, model, dim)
+
+    def use(self, model: str, dim: int) -> UseRow | None:
+        """Its use record (memory id 0: given at insert), if it has one; the cue only if ``model`` made it."""
+        if self.used_at is None:
+            return None
+        cue = self._decoded(self.cue, model, dim)
+        return UseRow(0, self.uses, self.misleads, self.used_at, cue, self.cue_weight if cue is not None else 0.0)
+
+    def _decoded(self, encoded: str | None, model: str, dim: int) -> np.ndarray[Any, np.dtype[np.float32]] | None:
+        if encoded is None or self.embedding_model != model:
+            return None
+        try:
+            raw = base64.b64decode(encoded, validate=True)
+        except ValueError:  # not base64: the text is still good, so embed it again
+            return None
+        if len(raw) != dim * 4:
+            return None
+        return np.frombuffer(raw, dtype="<f4").copy()
+
+
+class LinkRecord(_Record):
+    type: Literal["link"] = "link"
+    source_id: int
+    target_id: int
+    weight: float = Field(ge=0.0, le=1.0)
+    tier: int = Field(default=1, ge=1, le=3)
+    kind: Literal["explicit", "coaccess", "temporal"] = "explicit"
+    co_access_count: int = Field(default=0, ge=0)
+    created_at: Time
+    updated_at: Time
+    last_strengthened_at: Time
+
+
+Record = SessionRecord | MemoryRecord | LinkRecord
+_KINDS: dict[str, type[Record]] = {"session": SessionRecord, "memory": MemoryRecord, "link": LinkRecord}
+
+
+# --- writing ------------------------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return value
+
+
+def write_line(out: IO[str], kind: str, row: dict[str, Any]) -> None:
+    record = {"type": kind, **{k: _json(v) for k, v in row.items()}}
+    out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+
+
+def export(store: Store, path: Path, now: datetime, model: str | None) -> ExportResult:
+    """Write the whole memory to ``path`` from one snapshot (a temp file renamed into place; owner-only)."""
+    path = path.expanduser().absolute()
+    try:
+        with files.private_file(path) as out, store.snapshot() as c:
+            counts = {
+                table: int(c.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+                for table in ("sessions", "memories", "associations")
+            }
+            head = {
+                "format": FORMAT,
+                "version": FORMAT_VERSION,
+                "exported_at": now,
+                "schema_version": SCHEMA_VERSION,
+                "embedding_model": model,
+                "sessions": counts["sessions"],
+                "memories": counts["memories"],
+                "links": counts["associations"],
+            }
+            write_line(out, "header", head)
+            for row in transfer.read_sessions(c):
+                write_line(out, "session", row)
+            for row in transfer.read_memories(c):
+                del row["content_hash"]  # derived from the content; recomputed on import
+                write_line(out, "memory", row)
+            for row in transfer.read_links(c):
+                write_line(out, "link", row)
+    except OSError as e:
+        raise StorageError(f"Cannot write the export to {path}: {e.strerror}. Choose a writable path.") from e
+    return ExportResult(
+        path=str(path),
+        sessions=counts["sessions"],
+        memories=counts["memories"],
+        links=counts["associations"],
+        bytes=path.stat().st_size,
+    )
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+
+def parse(line: str, number: int) -> Header | Record | None:
+    """One line of an export file; None for a blank line."""
+    if not line.strip():
+        return None
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InvalidInputError(f"line {number}: not JSON ({e.msg}). Each line must be one JSON object.") from e
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"line {number}: expected a JSON object, got {type(data).__name__}.")
+    kind = data.get("type")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    data["line"] = number
+    try:
+        if kind == "header":
+            found = Header.model_validate(data)
+            if found.version > FORMAT_VERSION:
+                raise InvalidInputError(
+                    f"line {number}: export format version {found.version} is newer than this hebbian-memory reads "
+                    f"({FORMAT_VERSION}). Upgrade hebbian-memory."
+                )
+            return found
+        if kind not in _KINDS:
+            raise InvalidInputError(
+                f"line {number}: unknown record type {kind!r}; expected one of header, {', '.join(_KINDS)}."
+            )
+        return _KINDS[str(kind)].model_validate(data)  # pyright: ignore[reportUnknownArgumentType]
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors()[:3])
+        raise InvalidInputError(f"line {number}: invalid {kind} record ({problems}).") from e
+
+
+def read(path: Path) -> Iterator[tuple[int, Header | Record]]:
+    """(bytes read so far, record) for every record of the file at ``path``, in file order."""
+    done = 0
+    with path.open("rb") as f:
+        for number, raw in enumerate(f, start=1):
+            done += len(raw)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InvalidInputError(f"line {number}: not UTF-8 ({e.reason}).") from e
+            record = parse(line, number)
+            if record is not None:
+                yield done, record
+
+
+class Remapper:
+    """Carries the file's ids over to the target's: records go out with references already translated."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[int, int] = {}
+        self.memories: dict[int, int] = {}
+        self.orphan_links = 0  # links whose ends were not (yet) imported
+
+    def memory(self, record: MemoryRecord) -> MemoryRecord:
+        if record.session_id is None:
+            return record
+        return record.model_copy(update={"session_id": self.sessions.get(record.session_id)})
+
+    def link(self, record: LinkRecord) -> LinkRecord | None:
+        a, b = self.memories.get(record.source_id), self.memories.get(record.target_id)
+        if a is None or b is None or a == b:
+            self.orphan_links += 1
+            return None
+        return record.model_copy(update={"source_id": min(a, b), "target_id": max(a, b)})
+
+    def translate(self, record: Record) -> Record | None:
+        """The record with its references in the target's ids; None for a link whose ends were not imported."""
+        if isinstance(record, MemoryRecord):
+            return self.memory(record)
+        if isinstance(record, LinkRecord):
+            return self.link(record)
+        return record
+
+    def learn(self, kind: str, old: list[int | None], new: list[int]) -> None:
+        target = self.sessions if kind == "session" else self.memories
+        for before, after in zip(old, new, strict=True):
+            if before is not None:
+                target[before] = after
+
+
+Send = Callable[[str, list[dict[str, Any]]], Awaitable[ImportResult]]
+
+
+@dataclass
+class ImportSummary:
+    created: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_KINDS, 0))
+    duplicates: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_KINDS, 0))
+    redacted: int = 0
+    orphan_links: int = 0
+
+    def stopped(self, error: HebbianMemoryError, last_line: int | None) -> ImportStoppedError:
+        """``error`` with what the import stored before it: every batch up to ``last_line`` (None: none)."""
+        if last_line is None:
+            return ImportStoppedError(f"{error} Nothing was stored. Fix that line and import the file again.")
+        made, skipped = self.created, self.duplicates
+        present = (
+            f" (and found {skipped['memory']:,} memories, {skipped['link']:,} links and {skipped['session']:,} "
+            "sessions already present)"
+            if any(skipped.values())
+            else ""
+        )
+        return ImportStoppedError(
+            f"{error} The import stopped after line {last_line}, having stored {made['memory']:,} memories, "
+            f"{made['link']:,} links and {made['session']:,} sessions{present}; nothing after line {last_line} "
+            "was stored. Fix that line and import the file again: memories and links already stored are skipped, "
+            "not stored twice."
+        )
+
+
+async def import_file(path: Path, send: Send, progress: Callable[[int], None] = lambda _done: None) -> ImportSummary:
+    """Read the file at ``path`` and send its records in batches of one kind, ids translated as they go;
+    ``progress`` gets the bytes read so far after each batch. A bad line stops it with an error naming the line
+    and what earlier batches stored. Safe to run again: duplicates are skipped."""
+    remap = Remapper()
+    summary = ImportSummary()
+    batch: list[Record] = []
+    last_line: int | None = None  # the last line of the last batch the owner took
+
+    async def flush() -> None:
+        nonlocal last_line
+        if not batch:
+            return
+        kind = batch[0].type
+        ready = [r for r in map(remap.translate, batch) if r is not None]
+        if ready:
+            result = await send(kind, [{**r.model_dump(mode="json"), "line": r.line} for r in ready])
+            summary.created[kind] += result.created
+            summary.duplicates[kind] += result.duplicates
+            summary.redacted += result.redacted
+            if kind != "link":
+                remap.learn(kind, [getattr(r, "id", None) for r in ready], result.ids)
+        last_line = batch[-1].line
+        batch.clear()
+
+    done = 0
+    try:
+        for done, record in read(path):
+            if isinstance(record, Header):
+                continue
+            if batch and (batch[0].type != record.type or len(batch) >= BATCH):
+                await flush()
+                progress(done)
+            batch.append(record)
+        await flush()
+    except HebbianMemoryError as e:
+        raise summary.stopped(e, last_line) from e
+    progress(done)
+    summary.orphan_links = remap.orphan_links
+    return summary

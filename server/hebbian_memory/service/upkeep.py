@@ -1,0 +1,85 @@
+"""Consolidation passes (planned from a snapshot without the write lock, written under it) and the counts
+behind stats."""
+
+from datetime import datetime, timedelta
+
+from hebbian_memory._native import release_free_memory
+from hebbian_memory.learning import maintenance
+from hebbian_memory.models import ConsolidateResult, StatsResult
+from hebbian_memory.service.core import Core
+
+__all__ = ["GRAPH_REFRESH_CHUNK", "LAST_PASS_META_KEY", "Upkeep"]
+
+LAST_PASS_META_KEY = "last_consolidation"
+GRAPH_REFRESH_CHUNK = 5000
+
+
+class Upkeep:
+    """consolidate and stats."""
+
+    def __init__(self, core: Core) -> None:
+        self._core = core
+
+    def consolidate(self) -> ConsolidateResult:
+        """One consolidation pass now: decay, tiers, pruning, replay (see maintenance)."""
+        core = self._core
+        store, learning = core.store, core.learning
+        core.wait_ready()
+        core.apply_learning()
+        with core.lock:
+            now = core.clock.now()
+            learning.watch()
+        # The reading and the arithmetic (seconds at 100k memories) run without the write lock, so calls go on;
+        # only the writes take it, and they skip whatever changed in the meantime.
+        try:
+            plan = maintenance.plan(store.all_links(), store.memory_states(), now, core.settings.plasticity)
+            with core.lock:  # one hold: nothing can change between reading the changes and writing
+                touched, gone = learning.changes()
+                report = maintenance.apply(plan, store, learning, touched, gone)
+            maintenance.apply_memories(plan, store)
+            self.trim_events(now)
+            store.set_meta(LAST_PASS_META_KEY, now.isoformat())
+            # The graph takes the decayed weights in chunks, so calls wait milliseconds, not the whole refresh;
+            # links written since the snapshot (including by apply) keep their newer weights.
+            for start in range(0, len(plan.kept), GRAPH_REFRESH_CHUNK):
+                with core.lock:
+                    fresh = maintenance.stale_filter(*learning.changes())
+                    learning.refresh(filter(fresh, plan.kept[start : start + GRAPH_REFRESH_CHUNK]))
+        finally:
+            with core.lock:
+                learning.unwatch()
+        release_free_memory()  # the pass read every link and memory state
+        return ConsolidateResult(
+            at=report.at,
+            links=report.links,
+            pruned=report.pruned,
+            promoted=report.promoted,
+            demoted=report.demoted,
+            replayed=report.replayed,
+            memory_tiers_changed=report.memory_tiers_changed,
+        )
+
+    def trim_events(self, now: datetime) -> int:
+        """Keep the access-event window (plasticity.events_keep_days, events_keep); how many events went."""
+        rules = self._core.settings.plasticity
+        return self._core.store.trim_events(now - timedelta(days=rules.events_keep_days), rules.events_keep)
+
+    def stats(self) -> StatsResult:
+        core = self._core
+        index = core.wait_ready()
+        with core.lock:
+            counts = core.store.counts()
+            last = core.store.get_meta(LAST_PASS_META_KEY)
+            projects = core.catalog.projects()
+            vectors, keywords = len(index), len(core.catalog.lexical)
+        return StatsResult(
+            memories=sum(projects.values()),
+            memories_by_tier=counts["memories_by_tier"],
+            links=sum(counts["links_by_tier"].values()),
+            links_by_tier=counts["links_by_tier"],
+            links_by_kind=counts["links_by_kind"],
+            projects=projects,
+            last_consolidation=datetime.fromisoformat(last) if last else None,
+            vector_index=vectors,
+            keyword_index=keywords,
+        )
