@@ -15,13 +15,11 @@ from bench.locomo import DATA, sessions
 from click.testing import CliRunner
 from tests.test_map import FLAGS
 
+from hebbian_memory.app.wiring import build_embedder, open_service
 from hebbian_memory.cli import main
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import load_settings
 from hebbian_memory.models import MemoryInput
-from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.sharing.node import build_embedder
-from hebbian_memory.storage import Store
 
 OUT = Path(__file__).with_name("map.png")
 
@@ -31,9 +29,7 @@ def fill(data_dir: Path) -> None:
     settings = load_settings(env={}, overrides={"data_dir": str(data_dir)})
     parts = sessions(sample["conversation"])
     clock = ManualClock(parts[0][0])
-    service = MemoryService(
-        settings, Store.open(data_dir / "memory.duckdb", clock.now()), build_embedder(settings), clock
-    )
+    service = open_service(settings, clock, build_embedder(settings))
     service.warm_up()
     for when, turns in parts:
         clock.advance(max(when - clock.now(), timedelta(0)))

@@ -25,7 +25,7 @@ def test_every_setting_has_a_default_in_the_toml_file_and_nothing_else_is_there(
 
 
 def test_a_fixed_time_stops_the_clock_at_that_instant_and_must_name_its_offset() -> None:
-    from hebbian_memory.sharing.node import settings_clock
+    from hebbian_memory.app.wiring import settings_clock
 
     assert load_settings(env={}).fixed_time is None
     settings = load_settings(env={"HEBBIAN_MEMORY_FIXED_TIME": "2026-03-02T10:00:00+01:00"})

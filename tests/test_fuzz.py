@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp_types import CallToolResult
 
+from hebbian_memory.app.server import build_server
+from hebbian_memory.app.wiring import build_node
 from hebbian_memory.config import load_settings
 from hebbian_memory.embedding.embedder import OnnxEmbedder
 from hebbian_memory.models import (
@@ -30,7 +32,6 @@ from hebbian_memory.models import (
     StatsResult,
 )
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.transport.app import build_node, build_server
 from tests.conftest import SOAK
 from tests.helpers import error_text, shared_model_cache
 

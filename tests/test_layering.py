@@ -1,9 +1,10 @@
 """The layering, checked on the source. The package's folders are its layers, bottom up:
 
     foundation (errors, config, clock, files, faults, models, inputs, redaction, _native: the modules at the top)
-    storage/ -> embedding/ -> learning/ -> retrieval/ -> service/ -> sharing/ -> transport/ -> cli/
+    storage/ -> embedding/ -> learning/ -> retrieval/ -> service/ -> sharing/ -> transport/ -> app/ -> cli/
 
-A module imports only from its own layer or those below it; the MCP SDK is imported only by transport/ and cli/;
+A module imports only from its own layer or those below it; the MCP SDK is imported only by transport/, app/ (the
+composition root: ``wiring`` builds the store, service and node without it, ``server`` the MCP server) and cli/;
 storage/ uses nothing of ours but errors, files and faults. Every module says what it offers in ``__all__``, and a
 module of another folder imports only those names. A new import across a layer fails here, naming the module
 and what it imported (imports inside functions count: a lazy import is still a dependency)."""
@@ -12,7 +13,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "server" / "hebbian_memory"
-LAYERS = ["storage", "embedding", "learning", "retrieval", "service", "sharing", "transport", "cli"]
+LAYERS = ["storage", "embedding", "learning", "retrieval", "service", "sharing", "transport", "app", "cli"]
+SDK_USERS = {"transport", "app", "cli"}
 RANK = {name: rank for rank, name in enumerate(LAYERS, start=1)} | {"__main__": len(LAYERS)}
 
 
@@ -60,7 +62,11 @@ def rank(name: str) -> int:
 def public(path: Path) -> list[str] | None:
     """A module's ``__all__``, or None when it has none."""
     for node in ast.parse(path.read_text(encoding="utf-8")).body:
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        )
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+            assert isinstance(node, ast.Assign | ast.AnnAssign)
             assert isinstance(node.value, ast.List | ast.Tuple)
             return [e.value for e in node.value.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
     return None
@@ -76,11 +82,9 @@ def upward(root: Path = PACKAGE) -> dict[str, list[str]]:
 
 def test_only_the_transport_and_the_cli_import_the_mcp_sdk() -> None:
     offenders = sorted(
-        module
-        for module, path in modules().items()
-        if layer(module) not in {"transport", "cli"} and "mcp" in imported(path)
+        module for module, path in modules().items() if layer(module) not in SDK_USERS and "mcp" in imported(path)
     )
-    assert offenders == [], "only transport/ and cli/ may import the MCP SDK"
+    assert offenders == [], "only transport/, app/ and cli/ may import the MCP SDK"
 
 
 def test_no_module_imports_a_layer_above_its_own() -> None:
@@ -143,3 +147,35 @@ def test_the_checks_see_imports_inside_functions_and_upward_ones(tmp_path: Path)
     lazy.write_text("def f():\n    from mcp import Client\n    from hebbian_memory.transport.tools import x\n")
     assert imported(lazy) == {"mcp", "transport"}
     assert upward(tmp_path) == {"storage.lazy": ["transport"]}
+
+
+def test_the_wiring_never_imports_the_sdk() -> None:
+    """One-off commands build their node through app.wiring and must not pay for the SDK."""
+    assert "mcp" not in imported(PACKAGE / "app" / "wiring.py")
+    assert "server" not in {m.rsplit(".", 1)[-1] for m, _ in imports(PACKAGE / "app" / "wiring.py")}
+
+
+def builds(path: Path) -> set[str]:
+    """What ``path`` constructs of the store and the service: 'Store.open', 'MemoryService'."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Name) and node.func.id == "MemoryService":
+                found.add("MemoryService")
+            elif (
+                isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and (node.func.value.id, node.func.attr) == ("Store", "open")
+            ):
+                found.add("Store.open")
+    return found
+
+
+def test_only_the_composition_root_builds_the_store_and_the_service() -> None:
+    offenders = {
+        module: sorted(built)
+        for module, path in modules().items()
+        if layer(module) != "app" and (built := builds(path))
+    }
+    assert offenders == {}, "build the store and the service through app.wiring (the CLI's reindex included)"
+    assert builds(PACKAGE / "app" / "wiring.py") == {"Store.open", "MemoryService"}

@@ -11,6 +11,7 @@ import anyio
 import anyio.abc
 import pytest
 
+from hebbian_memory.app.wiring import build_node
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.errors import HebbianMemoryError
@@ -28,7 +29,7 @@ START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 def node(settings: Settings) -> Node:
-    return Node(settings, ManualClock(START), FakeEmbedder())
+    return build_node(settings, clock=ManualClock(START), embedder=FakeEmbedder())
 
 
 async def remember(n: Node, content: str, session_id: int | None = None) -> int:

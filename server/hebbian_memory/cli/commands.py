@@ -121,6 +121,7 @@ def search(
 def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check the model files and hash, the data dir and its permissions, the owner process, the database and
     both indexes; say how to fix what is wrong. Exits 1 if anything is."""
+    from hebbian_memory.app.wiring import DATABASE
     from hebbian_memory.cli import checks
     from hebbian_memory.errors import HebbianMemoryError
     from hebbian_memory.models import StatsResult
@@ -136,7 +137,7 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         error = (our_error(e.__cause__) if e.__cause__ else None) or HebbianMemoryError(e.message)
     except Exception as e:  # doctor reports what it finds, never a traceback
         error = HebbianMemoryError(f"{type(e).__name__}: {e}")
-    found += checks.database(stats_result, error, settings.data_dir / "memory.duckdb")
+    found += checks.database(stats_result, error, settings.data_dir / DATABASE)
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(c) for c in found], indent=2))
     else:
@@ -159,11 +160,9 @@ def reindex(ctx: click.Context, reembed: bool, as_json: bool) -> None:
     this is for doing it now, or re-embedding.)"""
     import contextlib
 
+    from hebbian_memory.app.wiring import build_embedder, open_service, settings_clock
     from hebbian_memory.files import private_dir
-    from hebbian_memory.service.memory import MemoryService
     from hebbian_memory.sharing.election import OwnerLock
-    from hebbian_memory.sharing.node import build_embedder, settings_clock
-    from hebbian_memory.storage import Store
 
     settings = settings_of(ctx)
     try:
@@ -188,10 +187,7 @@ def reindex(ctx: click.Context, reembed: bool, as_json: bool) -> None:
                     shown[stage] = bars.enter_context(bar)
                 shown[stage].update(done - shown[stage].pos)
 
-            clock = settings_clock(settings)
-            service = MemoryService(
-                settings, Store.open(settings.data_dir / "memory.duckdb", clock.now()), build_embedder(settings), clock
-            )
+            service = open_service(settings, settings_clock(settings), build_embedder(settings))
             try:
                 # The model loads only if something is embedded (--reembed, or memories of another model).
                 service.warm_up(progress, reembed=reembed, rebuild=True, load_model=False)

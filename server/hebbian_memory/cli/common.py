@@ -127,7 +127,7 @@ def call(settings: Settings, op: "Op[A, T]", args: A) -> T:
 
 def with_node(settings: Settings, work: "Callable[[Node], Awaitable[T]]") -> T:
     """Run ``work`` with a node on the data dir (forwarding to a running owner, or owning it meanwhile)."""
-    from hebbian_memory.sharing.node import build_node
+    from hebbian_memory.app.wiring import build_node
 
     async def run() -> T:
         # stats, export and the like embed nothing: loading the model (quantizing it, at first) would be waste.

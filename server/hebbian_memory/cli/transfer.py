@@ -31,8 +31,8 @@ def map_command(ctx: click.Context, output: Path, open_it: bool, as_json: bool) 
     import tempfile
     import webbrowser
 
+    from hebbian_memory.app.wiring import settings_clock
     from hebbian_memory.cli import graphmap
-    from hebbian_memory.sharing.node import settings_clock
     from hebbian_memory.sharing.ops import EXPORT, ExportArgs
 
     settings = settings_of(ctx)

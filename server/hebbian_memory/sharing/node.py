@@ -4,7 +4,7 @@ or it forwards every call to the process that does, and takes over when that one
 import logging
 import os
 import socket
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from typing import Literal, TypeVar
 
@@ -12,9 +12,7 @@ import anyio
 import anyio.to_thread
 from anyio.abc import ByteStream, Listener, TaskGroup, TaskStatus
 
-from hebbian_memory.clock import Clock, ManualClock, SystemClock
 from hebbian_memory.config import Settings
-from hebbian_memory.embedding.embedder import Embedder, OnnxEmbedder
 from hebbian_memory.errors import DatabaseLockedError, HebbianMemoryError, StorageError, StorageFaultError
 from hebbian_memory.faults import classify, fault
 from hebbian_memory.files import private_dir
@@ -32,7 +30,6 @@ from hebbian_memory.sharing.election import (
 from hebbian_memory.sharing.ops import END_SESSION, START_SESSION, EndSessionArgs, Op, OpArgs, StartSessionArgs
 from hebbian_memory.sharing.owner import OwnerServer
 from hebbian_memory.sharing.remote import OwnerGone, RemoteMemory
-from hebbian_memory.storage import Store
 
 __all__ = [
     "FLUSH_INTERVAL_S",
@@ -42,9 +39,6 @@ __all__ = [
     "UNPUBLISHED",
     "LocalMemory",
     "Node",
-    "build_embedder",
-    "build_node",
-    "settings_clock",
 ]
 
 log = logging.getLogger(__name__)
@@ -65,26 +59,6 @@ RESTARTED_NOTE = (
 )
 
 
-def build_embedder(settings: Settings) -> Embedder:
-    return OnnxEmbedder(
-        settings.model.name, settings.model_cache_dir, settings.model.threads, settings.model.batch_size
-    )
-
-
-def build_node(
-    settings: Settings, *, clock: Clock | None = None, embedder: Embedder | None = None, preload_model: bool = True
-) -> "Node":
-    """This process's memory node; it owns or reaches the data dir once :meth:`Node.running` is entered.
-    Without ``preload_model``, an owning node loads the model at its first embedding, not while warming up.
-    Here, not in ``app``, so the one-off commands build one without importing the MCP SDK."""
-    return Node(settings, clock or settings_clock(settings), embedder or build_embedder(settings), preload_model)
-
-
-def settings_clock(settings: Settings) -> Clock:
-    """The real clock, or a stopped one where the settings fix the time (tests, replays)."""
-    return SystemClock() if settings.fixed_time is None else ManualClock(settings.fixed_time)
-
-
 class LocalMemory:
     """Calls on this process's own service, in worker threads."""
 
@@ -98,10 +72,11 @@ class LocalMemory:
 class Node:
     """Owner or forwarder of one data dir; tools call :meth:`call` and never need to know which."""
 
-    def __init__(self, settings: Settings, clock: Clock, embedder: Embedder, preload_model: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, open_service: Callable[[], MemoryService], preload_model: bool = True
+    ) -> None:
         self._settings = settings
-        self._clock = clock
-        self._embedder = embedder
+        self._open = open_service  # blocking: opens the store and builds the service over it (app.wiring)
         self._preload_model = preload_model  # else, as owner, the model loads at the first embedding
         self._lock = OwnerLock(settings.data_dir)
         self._memory: LocalMemory | RemoteMemory | None = None
@@ -252,11 +227,9 @@ class Node:
         return LocalMemory(service)
 
     async def _open_service(self, deadline: float) -> MemoryService:
-        path = self._settings.data_dir / "memory.duckdb"
         while True:
             try:
-                store = await anyio.to_thread.run_sync(Store.open, path, self._clock.now())
-                return MemoryService(self._settings, store, self._embedder, self._clock)
+                return await anyio.to_thread.run_sync(self._open)
             except DatabaseLockedError:
                 # The previous owner may still be closing the file; anything else holding it past the
                 # deadline is a foreign process, and the error names it.

@@ -16,11 +16,12 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hebbian_memory import __version__
+from hebbian_memory.app.wiring import build_node
 from hebbian_memory.clock import Clock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding.embedder import Embedder
 from hebbian_memory.redaction import Redactor
-from hebbian_memory.sharing.node import Node, build_node
+from hebbian_memory.sharing.node import Node
 from hebbian_memory.transport.handshake import (
     INSTRUCTIONS,
     INVALID_REQUEST,
