@@ -13,6 +13,8 @@ import duckdb
 import numpy as np
 
 from hebbian_memory import files
+from hebbian_memory.storage.rows import Link, SessionRow, StoredMemory, Totals, UseRow
+from hebbian_memory.storage.schema import SCHEMA_VERSION
 
 __all__ = [
     "LINK_COLUMNS",
@@ -20,17 +22,21 @@ __all__ = [
     "SESSION_COLUMNS",
     "USE_COLUMNS",
     "Purged",
+    "SnapshotRows",
     "advance_sequence",
     "discard_purge",
     "free_ids",
     "insert_links",
     "insert_memories",
     "insert_sessions",
+    "link_columns",
+    "memory_columns",
     "next_ids",
     "purge",
     "read_links",
     "read_memories",
     "read_sessions",
+    "session_columns",
 ]
 
 SESSION_COLUMNS = ("id", "transport", "client_name", "client_version", "project", "started_at", "ended_at")
@@ -127,6 +133,62 @@ def read_links(c: duckdb.DuckDBPyConnection) -> Iterator[dict[str, Any]]:
     rows = c.execute(f"SELECT {', '.join(LINK_COLUMNS)} FROM associations ORDER BY 1, 2").fetchall()
     for r in rows:
         yield _out(LINK_COLUMNS, r)
+
+
+class SnapshotRows:
+    """The typed rows of one snapshot (``Transfer.export_rows``), read on its cursor."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._c = cursor
+
+    def totals(self) -> Totals:
+        def count(table: str) -> int:
+            return int(self._c.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+        return Totals(count("sessions"), count("memories"), count("associations"))
+
+    def schema_version(self) -> int:
+        return SCHEMA_VERSION
+
+    def sessions(self) -> Iterator[SessionRow]:
+        for r in read_sessions(self._c):
+            yield SessionRow(**r)
+
+    def memories(self) -> Iterator[StoredMemory]:
+        for r in read_memories(self._c):
+            use = None
+            if "used_at" in r:
+                cue = None if r["cue"] is None else np.frombuffer(r["cue"], dtype="<f4")
+                use = UseRow(int(r["id"]), r["uses"], r["misleads"], r["used_at"], cue, r["cue_weight"])
+                for k in USE_COLUMNS:
+                    del r[k]
+            r["tags"] = tuple(r["tags"])
+            r["embedding"] = np.frombuffer(r["embedding"], dtype="<f4")
+            yield StoredMemory(**r, use=use)
+
+    def links(self, batch: int = 10_000) -> Iterator[Link]:
+        self._c.execute(f"SELECT {', '.join(LINK_COLUMNS)} FROM associations ORDER BY 1, 2")
+        while rows := self._c.fetchmany(batch):
+            for r in rows:
+                yield Link(**_out(LINK_COLUMNS, r))
+
+
+def session_columns(row: SessionRow, new_id: int) -> dict[str, Any]:
+    """A session as the columns ``insert_sessions`` writes, under ``new_id``."""
+    return {k: new_id if k == "id" else getattr(row, k) for k in SESSION_COLUMNS}
+
+
+def memory_columns(row: StoredMemory, new_id: int) -> dict[str, Any]:
+    """A memory as the columns ``insert_memories`` writes, under ``new_id``."""
+    out: dict[str, Any] = {k: getattr(row, k) for k in MEMORY_COLUMNS}
+    out["id"] = new_id
+    out["tags"] = list(row.tags)
+    out["embedding"] = np.asarray(row.embedding, dtype="<f4").tobytes()
+    return out
+
+
+def link_columns(row: Link) -> dict[str, Any]:
+    return {k: getattr(row, k) for k in LINK_COLUMNS}
 
 
 def free_ids(c: duckdb.DuckDBPyConnection, table: str, wanted: Sequence[int]) -> set[int]:
