@@ -21,7 +21,7 @@ from hebbian_memory.config import load_settings
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.sharing.node import build_embedder
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 
 OUT = Path(__file__).with_name("map.png")
 

@@ -23,8 +23,8 @@ from hebbian_memory.models import ImportResult, MemoryInput
 from hebbian_memory.service import portability
 from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.sharing.ops import IMPORT, ImportArgs
-from hebbian_memory.storage import Store
-from hebbian_memory.storage.schema import SCHEMA_VERSION
+from hebbian_memory.storage.duckdb import Store
+from hebbian_memory.storage.duckdb.schema import SCHEMA_VERSION
 from tests.helpers import shared_model_cache
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

@@ -12,6 +12,9 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "server" / "hebbian_memory"
+# The composition points: the only modules outside storage/duckdb/ that may open the DuckDB store (app.wiring: to
+# come). Everything else sees storage through the Protocols of storage/base.py.
+COMPOSITION = {"sharing.node", "cli.commands", "app.wiring"}
 LAYERS = ["storage", "embedding", "learning", "retrieval", "service", "sharing", "transport", "cli"]
 RANK = {name: rank for rank, name in enumerate(LAYERS, start=1)} | {"__main__": len(LAYERS)}
 
@@ -95,6 +98,48 @@ def test_storage_imports_nothing_of_ours_but_errors_files_and_faults() -> None:
         if layer(module) == "storage" and imported(path) - allowed
     }
     assert offenders == {}, "storage/ may use only storage, errors, files and faults of ours"
+
+
+def reaches_duckdb(path: Path) -> bool:
+    """Whether ``path`` imports DuckDB itself or our DuckDB store (``storage.duckdb``), by any spelling."""
+    for module, names in imports(path):
+        if module.split(".")[0] == "duckdb" or module.startswith("hebbian_memory.storage.duckdb"):
+            return True
+        if module == "hebbian_memory.storage" and "duckdb" in names:
+            return True
+    return False
+
+
+def duckdb_users(root: Path = PACKAGE) -> list[str]:
+    """Modules outside storage/duckdb/ and the composition points that import DuckDB or our DuckDB store."""
+    return sorted(
+        module
+        for module, path in modules(root).items()
+        if module.split(".")[:2] != ["storage", "duckdb"] and module not in COMPOSITION and reaches_duckdb(path)
+    )
+
+
+def test_only_the_duckdb_store_and_the_composition_points_import_duckdb() -> None:
+    assert duckdb_users() == [], (
+        "DuckDB stays behind the storage Protocols: use storage.base/storage.rows, or open the store in "
+        f"a composition point ({', '.join(sorted(COMPOSITION))})"
+    )
+
+
+def test_the_duckdb_check_sees_every_spelling(tmp_path: Path) -> None:
+    plant = {
+        "storage/duckdb/store.py": "import duckdb\n",
+        "sharing/node.py": "from hebbian_memory.storage.duckdb import Store\n",
+        "service/direct.py": "import duckdb\n",
+        "service/lazy.py": "def f():\n    from duckdb import connect\n",
+        "storage/base.py": "from hebbian_memory.storage.duckdb.store import Store\n",
+        "retrieval/sub.py": "from hebbian_memory.storage import duckdb\n",
+        "learning/fine.py": "from hebbian_memory.storage import Link\n",
+    }
+    for name, text in plant.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert duckdb_users(tmp_path) == ["retrieval.sub", "service.direct", "service.lazy", "storage.base"]
 
 
 def test_every_module_declares_what_it_offers() -> None:

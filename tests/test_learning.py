@@ -13,7 +13,7 @@ from hebbian_memory.config import load_settings
 from hebbian_memory.learning.graph import Learning
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 from tests.helpers import FakeEmbedder
 
 START = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)

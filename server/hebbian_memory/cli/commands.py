@@ -163,7 +163,7 @@ def reindex(ctx: click.Context, reembed: bool, as_json: bool) -> None:
     from hebbian_memory.service.memory import MemoryService
     from hebbian_memory.sharing.election import OwnerLock
     from hebbian_memory.sharing.node import build_embedder, settings_clock
-    from hebbian_memory.storage import Store
+    from hebbian_memory.storage.duckdb import Store
 
     settings = settings_of(ctx)
     try:

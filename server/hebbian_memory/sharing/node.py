@@ -32,7 +32,7 @@ from hebbian_memory.sharing.election import (
 from hebbian_memory.sharing.ops import END_SESSION, START_SESSION, EndSessionArgs, Op, OpArgs, StartSessionArgs
 from hebbian_memory.sharing.owner import OwnerServer
 from hebbian_memory.sharing.remote import OwnerGone, RemoteMemory
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 
 __all__ = [
     "FLUSH_INTERVAL_S",

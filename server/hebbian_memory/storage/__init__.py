@@ -1,5 +1,5 @@
-"""Storage: the Protocols the layers above call (``base``), the neutral rows they pass (``rows``), and the DuckDB
-store that implements them (its schema, migrations and every SQL statement)."""
+"""Storage: the Protocols the layers above call (``base``) and the neutral rows they pass (``rows``). The DuckDB
+store that implements them is ``storage.duckdb``, imported only where a store is opened (the composition points)."""
 
 from hebbian_memory.storage.base import (
     DocumentRows,
@@ -28,7 +28,6 @@ from hebbian_memory.storage.rows import (
     Totals,
     UseRow,
 )
-from hebbian_memory.storage.store import Store
 
 __all__ = [
     "PURGE_DUE",
@@ -49,7 +48,6 @@ __all__ = [
     "NewMemory",
     "SessionRow",
     "SessionRows",
-    "Store",
     "StoredMemory",
     "Totals",
     "Transfer",

@@ -13,8 +13,8 @@ import duckdb
 import numpy as np
 
 from hebbian_memory import files
+from hebbian_memory.storage.duckdb.schema import SCHEMA_VERSION
 from hebbian_memory.storage.rows import Link, SessionRow, StoredMemory, Totals, UseRow
-from hebbian_memory.storage.schema import SCHEMA_VERSION
 
 __all__ = [
     "LINK_COLUMNS",

@@ -5,8 +5,8 @@ from contextlib import contextmanager
 
 import duckdb
 
-from hebbian_memory.storage import transfer
-from hebbian_memory.storage.core import StoreCore, naive
+from hebbian_memory.storage.duckdb import transfer
+from hebbian_memory.storage.duckdb.core import StoreCore, naive
 from hebbian_memory.storage.rows import Link, SessionRow, StoredMemory
 
 __all__ = ["ImportQueries"]

@@ -12,16 +12,16 @@ import duckdb
 from hebbian_memory import files
 from hebbian_memory.errors import DatabaseDamagedError, DatabaseLockedError, StorageError, StorageFaultError
 from hebbian_memory.faults import fault
-from hebbian_memory.storage import transfer
 from hebbian_memory.storage.base import MemoryStore
-from hebbian_memory.storage.core import NOTHING_CHANGED, PURGE_DUE
-from hebbian_memory.storage.episodes import EpisodeQueries
-from hebbian_memory.storage.imports import ImportQueries
-from hebbian_memory.storage.memories import MemoryQueries
+from hebbian_memory.storage.duckdb import transfer
+from hebbian_memory.storage.duckdb.core import NOTHING_CHANGED, PURGE_DUE
+from hebbian_memory.storage.duckdb.episodes import EpisodeQueries
+from hebbian_memory.storage.duckdb.imports import ImportQueries
+from hebbian_memory.storage.duckdb.memories import MemoryQueries
+from hebbian_memory.storage.duckdb.schema import migrate
+from hebbian_memory.storage.duckdb.uses import UseQueries
+from hebbian_memory.storage.duckdb.verify import damaged, probe_links, verify
 from hebbian_memory.storage.rows import Counts
-from hebbian_memory.storage.schema import migrate
-from hebbian_memory.storage.uses import UseQueries
-from hebbian_memory.storage.verify import damaged, probe_links, verify
 
 __all__ = ["CHECKPOINT_FAILED", "PURGE_FAILED", "Store"]
 

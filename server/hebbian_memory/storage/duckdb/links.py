@@ -6,7 +6,7 @@ from typing import Any
 
 import duckdb
 
-from hebbian_memory.storage.core import StoreCore, aware, naive
+from hebbian_memory.storage.duckdb.core import StoreCore, aware, naive
 from hebbian_memory.storage.rows import Link, MemoryState
 
 __all__ = ["LinkQueries"]
