@@ -120,7 +120,7 @@ class Archive:
         """Links whose ends are stored (ids already translated); an existing link is left as it is."""
         core = self._core
         core.wait_ready()
-        rows = [Link(**r.model_dump(exclude={"type"})) for r in records]
+        rows = [Link(**r.model_dump(exclude={"type", "line"})) for r in records]
         with core.lock:
             added = core.store.import_links(rows)
             if core.settings.plasticity.enabled:

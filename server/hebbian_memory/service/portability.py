@@ -59,7 +59,7 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # Set by the reader and sent along with the record, so the owner's refusal names the file's line.
-    line: int | None = Field(default=None, ge=1, exclude=True)
+    line: int | None = Field(default=None, ge=1)
 
 
 class Header(_Record):
@@ -395,7 +395,7 @@ async def import_file(path: Path, send: Send, progress: Callable[[int], None] = 
         kind = batch[0].type
         ready = [r for r in map(remap.translate, batch) if r is not None]
         if ready:
-            result = await send(kind, [{**r.model_dump(mode="json"), "line": r.line} for r in ready])
+            result = await send(kind, [r.model_dump(mode="json") for r in ready])
             summary.created[kind] += result.created
             summary.duplicates[kind] += result.duplicates
             summary.redacted += result.redacted
