@@ -4,9 +4,10 @@
     storage/ -> embedding/ -> learning/ -> retrieval/ -> service/ -> sharing/ -> transport/ -> cli/
 
 A module imports only from its own layer or those below it; the MCP SDK is imported only by transport/ and cli/;
-storage/ uses nothing of ours but errors, files and faults. Every module says what it offers in ``__all__``, and a
-module of another folder imports only those names. A new import across a layer fails here, naming the module
-and what it imported (imports inside functions count: a lazy import is still a dependency)."""
+storage/ uses nothing of ours but errors, files and faults; DuckDB (and our DuckDB store, storage/duckdb/) is
+imported only inside storage/duckdb/ and by the composition points that open it. Every module says what it offers
+in ``__all__``, and a module of another folder imports only those names. A new import across a layer fails here,
+naming the module and what it imported (imports inside functions count: a lazy import is still a dependency)."""
 
 import ast
 from pathlib import Path
