@@ -17,7 +17,8 @@ import numpy as np
 
 from bench.locomo import machine
 from hebbian_memory.inputs import content_hash
-from hebbian_memory.storage import NewMemory, Store
+from hebbian_memory.storage import NewMemory
+from hebbian_memory.storage.duckdb import Store
 
 NOW = datetime(2025, 1, 1, tzinfo=UTC)
 

@@ -25,7 +25,7 @@ from hebbian_memory.config import load_settings
 from hebbian_memory.embedding.embedder import OnnxEmbedder
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 
 RESULTS = Path(__file__).with_name("results") / "recall-rss.json"
 

@@ -23,8 +23,9 @@ import duckdb
 
 from bench.locomo import machine
 from bench.purge import NOW, fill
-from hebbian_memory.storage import Link, Store
-from hebbian_memory.storage.verify import probe_links, verify
+from hebbian_memory.storage import Link
+from hebbian_memory.storage.duckdb import Store
+from hebbian_memory.storage.duckdb.verify import probe_links, verify
 
 RUNS = 5
 

@@ -13,6 +13,7 @@ import anyio
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from pydantic import ValidationError
 
 from hebbian_memory.cli import main
 from hebbian_memory.clock import ManualClock
@@ -23,8 +24,8 @@ from hebbian_memory.models import ImportResult, MemoryInput
 from hebbian_memory.service import portability
 from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.sharing.ops import IMPORT, ImportArgs
-from hebbian_memory.storage import Store
-from hebbian_memory.storage.schema import SCHEMA_VERSION
+from hebbian_memory.storage.duckdb import Store
+from hebbian_memory.storage.duckdb.schema import SCHEMA_VERSION
 from tests.helpers import shared_model_cache
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -341,3 +342,20 @@ def test_a_first_schema_database_opens_and_migrates(tmp_path: Path, real_embedde
     finally:
         store.close()
     assert SCHEMA_VERSION >= 3
+
+
+def test_an_import_batch_crosses_the_wire_as_typed_records_keeping_their_lines() -> None:
+    line = (
+        '{"type": "link", "source_id": 1, "target_id": 2, "weight": 0.5, "created_at": "2025-06-01T12:00:00Z", '
+        '"updated_at": "2025-06-01T12:00:00Z", "last_strengthened_at": "2025-06-01T12:00:00Z"}'
+    )
+    record = portability.parse(line, 7)
+    assert isinstance(record, portability.LinkRecord)
+    args = ImportArgs(kind="link", records=[record])
+    sent = json.loads(json.dumps(args.model_dump()))  # what a forwarder's wire carries
+    received = ImportArgs.model_validate(sent)
+    assert received == args
+    assert isinstance(received.records[0], portability.LinkRecord)
+    assert received.records[0].line == 7
+    with pytest.raises(ValidationError, match="a batch of session records holds memory records too"):
+        ImportArgs(kind="session", records=[portability.MemoryRecord(content="a memory among sessions")])

@@ -21,9 +21,9 @@ from mcp.client.stdio import stdio_client
 
 from hebbian_memory.errors import DatabaseDamagedError
 from hebbian_memory.inputs import content_hash
-from hebbian_memory.storage import NewMemory, Store
-from hebbian_memory.storage.base import Chain
-from hebbian_memory.storage.verify import EVERY_KEY_UP_TO, LINKS, indexed_columns, key_batches, lookup_query
+from hebbian_memory.storage import Chain, NewMemory
+from hebbian_memory.storage.duckdb import Store
+from hebbian_memory.storage.duckdb.verify import EVERY_KEY_UP_TO, LINKS, indexed_columns, key_batches, lookup_query
 from tests.helpers import base_env, server_params
 
 NOW = datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)

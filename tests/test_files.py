@@ -12,7 +12,7 @@ from hebbian_memory import faults, files
 from hebbian_memory.errors import StorageError
 from hebbian_memory.service import portability
 from hebbian_memory.sharing.election import LOCK_FILE, OwnerLock
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 from tests.planted import assert_private_regular_file, assert_untouched, plant_links
 
 

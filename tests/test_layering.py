@@ -5,14 +5,18 @@
 
 A module imports only from its own layer or those below it; the MCP SDK is imported only by transport/, app/ (the
 composition root: ``wiring`` builds the store, service and node without it, ``server`` the MCP server) and cli/;
-storage/ uses nothing of ours but errors, files and faults. Every module says what it offers in ``__all__``, and a
-module of another folder imports only those names. A new import across a layer fails here, naming the module
-and what it imported (imports inside functions count: a lazy import is still a dependency)."""
+storage/ uses nothing of ours but errors, files and faults; DuckDB (and our DuckDB store, storage/duckdb/) is
+imported only inside storage/duckdb/ and by app.wiring, which opens it. Every module says what it offers in
+``__all__``, and a module of another folder imports only those names. A new import across a layer fails here,
+naming the module and what it imported (imports inside functions count: a lazy import is still a dependency)."""
 
 import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "server" / "hebbian_memory"
+# The composition point: the only module outside storage/duckdb/ that may open the DuckDB store. Everything else
+# sees storage through the Protocols of storage/base.py.
+COMPOSITION = {"app.wiring"}
 LAYERS = ["storage", "embedding", "learning", "retrieval", "service", "sharing", "transport", "app", "cli"]
 SDK_USERS = {"transport", "app", "cli"}
 RANK = {name: rank for rank, name in enumerate(LAYERS, start=1)} | {"__main__": len(LAYERS)}
@@ -99,6 +103,49 @@ def test_storage_imports_nothing_of_ours_but_errors_files_and_faults() -> None:
         if layer(module) == "storage" and imported(path) - allowed
     }
     assert offenders == {}, "storage/ may use only storage, errors, files and faults of ours"
+
+
+def reaches_duckdb(path: Path) -> bool:
+    """Whether ``path`` imports DuckDB itself or our DuckDB store (``storage.duckdb``), by any spelling."""
+    for module, names in imports(path):
+        if module.split(".")[0] == "duckdb" or module.startswith("hebbian_memory.storage.duckdb"):
+            return True
+        if module == "hebbian_memory.storage" and "duckdb" in names:
+            return True
+    return False
+
+
+def duckdb_users(root: Path = PACKAGE) -> list[str]:
+    """Modules outside storage/duckdb/ and the composition points that import DuckDB or our DuckDB store."""
+    return sorted(
+        module
+        for module, path in modules(root).items()
+        if module.split(".")[:2] != ["storage", "duckdb"] and module not in COMPOSITION and reaches_duckdb(path)
+    )
+
+
+def test_only_the_duckdb_store_and_the_composition_points_import_duckdb() -> None:
+    assert duckdb_users() == [], (
+        "DuckDB stays behind the storage Protocols: use storage.base/storage.rows, or open the store in "
+        f"a composition point ({', '.join(sorted(COMPOSITION))})"
+    )
+
+
+def test_the_duckdb_check_sees_every_spelling(tmp_path: Path) -> None:
+    plant = {
+        "storage/duckdb/store.py": "import duckdb\n",
+        "app/wiring.py": "from hebbian_memory.storage.duckdb import Store\n",
+        "service/direct.py": "import duckdb\n",
+        "service/lazy.py": "def f():\n    from duckdb import connect\n",
+        "storage/base.py": "from hebbian_memory.storage.duckdb.store import Store\n",
+        "sharing/node.py": "from hebbian_memory.storage.duckdb import Store\n",
+        "retrieval/sub.py": "from hebbian_memory.storage import duckdb\n",
+        "learning/fine.py": "from hebbian_memory.storage import Link\n",
+    }
+    for name, text in plant.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert duckdb_users(tmp_path) == ["retrieval.sub", "service.direct", "service.lazy", "sharing.node", "storage.base"]
 
 
 def test_every_module_declares_what_it_offers() -> None:

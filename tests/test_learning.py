@@ -13,7 +13,7 @@ from hebbian_memory.config import load_settings
 from hebbian_memory.learning.graph import Learning
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 from tests.helpers import FakeEmbedder
 
 START = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
@@ -261,7 +261,9 @@ def test_access_events_stay_a_bounded_window_while_access_counts_keep_everything
         if n % 20 == 19:
             service.consolidate()
     assert all(view.access_count == 60 for view in service.get(ids))  # the sum learning reads is whole
-    held = service._store._fetch("SELECT count(*) FROM access_events")  # pyright: ignore[reportPrivateUsage]
+    store = service._store  # pyright: ignore[reportPrivateUsage]
+    assert isinstance(store, Store)
+    held = store._fetch("SELECT count(*) FROM access_events")  # pyright: ignore[reportPrivateUsage]
     assert held[0][0] == 40
     clock.advance(timedelta(days=3))
     service.recall("harbor lantern", k=3, session_id=session, min_relevance=0)

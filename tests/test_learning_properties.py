@@ -13,7 +13,8 @@ from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import load_settings
 from hebbian_memory.learning import plasticity
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import Link, Store
+from hebbian_memory.storage import Link
+from hebbian_memory.storage.duckdb import Store
 from tests.helpers import FakeEmbedder
 
 WORDS = ["apple", "river", "stone", "cloud", "ember", "frost"]

@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 
 from hebbian_memory.sharing.election import read_address
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 from tests.helpers import call, stdio_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]

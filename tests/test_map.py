@@ -22,7 +22,7 @@ from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding.embedder import OnnxEmbedder
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 from tests.planted import assert_private_regular_file, assert_untouched, plant_links
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -13,7 +13,7 @@ from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.redaction import Redactor
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 from tests.helpers import FakeEmbedder, call, call_error, shared_model_cache, stdio_client
 from tests.test_handshake import RawServer, initialize
 

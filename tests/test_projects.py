@@ -21,8 +21,8 @@ from hebbian_memory.embedding.embedder import Vectors
 from hebbian_memory.inputs import content_hash
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import Store
-from hebbian_memory.storage.schema import MIGRATIONS
+from hebbian_memory.storage.duckdb import Store
+from hebbian_memory.storage.duckdb.schema import MIGRATIONS
 from hebbian_memory.transport.sessions import root_project
 from tests.helpers import FakeEmbedder, call, server_params
 
@@ -100,7 +100,7 @@ def test_a_third_schema_database_keeps_the_lone_hash_index_and_still_finds_dupli
         [content_hash("kept from v3"), b"\x00" * 16],
     )
     conn.close()
-    caplog.set_level(logging.INFO, logger="hebbian_memory.storage.schema")
+    caplog.set_level(logging.INFO, logger="hebbian_memory.storage.duckdb.schema")
     store = Store.open(path, START)
     applied = [r.getMessage() for r in caplog.records if r.getMessage().startswith("applying schema migration")]
     assert applied[0] == "applying schema migration 4 (One content-hash index: the unique (project, hash) index goes)"

@@ -15,7 +15,7 @@ from hebbian_memory.retrieval import documents
 from hebbian_memory.retrieval.ranking import estimate_tokens
 from hebbian_memory.retrieval.text import terms
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 
 DISTRACTORS = [
     "We watched a documentary about deep sea creatures on Sunday.",

@@ -10,7 +10,7 @@ from hebbian_memory.config import Settings
 from hebbian_memory.errors import MemoryNotFoundError
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 from tests.helpers import FakeEmbedder
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

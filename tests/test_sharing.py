@@ -19,7 +19,7 @@ from hebbian_memory.models import MemoryInput
 from hebbian_memory.sharing.election import ADDRESS_FILE, read_address
 from hebbian_memory.sharing.node import Node
 from hebbian_memory.sharing.ops import FORGET, RECALL, REMEMBER_MANY, ForgetArgs, RecallArgs, RememberManyArgs
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 from tests.helpers import FakeEmbedder, shared_model_cache
 from tests.planted import assert_private_regular_file, assert_untouched, plant_links
 

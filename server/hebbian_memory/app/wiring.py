@@ -9,7 +9,7 @@ from hebbian_memory.config import Settings
 from hebbian_memory.embedding.embedder import Embedder, OnnxEmbedder
 from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.sharing.node import Node
-from hebbian_memory.storage import Store
+from hebbian_memory.storage.duckdb import Store
 
 __all__ = ["DATABASE", "build_embedder", "build_node", "open_service", "open_store", "settings_clock"]
 

@@ -7,7 +7,7 @@ service calls it under its write lock."""
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -17,11 +17,15 @@ from hebbian_memory.config import Settings
 from hebbian_memory.errors import InvalidInputError
 from hebbian_memory.learning import plasticity, usage
 from hebbian_memory.learning.graph import Learning, Pair, pair
-from hebbian_memory.storage import Filters, Link, Store, UseRow
+from hebbian_memory.storage import Filters, Link, LinkRows, MemoryRows, UseRow, UseRows
 
-__all__ = ["Feedback", "Floats", "Report"]
+__all__ = ["Feedback", "FeedbackStore", "Floats", "Report"]
 
 Floats = np.ndarray[Any, np.dtype[np.float32]]
+
+
+class FeedbackStore(MemoryRows, LinkRows, UseRows, Protocol):
+    """What a use report reads and writes: which memories exist, their links, their use records."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,7 @@ class Report:
 class Feedback:
     """Use records, the last hits shown to each session, and each client's expectation of its own reports."""
 
-    def __init__(self, settings: Settings, store: Store, learning: Learning, clock: Clock) -> None:
+    def __init__(self, settings: Settings, store: FeedbackStore, learning: Learning, clock: Clock) -> None:
         self._rules = settings.plasticity
         self._store = store
         self._learning = learning

@@ -9,7 +9,7 @@ from datetime import datetime
 
 from hebbian_memory.config import PlasticitySettings
 from hebbian_memory.learning import plasticity
-from hebbian_memory.storage import Link, Store
+from hebbian_memory.storage import Link, LinkRows
 
 __all__ = ["Learning", "Pair", "pair"]
 
@@ -192,7 +192,7 @@ class Learning:
         self._used.pop(session_id, None)
         self._co_returned.pop(session_id, None)
 
-    def strengthen(self, store: Store, pairs: Sequence[Pair], now: datetime) -> list[Link]:
+    def strengthen(self, store: LinkRows, pairs: Sequence[Pair], now: datetime) -> list[Link]:
         """Hebb for co-accessed pairs: existing links first decay to now, then gain the increment."""
         if not pairs:
             return []

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from hebbian_memory.config import PlasticitySettings
 from hebbian_memory.learning import plasticity
 from hebbian_memory.learning.graph import Learning, Pair
-from hebbian_memory.storage import Link, MemoryState, Store
+from hebbian_memory.storage import Link, LinkRows, MemoryState
 
 __all__ = ["REPLAY_LINKS", "PassReport", "Plan", "apply", "apply_memories", "plan", "stale_filter"]
 
@@ -65,7 +65,7 @@ def plan(links: list[Link], memories: list[MemoryState], now: datetime, rules: P
     )
 
 
-def apply(plan: Plan, store: Store, learning: Learning, touched: set[Pair], gone: set[int]) -> PassReport:
+def apply(plan: Plan, store: LinkRows, learning: Learning, touched: set[Pair], gone: set[int]) -> PassReport:
     """Write a plan's links (under the service's write lock), leaving out what changed since its snapshot:
     links strengthened meanwhile (``touched``) keep their newer state, and nothing is written for memories
     forgotten meanwhile (``gone``)."""
@@ -89,7 +89,7 @@ def apply(plan: Plan, store: Store, learning: Learning, touched: set[Pair], gone
     )
 
 
-def apply_memories(plan: Plan, store: Store) -> None:
+def apply_memories(plan: Plan, store: LinkRows) -> None:
     """Replay marks, strengths and tiers: columns nothing else in the service holds in memory, so this runs
     without the write lock (the store serialises its statements; a memory forgotten meanwhile matches no row)."""
     store.mark_replayed(plan.replay, plan.now)

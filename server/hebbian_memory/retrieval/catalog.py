@@ -11,7 +11,7 @@ from hebbian_memory.config import Settings
 from hebbian_memory.retrieval import documents
 from hebbian_memory.retrieval.idmap import IdBytes, IdMap
 from hebbian_memory.retrieval.lexical import BM25Index, LexicalIndex
-from hebbian_memory.storage import DocumentRow, NewMemory, Store
+from hebbian_memory.storage import DocumentRow, DocumentRows, NewMemory
 
 __all__ = ["Catalog"]
 
@@ -19,7 +19,7 @@ __all__ = ["Catalog"]
 class Catalog:
     """The keyword index and the per-memory and per-session maps kept beside it."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: DocumentRows) -> None:
         self._store = store
         self._metadata_keys = settings.lexical.metadata_keys
         self._entity_keys = settings.recall.entity_keys

@@ -18,7 +18,7 @@ from hebbian_memory.retrieval.idmap import IdBytes, IdMap
 from hebbian_memory.retrieval.lexical import LexicalIndex
 from hebbian_memory.retrieval.text import terms, words
 from hebbian_memory.retrieval.vectors import VectorIndex
-from hebbian_memory.storage import Filters, Store
+from hebbian_memory.storage import Filters, MemoryRows
 
 __all__ = ["Candidates", "Floats", "Query", "Ranked", "Ranker", "estimate_tokens", "pack", "within"]
 
@@ -88,7 +88,7 @@ class Ranker:
         self,
         recall: RecallSettings,
         rules: PlasticitySettings,
-        store: Store,
+        store: MemoryRows,
         lexical: LexicalIndex,
         entities: Mapping[int, frozenset[str]],
         answer_kinds: IdBytes,

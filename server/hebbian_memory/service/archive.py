@@ -5,7 +5,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -17,7 +16,7 @@ from hebbian_memory.service import portability
 from hebbian_memory.service.core import Core
 from hebbian_memory.service.portability import LinkRecord, MemoryRecord, SessionRecord
 from hebbian_memory.service.remember import Prepared, prepare
-from hebbian_memory.storage import Link
+from hebbian_memory.storage import Link, SessionRow, StoredMemory
 
 __all__ = ["Archive"]
 
@@ -56,10 +55,13 @@ class Archive:
     def import_sessions(self, records: Sequence[SessionRecord]) -> ImportResult:
         core = self._core
         core.wait_ready()
-        rows = [r.model_dump(exclude={"type"}) for r in records]
-        for n, (r, row) in enumerate(zip(records, rows, strict=True), start=1):
+        rows: list[SessionRow] = []
+        for n, r in enumerate(records, start=1):
             where = f"line {r.line}: " if r.line is not None else f"session {n} of this batch: "
-            row["project"] = row["project"] and _in_record(inputs.project, row["project"], where, "Nothing was stored.")
+            project = r.project and _in_record(inputs.project, r.project, where, "Nothing was stored.")
+            rows.append(
+                SessionRow(r.id, r.transport, r.client_name, r.client_version, project, r.started_at, r.ended_at)
+            )
         with core.lock:
             ids, matched = core.store.import_sessions(rows)
         return ImportResult(ids=ids, created=len(ids) - matched, duplicates=matched)
@@ -90,19 +92,19 @@ class Archive:
             for project in {project for project, _ in prepared}:
                 hashes = [p.content_hash for q, p in prepared if q == project]
                 known |= {(project, h): i for h, i in store.ids_by_hash(hashes, project).items()}
-            rows: dict[tuple[str, str], dict[str, Any]] = {}
+            rows: dict[tuple[str, str], StoredMemory] = {}
             for r, (project, p), vector in zip(records, prepared, vectors, strict=True):
                 key = (project, p.content_hash)
                 if key not in known and key not in rows:
                     rows[key] = _memory_row(r, project, p, vector, model, now)
             ids = dict(zip(rows, store.import_memories(list(rows.values())), strict=True))
             core.feedback.load(
-                [replace(rows[key]["use"], memory_id=i) for key, i in ids.items() if rows[key]["use"] is not None],
+                [replace(use, memory_id=i) for key, i in ids.items() if (use := rows[key].use) is not None],
                 keep=True,
             )
             catalog.writes += 1
             if ids:
-                index.add(list(ids.values()), np.stack([row["vector"] for row in rows.values()]))
+                index.add(list(ids.values()), np.stack([row.embedding for row in rows.values()]))
                 for project, _ in ids:
                     catalog.count(project, 1)
                 catalog.index_documents(store.documents_around(list(ids.values())))
@@ -118,11 +120,11 @@ class Archive:
         """Links whose ends are stored (ids already translated); an existing link is left as it is."""
         core = self._core
         core.wait_ready()
-        rows = [r.model_dump(exclude={"type"}) for r in records]
+        rows = [Link(**r.model_dump(exclude={"type", "line"})) for r in records]
         with core.lock:
             added = core.store.import_links(rows)
             if core.settings.plasticity.enabled:
-                core.learning.saved(Link(**row) for row in rows if (row["source_id"], row["target_id"]) in added)
+                core.learning.saved(row for row in rows if (row.source_id, row.target_id) in added)
         return ImportResult(ids=[], created=len(added), duplicates=len(rows) - len(added))
 
 
@@ -136,30 +138,29 @@ def _in_record(check: Callable[[str], str], value: str, where: str, outcome: str
 
 def _memory_row(
     r: MemoryRecord, project: str, p: Prepared, vector: Vectors | None, model: str, now: datetime
-) -> dict[str, Any]:
+) -> StoredMemory:
     """A whole memory row from an imported record; times it lacks are now."""
     assert vector is not None
     created = r.created_at or now
-    return {
-        "id": r.id,
-        "project": project,
-        "content": p.content,
-        "content_hash": p.content_hash,
-        "tags": list(p.tags),
-        "metadata": p.metadata,
-        "importance": p.importance,
-        "created_at": created,
-        "updated_at": r.updated_at or created,
-        "event_time": r.event_time or created,
-        "last_accessed_at": r.last_accessed_at or created,
-        "access_count": r.access_count,
-        "strength": r.strength,
-        "tier": r.tier,
-        "session_id": r.session_id,
-        "replay_count": r.replay_count,
-        "last_replayed_at": r.last_replayed_at,
-        "embedding_model": model,
-        "embedding": np.asarray(vector, dtype="<f4").tobytes(),
-        "vector": vector,
-        "use": r.use(model, len(vector)),
-    }
+    return StoredMemory(
+        id=r.id,
+        project=project,
+        content=p.content,
+        content_hash=p.content_hash,
+        tags=tuple(p.tags),
+        metadata=p.metadata,
+        importance=p.importance,
+        created_at=created,
+        updated_at=r.updated_at or created,
+        event_time=r.event_time or created,
+        last_accessed_at=r.last_accessed_at or created,
+        access_count=r.access_count,
+        strength=r.strength,
+        tier=r.tier,
+        session_id=r.session_id,
+        replay_count=r.replay_count,
+        last_replayed_at=r.last_replayed_at,
+        embedding_model=model,
+        embedding=vector,
+        use=r.use(model, len(vector)),
+    )

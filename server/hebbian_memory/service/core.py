@@ -14,7 +14,7 @@ from hebbian_memory.learning.graph import Learning, Pair
 from hebbian_memory.redaction import Redactor
 from hebbian_memory.retrieval.catalog import Catalog
 from hebbian_memory.retrieval.vectors import VectorIndex
-from hebbian_memory.storage import Store
+from hebbian_memory.storage import MemoryStore
 
 __all__ = ["Core"]
 
@@ -24,7 +24,7 @@ class Core:
     """The database, the caches beside it, the write lock that orders changes to both, and the warm-up gate."""
 
     settings: Settings
-    store: Store
+    store: MemoryStore
     embedder: Embedder
     clock: Clock
     catalog: Catalog

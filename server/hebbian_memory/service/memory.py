@@ -47,7 +47,7 @@ from hebbian_memory.service.portability import LinkRecord, MemoryRecord, Session
 from hebbian_memory.service.recall import Recaller
 from hebbian_memory.service.remember import Rememberer
 from hebbian_memory.service.upkeep import Upkeep
-from hebbian_memory.storage import PURGE_DUE, Store
+from hebbian_memory.storage import PURGE_DUE, MemoryStore
 
 __all__ = ["DEFAULT_PROJECT", "KEYWORD_BATCH", "REFUSED", "WARM_UP_TIMEOUT_S", "MemoryService", "Progress"]
 
@@ -70,9 +70,9 @@ def _log_progress(stage: str, done: int, total: int) -> None:
 
 
 class MemoryService:
-    """The memory operations, over one Store, one vector index and one lexical index."""
+    """The memory operations, over one store, one vector index and one lexical index."""
 
-    def __init__(self, settings: Settings, store: Store, embedder: Embedder, clock: Clock) -> None:
+    def __init__(self, settings: Settings, store: MemoryStore, embedder: Embedder, clock: Clock) -> None:
         self._settings = settings
         self._store = store
         self._embedder = embedder

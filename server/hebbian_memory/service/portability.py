@@ -21,8 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from hebbian_memory import files
 from hebbian_memory.errors import HebbianMemoryError, ImportStoppedError, InvalidInputError, StorageError
 from hebbian_memory.models import ExportResult, ImportResult
-from hebbian_memory.storage import Store, UseRow, transfer
-from hebbian_memory.storage.schema import SCHEMA_VERSION
+from hebbian_memory.storage import Link, SessionRow, StoredMemory, Transfer, UseRow
 
 __all__ = [
     "BATCH",
@@ -60,7 +59,7 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # Set by the reader and sent along with the record, so the owner's refusal names the file's line.
-    line: int | None = Field(default=None, ge=1, exclude=True)
+    line: int | None = Field(default=None, ge=1)
 
 
 class Header(_Record):
@@ -169,42 +168,102 @@ def write_line(out: IO[str], kind: str, row: dict[str, Any]) -> None:
     out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
-def export(store: Store, path: Path, now: datetime, model: str | None) -> ExportResult:
+def export(store: Transfer, path: Path, now: datetime, model: str | None) -> ExportResult:
     """Write the whole memory to ``path`` from one snapshot (a temp file renamed into place; owner-only)."""
     path = path.expanduser().absolute()
     try:
-        with files.private_file(path) as out, store.snapshot() as c:
-            counts = {
-                table: int(c.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
-                for table in ("sessions", "memories", "associations")
-            }
+        with files.private_file(path) as out, store.export_rows() as snapshot:
+            totals = snapshot.totals()
             head = {
                 "format": FORMAT,
                 "version": FORMAT_VERSION,
                 "exported_at": now,
-                "schema_version": SCHEMA_VERSION,
+                "schema_version": snapshot.schema_version(),
                 "embedding_model": model,
-                "sessions": counts["sessions"],
-                "memories": counts["memories"],
-                "links": counts["associations"],
+                "sessions": totals.sessions,
+                "memories": totals.memories,
+                "links": totals.links,
             }
             write_line(out, "header", head)
-            for row in transfer.read_sessions(c):
-                write_line(out, "session", row)
-            for row in transfer.read_memories(c):
-                del row["content_hash"]  # derived from the content; recomputed on import
-                write_line(out, "memory", row)
-            for row in transfer.read_links(c):
-                write_line(out, "link", row)
+            for session in snapshot.sessions():
+                write_line(out, "session", _session_line(session))
+            for memory in snapshot.memories():
+                write_line(out, "memory", _memory_line(memory))
+            for link in snapshot.links():
+                write_line(out, "link", _link_line(link))
     except OSError as e:
         raise StorageError(f"Cannot write the export to {path}: {e.strerror}. Choose a writable path.") from e
     return ExportResult(
         path=str(path),
-        sessions=counts["sessions"],
-        memories=counts["memories"],
-        links=counts["associations"],
+        sessions=totals.sessions,
+        memories=totals.memories,
+        links=totals.links,
         bytes=path.stat().st_size,
     )
+
+
+# The lines' fields, in the order the format has always written them.
+
+
+def _session_line(s: SessionRow) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "transport": s.transport,
+        "client_name": s.client_name,
+        "client_version": s.client_version,
+        "project": s.project,
+        "started_at": s.started_at,
+        "ended_at": s.ended_at,
+    }
+
+
+def _memory_line(m: StoredMemory) -> dict[str, Any]:
+    """A memory's fields (not its content hash: derived from the content, recomputed on import); its use record's
+    after them when it has one. Vectors as float32 little-endian bytes (base64 in the file)."""
+    line: dict[str, Any] = {
+        "id": m.id,
+        "project": m.project,
+        "content": m.content,
+        "tags": list(m.tags),
+        "metadata": m.metadata,
+        "importance": m.importance,
+        "created_at": m.created_at,
+        "updated_at": m.updated_at,
+        "event_time": m.event_time,
+        "last_accessed_at": m.last_accessed_at,
+        "access_count": m.access_count,
+        "strength": m.strength,
+        "tier": m.tier,
+        "session_id": m.session_id,
+        "replay_count": m.replay_count,
+        "last_replayed_at": m.last_replayed_at,
+        "embedding_model": m.embedding_model,
+        "embedding": np.asarray(m.embedding, dtype="<f4").tobytes(),
+    }
+    if m.use is not None:
+        u = m.use
+        line |= {
+            "uses": u.uses,
+            "misleads": u.misleads,
+            "used_at": u.used_at,
+            "cue": None if u.cue is None else np.asarray(u.cue, dtype="<f4").tobytes(),
+            "cue_weight": u.cue_weight,
+        }
+    return line
+
+
+def _link_line(link: Link) -> dict[str, Any]:
+    return {
+        "source_id": link.source_id,
+        "target_id": link.target_id,
+        "weight": link.weight,
+        "tier": link.tier,
+        "kind": link.kind,
+        "co_access_count": link.co_access_count,
+        "created_at": link.created_at,
+        "updated_at": link.updated_at,
+        "last_strengthened_at": link.last_strengthened_at,
+    }
 
 
 # --- reading ------------------------------------------------------------------------------------------------
@@ -336,7 +395,7 @@ async def import_file(path: Path, send: Send, progress: Callable[[int], None] = 
         kind = batch[0].type
         ready = [r for r in map(remap.translate, batch) if r is not None]
         if ready:
-            result = await send(kind, [{**r.model_dump(mode="json"), "line": r.line} for r in ready])
+            result = await send(kind, [r.model_dump(mode="json") for r in ready])
             summary.created[kind] += result.created
             summary.duplicates[kind] += result.duplicates
             summary.redacted += result.redacted

@@ -74,10 +74,10 @@ class Upkeep:
             vectors, keywords = len(index), len(core.catalog.lexical)
         return StatsResult(
             memories=sum(projects.values()),
-            memories_by_tier=counts["memories_by_tier"],
-            links=sum(counts["links_by_tier"].values()),
-            links_by_tier=counts["links_by_tier"],
-            links_by_kind=counts["links_by_kind"],
+            memories_by_tier=counts.memories_by_tier,
+            links=sum(counts.links_by_tier.values()),
+            links_by_tier=counts.links_by_tier,
+            links_by_kind=counts.links_by_kind,
             projects=projects,
             last_consolidation=datetime.fromisoformat(last) if last else None,
             vector_index=vectors,

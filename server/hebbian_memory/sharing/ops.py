@@ -4,9 +4,9 @@ and how its result travels as JSON. The owner's own tool calls and forwarded cal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_serializer, model_validator
 
 from hebbian_memory.models import (
     AssociateResult,
@@ -21,7 +21,7 @@ from hebbian_memory.models import (
     StatsResult,
 )
 from hebbian_memory.service.memory import DEFAULT_PROJECT, MemoryService
-from hebbian_memory.service.portability import LinkRecord, MemoryRecord, SessionRecord
+from hebbian_memory.service.portability import LinkRecord, MemoryRecord, Record, SessionRecord
 
 __all__ = [
     "ASSOCIATE",
@@ -133,8 +133,22 @@ class ExportArgs(OpArgs):
 
 
 class ImportArgs(OpArgs):
+    """One batch of an export file's records, all of ``kind`` (each keeps its file line, for the owner's errors)."""
+
     kind: Literal["session", "memory", "link"]
-    records: list[dict[str, Any]]  # JSON lines as read, checked as records by the owner (portability)
+    records: list[Annotated[SessionRecord | MemoryRecord | LinkRecord, Field(discriminator="type")]]
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ImportArgs":
+        others = sorted({r.type for r in self.records} - {self.kind})
+        if others:
+            raise ValueError(f"a batch of {self.kind} records holds {', '.join(others)} records too")
+        return self
+
+    @field_serializer("records")
+    def _as_json(self, records: list[Record]) -> list[dict[str, Any]]:
+        """JSON values (times as ISO text) in every dump mode: the forwarder's wire sends ``model_dump()``."""
+        return [r.model_dump(mode="json") for r in records]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,11 +218,12 @@ EXPORT = _model("export", ExportArgs, ExportResult, lambda s, a: s.export(Path(a
 
 
 def _import(service: MemoryService, args: ImportArgs) -> ImportResult:
+    """The batch to the service's import of its kind (``ImportArgs`` checked that every record is of it)."""
     if args.kind == "session":
-        return service.import_sessions([SessionRecord.model_validate(r) for r in args.records])
+        return service.import_sessions([r for r in args.records if isinstance(r, SessionRecord)])
     if args.kind == "memory":
-        return service.import_memories([MemoryRecord.model_validate(r) for r in args.records])
-    return service.import_links([LinkRecord.model_validate(r) for r in args.records])
+        return service.import_memories([r for r in args.records if isinstance(r, MemoryRecord)])
+    return service.import_links([r for r in args.records if isinstance(r, LinkRecord)])
 
 
 IMPORT = _model("import", ImportArgs, ImportResult, _import)

@@ -1,27 +1,56 @@
-"""Storage: the DuckDB schema, its migrations and every SQL statement."""
+"""Storage: the Protocols the layers above call (``base``) and the neutral rows they pass (``rows``). The DuckDB
+store that implements them is ``storage.duckdb``, imported only where a store is opened (the composition points)."""
 
 from hebbian_memory.storage.base import (
+    DocumentRows,
+    ExportRows,
+    Lifecycle,
+    LinkRows,
+    MemoryRows,
+    MemoryStore,
+    SessionRows,
+    Transfer,
+    UseRows,
+)
+from hebbian_memory.storage.rows import (
+    PURGE_DUE,
     Chain,
+    Counts,
     DocumentRow,
+    Event,
     Filters,
     Link,
     MemoryRow,
     MemoryState,
     NewMemory,
+    SessionRow,
+    StoredMemory,
+    Totals,
     UseRow,
 )
-from hebbian_memory.storage.core import PURGE_DUE
-from hebbian_memory.storage.store import Store
 
 __all__ = [
     "PURGE_DUE",
     "Chain",
+    "Counts",
     "DocumentRow",
+    "DocumentRows",
+    "Event",
+    "ExportRows",
     "Filters",
+    "Lifecycle",
     "Link",
+    "LinkRows",
     "MemoryRow",
+    "MemoryRows",
     "MemoryState",
+    "MemoryStore",
     "NewMemory",
-    "Store",
+    "SessionRow",
+    "SessionRows",
+    "StoredMemory",
+    "Totals",
+    "Transfer",
     "UseRow",
+    "UseRows",
 ]

@@ -1,114 +1,325 @@
-"""The row types the store takes and returns: plain data, no SQL."""
+"""What the layers above call on a store, as Protocols over the neutral rows of ``rows``: a backend implements
+``MemoryStore`` (DuckDB's is ``storage.duckdb``), and each caller names the narrower protocol it uses.
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+Contracts every backend keeps:
+- Every method is one transaction: it happens whole or not at all, and is safe to call from any thread.
+- Times are aware UTC datetimes in and out (stored to the microsecond).
+- Ids are positive and never reused within one store; ids of memories and of sessions are separate spaces.
+- A link is stored once, as ``source_id < target_id``; deleting a memory deletes its links, access events and
+  use record.
+- A disk that refuses a write raises ``StorageFaultError`` and changes nothing; a damaged store raises
+  ``DatabaseDamagedError``. No other error is part of the contract.
+"""
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Chain", "DocumentRow", "Filters", "Link", "MemoryRow", "MemoryState", "NewMemory", "UseRow"]
+from hebbian_memory.storage.rows import (
+    Chain,
+    Counts,
+    DocumentRow,
+    Event,
+    Filters,
+    Link,
+    MemoryRow,
+    MemoryState,
+    NewMemory,
+    SessionRow,
+    StoredMemory,
+    Totals,
+    UseRow,
+)
+
+__all__ = [
+    "DocumentRows",
+    "ExportRows",
+    "Lifecycle",
+    "LinkRows",
+    "MemoryRows",
+    "MemoryStore",
+    "SessionRows",
+    "Transfer",
+    "UseRows",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class NewMemory:
-    content: str
-    content_hash: str
-    tags: tuple[str, ...]
-    metadata: dict[str, Any]
-    importance: float
-    event_time: datetime
-    embedding: npt.NDArray[np.float32]
-    embedding_model: str
-    session_id: int | None
-    project: str = "default"
+class MemoryRows(Protocol):
+    """The memories themselves: insert, read, filter, re-embed and delete."""
+
+    def insert(self, memories: Sequence[NewMemory], now: datetime, chain: Chain | None = None) -> list[int]:
+        """Store ``memories`` (access count 0, strength 1, tier 1, created/updated/last accessed ``now``) with a
+        'remembered' access event each; their new ids, in order, increasing. With ``chain``, also a temporal link
+        (weight ``chain.weight``, tier 1, co-access 0, all times ``now``) from ``chain.after`` (if not None) to the
+        first and from each to the next. Empty ``memories``: nothing is written, []."""
+        ...
+
+    def ids_by_hash(self, hashes: Sequence[str], project: str) -> dict[str, int]:
+        """{content hash: id} for the memories of ``project`` with one of ``hashes``; hashes not stored are absent."""
+        ...
+
+    def reinforce(
+        self, memory_id: int, tags: Sequence[str], importance: float, session_id: int | None, now: datetime
+    ) -> None:
+        """An exact duplicate remembered again: access count +1, last accessed and updated ``now``, strength 1,
+        importance the higher of the two, ``tags`` added to its tags (no repeats); a 'reinforced' access event.
+        Callers pass a stored id (found by :meth:`ids_by_hash` under the same lock)."""
+        ...
+
+    def get(self, ids: Sequence[int]) -> dict[int, MemoryRow]:
+        """{id: row} for those of ``ids`` that exist (unknown ids are absent, not an error); tags sorted."""
+        ...
+
+    def recent(self, limit: int, project: str) -> list[int]:
+        """Ids of the ``limit`` newest memories of ``project`` (highest id first)."""
+        ...
+
+    def missing(self, ids: Sequence[int]) -> set[int]:
+        """Those of ``ids`` that name no memory."""
+        ...
+
+    def all_ids(self) -> npt.NDArray[np.int64]:
+        """Every memory id, ascending."""
+        ...
+
+    def embeddings(self, ids: Sequence[int], dim: int) -> npt.NDArray[np.float32]:
+        """The stored vectors of ``ids`` as a (len(ids), dim) array, in the order given. Every id must exist
+        (an unknown one raises KeyError)."""
+        ...
+
+    def iter_contents(self, batch: int = 5000) -> Iterator[list[tuple[int, str]]]:
+        """Every (id, content), ascending id, in lists of at most ``batch``; memories added meanwhile with a
+        higher id may be included."""
+        ...
+
+    def models_in_use(self) -> set[str]:
+        """The embedding models of the stored vectors (empty for an empty store)."""
+        ...
+
+    def replace_embeddings(self, vectors: dict[int, npt.NDArray[np.float32]], model: str) -> None:
+        """Store new vectors (and their model) for these ids; unknown ids are ignored."""
+        ...
+
+    def filter_ids(self, filters: Filters, limit: int) -> list[int] | None:
+        """The ids of every memory matching ``filters`` (any order), or None when more than ``limit`` match."""
+        ...
+
+    def matching(self, ids: Sequence[int], filters: Filters) -> set[int]:
+        """Those of ``ids`` that exist and match every filter (tags: all of them; since/until: the event time,
+        inclusive; project: equal)."""
+        ...
+
+    def select_for_forget(
+        self, ids: Sequence[int] | None, tags: Sequence[str], before: datetime | None, project: str | None
+    ) -> list[int]:
+        """Ids, ascending, of the memories matching every given criterion: among ``ids`` (None: any), having all
+        ``tags``, created strictly before ``before``, in ``project`` (None: any)."""
+        ...
+
+    def delete(self, ids: Sequence[int], purge_due: bool = False) -> None:
+        """Delete these memories with their links, access events and use records (unknown ids are ignored).
+        With ``purge_due``, the same transaction sets the meta key ``PURGE_DUE`` (to '1')."""
+        ...
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
-    """A link as stored (``source_id < target_id``); ``weight`` is as of ``updated_at``."""
+class DocumentRows(Protocol):
+    """Memories read with their episodic neighbours: what the keyword index is built from."""
 
-    source_id: int
-    target_id: int
-    weight: float
-    tier: int
-    kind: str
-    co_access_count: int
-    created_at: datetime
-    updated_at: datetime
-    last_strengthened_at: datetime
+    def last_of_session(self, session_id: int, before_id: int) -> tuple[int, str] | None:
+        """(id, content) of the newest memory of the session with an id below ``before_id``; None if none."""
+        ...
 
+    def documents(self, session_ids: Sequence[int] | None = None) -> list[DocumentRow]:
+        """Every memory (or those of ``session_ids``) with its neighbours in its session, ascending id.
+        A memory without a session has no neighbours; an episode is a session's memories in id order."""
+        ...
 
-@dataclass(frozen=True, slots=True)
-class UseRow:
-    """What an assistant said of a memory it was shown: how much it was used and how often it misled, each a
-    sum of surprises (usage.py) as of ``used_at``, the last report; and the context it was used in."""
+    def iter_documents(self, batch: int) -> Iterator[list[DocumentRow]]:
+        """Every memory as in :meth:`documents`, ascending id, in lists of at most ``batch``, from one
+        consistent moment (writes meanwhile are not seen)."""
+        ...
 
-    memory_id: int
-    uses: float
-    misleads: float
-    used_at: datetime
-    cue: npt.NDArray[np.float32] | None = None  # unit mean of the queries it was used for (None: none known)
-    cue_weight: float = 0.0  # the surprises that mean is weighted by
+    def documents_around(self, ids: Sequence[int]) -> list[DocumentRow]:
+        """The memories ``ids`` and their immediate neighbours in their sessions, each with its own neighbours,
+        ascending id (unknown ids are ignored)."""
+        ...
 
-
-@dataclass(frozen=True, slots=True)
-class MemoryState:
-    """What the consolidation pass needs of a memory."""
-
-    id: int
-    tier: int
-    uses: int  # accesses plus replays
-    importance: float
-    last_use: datetime  # the later of the last access and the last replay
-    last_replayed: datetime | None
-    strength: float
+    def sessions_of(self, ids: Sequence[int]) -> set[int]:
+        """The sessions these memories belong to (memories without one, and unknown ids, add nothing)."""
+        ...
 
 
-@dataclass(frozen=True, slots=True)
-class Chain:
-    """New memories continue an episode: link them in order, the first to ``after`` (if any)."""
+class SessionRows(Protocol):
+    """Client sessions."""
 
-    after: int | None
-    weight: float
+    def start_session(
+        self, transport: str, client_name: str | None, client_version: str | None, project: str, now: datetime
+    ) -> int:
+        """A new session started ``now``; its id (increasing)."""
+        ...
 
-
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """What a memory must match: all of ``tags``, an event time in [since, until], and the project (None: any)."""
-
-    tags: Sequence[str] = ()
-    since: datetime | None = None
-    until: datetime | None = None
-    project: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return bool(self.tags) or self.since is not None or self.until is not None or self.project is not None
+    def end_session(self, session_id: int, now: datetime) -> None:
+        """Mark the session ended ``now``; an unknown or already ended session is left as it is."""
+        ...
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryRow:
-    id: int
-    content: str
-    tags: list[str]
-    metadata: dict[str, Any]
-    importance: float
-    created_at: datetime
-    updated_at: datetime
-    event_time: datetime
-    access_count: int
+class LinkRows(Protocol):
+    """Links, access events and the consolidation state of memories: what learning reads and writes."""
+
+    def graph(self, batch: int = 10_000) -> Iterator[tuple[int, int, float, str]]:
+        """(source, target, weight, kind) of every link, any order, from one consistent moment."""
+        ...
+
+    def all_links(self) -> list[Link]:
+        """Every link, any order."""
+        ...
+
+    def links_between(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Link]:
+        """{(low, high): link} for those of these (low id, high id) pairs that are stored."""
+        ...
+
+    def save_links(
+        self, links: Sequence[Link], delete: Sequence[tuple[int, int]] = (), events: Sequence[Event] = ()
+    ) -> None:
+        """In one transaction: record ``events`` (as :meth:`record_events`), delete the links ``delete`` names
+        (absent ones ignored), and write ``links`` whole (insert, or replace the stored one of the same pair)."""
+        ...
+
+    def record_events(self, events: Sequence[Event]) -> None:
+        """Record access events; those of memories no longer stored are dropped. A 'recalled' event is an
+        access: the memory's access count +1 and its last access the later of the stored one and the event's."""
+        ...
+
+    def trim_events(self, before: datetime, keep: int) -> int:
+        """Delete access events older than ``before`` and all but the newest ``keep``; how many were deleted."""
+        ...
+
+    def memory_states(self) -> list[MemoryState]:
+        """The consolidation state of every memory, any order (``uses``: access count plus replay count;
+        ``last_use``: the later of the last access and the last replay)."""
+        ...
+
+    def set_memory_states(self, ids: Sequence[int], strengths: Sequence[float], tiers: Sequence[int]) -> None:
+        """Set each memory's strength and tier (parallel sequences); unknown ids are ignored."""
+        ...
+
+    def mark_replayed(self, ids: Sequence[int], now: datetime) -> None:
+        """Each memory replayed ``now``: its replay count +1, last replayed ``now``; unknown ids are ignored."""
+        ...
+
+    def links_of(self, memory_id: int) -> list[Link]:
+        """Every link touching ``memory_id``, by (source, target) ascending; [] for an unknown id."""
+        ...
 
 
-@dataclass(frozen=True, slots=True)
-class DocumentRow:
-    """A memory with the text of its neighbours in the same session (None at an episode's ends)."""
+class UseRows(Protocol):
+    """What assistants reported about the memories they were shown."""
 
-    id: int
-    content: str
-    event_time: datetime
-    metadata: dict[str, Any]
-    previous: str | None
-    next: str | None
-    previous_id: int | None = None
+    def uses(self) -> list[UseRow]:
+        """Every stored use record, any order (memories never reported on have none)."""
+        ...
+
+    def clear_cues(self) -> None:
+        """Set every use record's cue to None and its cue weight to 0; the counts stay."""
+        ...
+
+    def save_use(self, rows: Sequence[UseRow], links: Sequence[Link], events: Sequence[Event]) -> None:
+        """One report whole, in one transaction: write ``rows`` (replacing a memory's record; rows of memories not
+        stored are dropped), write ``links`` as :meth:`LinkRows.save_links` does, record ``events``."""
+        ...
+
+
+class ExportRows(Protocol):
+    """Every row of one consistent moment of the store, read while writers carry on."""
+
+    def totals(self) -> Totals:
+        """How many sessions, memories and links this moment holds."""
+        ...
+
+    def schema_version(self) -> int:
+        """The version of the store's schema, recorded in an export's header (informative: import ignores it)."""
+        ...
+
+    def sessions(self) -> Iterator[SessionRow]:
+        """Every session, ascending id."""
+        ...
+
+    def memories(self) -> Iterator[StoredMemory]:
+        """Every memory with its use record (if any), ascending id, read a batch at a time (never all at once)."""
+        ...
+
+    def links(self) -> Iterator[Link]:
+        """Every link, by (source, target) ascending, read a batch at a time."""
+        ...
+
+
+class Transfer(Protocol):
+    """Whole rows out (an export) and in (an import), ids kept where they are free."""
+
+    def export_rows(self) -> AbstractContextManager[ExportRows]:
+        """A consistent snapshot to read from while the context is open; writers are not blocked meanwhile, but
+        a purge waits for it."""
+        ...
+
+    def import_sessions(self, rows: Sequence[SessionRow]) -> tuple[list[int], int]:
+        """Store these sessions, each under its own id where free (else a new id); a session already stored with
+        the same id, start time and client name is matched, not copied. (Their ids here in order, how many were
+        matched.) Ids handed out later never collide with the ones kept."""
+        ...
+
+    def import_memories(self, rows: Sequence[StoredMemory]) -> list[int]:
+        """Store these memories whole (and their use records), each under its wanted id where free (else a new
+        one, also when two rows want the same id); their ids here, in order. The caller has checked that none
+        duplicates a stored memory. Ids handed out later never collide with the ones kept."""
+        ...
+
+    def import_links(self, rows: Sequence[Link]) -> set[tuple[int, int]]:
+        """Store the links whose ends both exist and which are not stored yet (a stored link is left as it is);
+        the (source, target) pairs added."""
+        ...
+
+
+class Lifecycle(Protocol):
+    """Closing, durability, the file's rewrite, key/value meta and counts."""
+
+    def close(self) -> None:
+        """Make everything durable and release the store; nothing may be called after it. Never raises for a disk
+        fault (the change log is replayed at the next open)."""
+        ...
+
+    def checkpoint(self) -> None:
+        """Fold the change log into the main store, so no deleted text lingers in the log."""
+        ...
+
+    def purge(self) -> tuple[int, int]:
+        """Rewrite the store so deleted rows leave no bytes behind and clear ``PURGE_DUE``; (bytes before, bytes
+        after). A refused rewrite raises ``StorageFaultError`` and leaves the store whole and ``PURGE_DUE`` set."""
+        ...
+
+    def get_meta(self, key: str) -> str | None:
+        """The value stored under ``key``, or None."""
+        ...
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store ``value`` under ``key``, replacing any."""
+        ...
+
+    def count(self) -> int:
+        """How many memories are stored."""
+        ...
+
+    def project_counts(self) -> dict[str, int]:
+        """{project: how many memories} for every project with at least one."""
+        ...
+
+    def counts(self) -> Counts:
+        """Memories and links per tier, links per kind (only non-zero entries)."""
+        ...
+
+
+class MemoryStore(MemoryRows, DocumentRows, SessionRows, LinkRows, UseRows, Transfer, Lifecycle, Protocol):
+    """Everything the service calls on a store: what ``Core`` holds."""

@@ -13,6 +13,8 @@ import duckdb
 import numpy as np
 
 from hebbian_memory import files
+from hebbian_memory.storage.duckdb.schema import SCHEMA_VERSION
+from hebbian_memory.storage.rows import Link, SessionRow, StoredMemory, Totals, UseRow
 
 __all__ = [
     "LINK_COLUMNS",
@@ -20,17 +22,18 @@ __all__ = [
     "SESSION_COLUMNS",
     "USE_COLUMNS",
     "Purged",
+    "SnapshotRows",
     "advance_sequence",
     "discard_purge",
     "free_ids",
     "insert_links",
     "insert_memories",
     "insert_sessions",
+    "link_columns",
+    "memory_columns",
     "next_ids",
     "purge",
-    "read_links",
-    "read_memories",
-    "read_sessions",
+    "session_columns",
 ]
 
 SESSION_COLUMNS = ("id", "transport", "client_name", "client_version", "project", "started_at", "ended_at")
@@ -94,39 +97,77 @@ def _naive(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
-def read_sessions(c: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    rows = c.execute(f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions ORDER BY id").fetchall()
-    return [_out(SESSION_COLUMNS, r) for r in rows]
+class SnapshotRows:
+    """The typed rows of one snapshot (``Transfer.export_rows``), read on its cursor."""
 
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self._c = cursor
 
-def read_memories(c: duckdb.DuckDBPyConnection, batch: int = 2000) -> Iterator[dict[str, Any]]:
-    """Every memory in id order (embedding as float32 little-endian bytes), with its use record if it has one,
-    read in batches."""
-    columns = ", ".join([*(f"m.{k}" for k in MEMORY_COLUMNS), *(f"u.{k}" for k in USE_COLUMNS)])
-    last = 0
-    while True:
-        rows = c.execute(
-            f"""SELECT {columns} FROM memories m LEFT JOIN memory_use u ON u.memory_id = m.id
-                WHERE m.id > ? ORDER BY m.id LIMIT ?""",
-            [last, batch],
-        ).fetchall()
-        if not rows:
-            return
+    def totals(self) -> Totals:
+        def count(table: str) -> int:
+            return int(self._c.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+        return Totals(count("sessions"), count("memories"), count("associations"))
+
+    def schema_version(self) -> int:
+        return SCHEMA_VERSION
+
+    def sessions(self) -> Iterator[SessionRow]:
+        rows = self._c.execute(f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions ORDER BY id").fetchall()
         for r in rows:
-            row = _out((*MEMORY_COLUMNS, *USE_COLUMNS), r)
-            if row["used_at"] is None:
-                for k in USE_COLUMNS:
-                    del row[k]
-            elif row["cue"] is not None:  # float32 little-endian, as the embedding
-                row["cue"] = np.asarray(row["cue"], dtype="<f4").tobytes()
-            yield row
-        last = int(rows[-1][0])
+            yield SessionRow(**_out(SESSION_COLUMNS, r))
+
+    def memories(self, batch: int = 2000) -> Iterator[StoredMemory]:
+        """Every memory in id order with its use record if it has one, ``batch`` rows at a time."""
+        columns = ", ".join([*(f"m.{k}" for k in MEMORY_COLUMNS), *(f"u.{k}" for k in USE_COLUMNS)])
+        last = 0
+        while True:
+            rows = self._c.execute(
+                f"""SELECT {columns} FROM memories m LEFT JOIN memory_use u ON u.memory_id = m.id
+                    WHERE m.id > ? ORDER BY m.id LIMIT ?""",
+                [last, batch],
+            ).fetchall()
+            if not rows:
+                return
+            for r in rows:
+                yield _stored(_out((*MEMORY_COLUMNS, *USE_COLUMNS), r))
+            last = int(rows[-1][0])
+
+    def links(self, batch: int = 10_000) -> Iterator[Link]:
+        self._c.execute(f"SELECT {', '.join(LINK_COLUMNS)} FROM associations ORDER BY 1, 2")
+        while rows := self._c.fetchmany(batch):
+            for r in rows:
+                yield Link(**_out(LINK_COLUMNS, r))
 
 
-def read_links(c: duckdb.DuckDBPyConnection) -> Iterator[dict[str, Any]]:
-    rows = c.execute(f"SELECT {', '.join(LINK_COLUMNS)} FROM associations ORDER BY 1, 2").fetchall()
-    for r in rows:
-        yield _out(LINK_COLUMNS, r)
+def _stored(row: dict[str, Any]) -> StoredMemory:
+    """A memory row (with its use columns, all None when it has no use record) as read by the export."""
+    use = None
+    if row["used_at"] is not None:
+        cue = None if row["cue"] is None else np.asarray(row["cue"], dtype=np.float32)
+        use = UseRow(row["id"], row["uses"], row["misleads"], row["used_at"], cue, row["cue_weight"])
+    fields = {k: row[k] for k in MEMORY_COLUMNS}
+    fields["tags"] = tuple(fields["tags"])
+    fields["embedding"] = np.frombuffer(fields["embedding"], dtype="<f4")
+    return StoredMemory(**fields, use=use)
+
+
+def session_columns(row: SessionRow, new_id: int) -> dict[str, Any]:
+    """A session as the columns ``insert_sessions`` writes, under ``new_id``."""
+    return {k: new_id if k == "id" else getattr(row, k) for k in SESSION_COLUMNS}
+
+
+def memory_columns(row: StoredMemory, new_id: int) -> dict[str, Any]:
+    """A memory as the columns ``insert_memories`` writes, under ``new_id``."""
+    out: dict[str, Any] = {k: getattr(row, k) for k in MEMORY_COLUMNS}
+    out["id"] = new_id
+    out["tags"] = list(row.tags)
+    out["embedding"] = np.asarray(row.embedding, dtype="<f4").tobytes()
+    return out
+
+
+def link_columns(row: Link) -> dict[str, Any]:
+    return {k: getattr(row, k) for k in LINK_COLUMNS}
 
 
 def free_ids(c: duckdb.DuckDBPyConnection, table: str, wanted: Sequence[int]) -> set[int]:

@@ -8,8 +8,8 @@ import duckdb
 import numpy as np
 import numpy.typing as npt
 
-from hebbian_memory.storage.base import Chain, Filters, MemoryRow, NewMemory
-from hebbian_memory.storage.core import PURGE_DUE, StoreCore, aware, naive
+from hebbian_memory.storage.duckdb.core import PURGE_DUE, StoreCore, aware, naive
+from hebbian_memory.storage.rows import Chain, Filters, MemoryRow, NewMemory
 
 __all__ = ["MemoryQueries"]
 

@@ -6,21 +6,22 @@ from collections.abc import Generator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
 from hebbian_memory import files
 from hebbian_memory.errors import DatabaseDamagedError, DatabaseLockedError, StorageError, StorageFaultError
 from hebbian_memory.faults import fault
-from hebbian_memory.storage import transfer
-from hebbian_memory.storage.core import NOTHING_CHANGED, PURGE_DUE
-from hebbian_memory.storage.episodes import EpisodeQueries
-from hebbian_memory.storage.imports import ImportQueries
-from hebbian_memory.storage.memories import MemoryQueries
-from hebbian_memory.storage.schema import migrate
-from hebbian_memory.storage.uses import UseQueries
-from hebbian_memory.storage.verify import damaged, probe_links, verify
+from hebbian_memory.storage.base import MemoryStore
+from hebbian_memory.storage.duckdb import transfer
+from hebbian_memory.storage.duckdb.core import NOTHING_CHANGED, PURGE_DUE
+from hebbian_memory.storage.duckdb.episodes import EpisodeQueries
+from hebbian_memory.storage.duckdb.imports import ImportQueries
+from hebbian_memory.storage.duckdb.memories import MemoryQueries
+from hebbian_memory.storage.duckdb.schema import migrate
+from hebbian_memory.storage.duckdb.uses import UseQueries
+from hebbian_memory.storage.duckdb.verify import damaged, probe_links, verify
+from hebbian_memory.storage.rows import Counts
 
 __all__ = ["CHECKPOINT_FAILED", "PURGE_FAILED", "Store"]
 
@@ -109,16 +110,20 @@ class Store(MemoryQueries, EpisodeQueries, UseQueries, ImportQueries):
     def project_counts(self) -> dict[str, int]:
         return {str(r[0]): int(r[1]) for r in self._fetch("SELECT project, count(*) FROM memories GROUP BY project")}
 
-    def counts(self) -> dict[str, Any]:
+    def counts(self) -> Counts:
         """Memories and links per tier, links per kind."""
         memories = dict(self._fetch("SELECT tier, count(*) FROM memories GROUP BY tier"))
         links = dict(self._fetch("SELECT tier, count(*) FROM associations GROUP BY tier"))
         kinds = dict(self._fetch("SELECT kind, count(*) FROM associations GROUP BY kind"))
-        return {
-            "memories_by_tier": {int(t): int(n) for t, n in memories.items()},
-            "links_by_tier": {int(t): int(n) for t, n in links.items()},
-            "links_by_kind": {str(k): int(n) for k, n in kinds.items()},
-        }
+        return Counts(
+            memories_by_tier={int(t): int(n) for t, n in memories.items()},
+            links_by_tier={int(t): int(n) for t, n in links.items()},
+            links_by_kind={str(k): int(n) for k, n in kinds.items()},
+        )
+
+
+# Checked by pyright (strict): the DuckDB store offers everything the service calls on a store.
+_IS_A_MEMORY_STORE: type[MemoryStore] = Store
 
 
 @contextmanager

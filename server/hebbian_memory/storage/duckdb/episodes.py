@@ -7,8 +7,8 @@ from typing import Any, cast
 
 import numpy as np
 
-from hebbian_memory.storage.base import DocumentRow
-from hebbian_memory.storage.core import StoreCore, aware, naive
+from hebbian_memory.storage.duckdb.core import StoreCore, aware, naive
+from hebbian_memory.storage.rows import DocumentRow
 
 __all__ = ["EpisodeQueries"]
 

@@ -7,9 +7,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hebbian_memory.storage.base import Link, UseRow
-from hebbian_memory.storage.core import aware, naive
-from hebbian_memory.storage.links import LinkQueries
+from hebbian_memory.storage.duckdb.core import aware, naive
+from hebbian_memory.storage.duckdb.links import LinkQueries
+from hebbian_memory.storage.rows import Link, UseRow
 
 __all__ = ["UseQueries"]
 

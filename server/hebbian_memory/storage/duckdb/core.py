@@ -18,13 +18,12 @@ import duckdb
 
 from hebbian_memory.errors import StorageFaultError
 from hebbian_memory.faults import fault
+from hebbian_memory.storage.rows import PURGE_DUE
 
 __all__ = ["DISK_ERRORS", "NOTHING_CHANGED", "PURGE_DUE", "StoreCore", "aware", "naive"]
 
 log = logging.getLogger(__name__)
 
-# The meta key noting that the file still holds deleted rows' bytes (see Store.purge).
-PURGE_DUE = "purge_due"
 NOTHING_CHANGED = "Nothing was changed."
 # What DuckDB raises when the disk refuses it: an I/O error, a commit that could not reach the WAL, or a fatal
 # error (a failed checkpoint) after which the database must be opened again.

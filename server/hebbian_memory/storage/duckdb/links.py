@@ -6,8 +6,8 @@ from typing import Any
 
 import duckdb
 
-from hebbian_memory.storage.base import Link, MemoryState
-from hebbian_memory.storage.core import StoreCore, aware, naive
+from hebbian_memory.storage.duckdb.core import StoreCore, aware, naive
+from hebbian_memory.storage.rows import Link, MemoryState
 
 __all__ = ["LinkQueries"]
 
