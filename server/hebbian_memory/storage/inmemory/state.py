@@ -242,10 +242,13 @@ class State:
             self.next_session += n
         return list(range(start, start + n))
 
-    def advance(self) -> None:
-        """Move both sequences past the largest id stored (ids kept by an import are never handed out)."""
-        self.next_memory = max(self.next_memory, max(self.memories, default=0) + 1)
-        self.next_session = max(self.next_session, max(self.sessions, default=0) + 1)
+    def advance(self, table: str) -> None:
+        """Move the table's sequence past its largest id (ids kept by an import are never handed out). As DuckDB's
+        store does, reading the sequence uses one id up, so ids after an import are the same in both."""
+        if table == "memories":
+            self.next_memory = max(self.next_memory, max(self.memories, default=0)) + 1
+        else:
+            self.next_session = max(self.next_session, max(self.sessions, default=0)) + 1
 
     def document(self, memory_id: int) -> DocumentRow:
         """A memory with its neighbours in its session (none without a session)."""

@@ -56,7 +56,7 @@ class InMemoryTransfer(InMemoryCore):
             for r, i in zip(fresh, ids, strict=True):
                 ended = None if r.ended_at is None else utc(r.ended_at)
                 s.sessions[i] = replace(r, id=i, started_at=utc(r.started_at), ended_at=ended)
-            s.advance()
+            s.advance("sessions")
         new_of = dict(zip([r.id for r in fresh], ids, strict=True))
         return [new_of.get(r.id, r.id) for r in rows], len(rows) - len(fresh)
 
@@ -67,7 +67,7 @@ class InMemoryTransfer(InMemoryCore):
                 s.add_memory(Memory.of(r, i))
                 if r.use is not None:
                     s.uses[i] = stored_use(r.use, i)
-            s.advance()
+            s.advance("memories")
         return ids
 
     def import_links(self, rows: Sequence[Link]) -> set[tuple[int, int]]:
