@@ -7,6 +7,7 @@ import pytest
 
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding.embedder import OnnxEmbedder
+from tests.backends import BACKENDS, OpenStore, opener
 from tests.helpers import MODEL_CACHE_ENV, shared_model_cache
 
 _REAL_CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
@@ -54,6 +55,17 @@ def data_dir(isolated_env: Path) -> Path:
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
     return load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The storage backend a service test runs on (each such test runs once per backend)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def open_store(backend: str) -> OpenStore:
+    return opener(backend)
 
 
 @pytest.fixture(scope="session")

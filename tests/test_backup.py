@@ -26,16 +26,19 @@ from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.sharing.ops import IMPORT, ImportArgs
 from hebbian_memory.storage.duckdb import Store
 from hebbian_memory.storage.duckdb.schema import SCHEMA_VERSION
+from tests.backends import OpenStore, open_duckdb, opener
 from tests.helpers import shared_model_cache
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def open_service(data_dir: Path, embedder: OnnxEmbedder, clock: ManualClock | None = None) -> MemoryService:
+def open_service(
+    data_dir: Path, embedder: OnnxEmbedder, clock: ManualClock | None = None, open_store: OpenStore = open_duckdb
+) -> MemoryService:
     settings = load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
     clock = clock or ManualClock(START)
-    service = MemoryService(settings, Store.open(data_dir / "memory.duckdb", clock.now()), embedder, clock)
+    service = MemoryService(settings, open_store(data_dir / "memory.duckdb", clock.now()), embedder, clock)
     service.warm_up()
     return service
 
@@ -45,6 +48,13 @@ def filled(settings: Settings, real_embedder: OnnxEmbedder) -> Path:
     """A data dir with two projects, two sessions, every link kind, tiers moved by a pass, unicode metadata."""
     clock = ManualClock(START)
     service = open_service(settings.data_dir, real_embedder, clock)
+    fill(service, clock)
+    service.close()
+    return settings.data_dir
+
+
+def fill(service: MemoryService, clock: ManualClock) -> None:
+    """Two projects, two sessions, every link kind, tiers moved by a pass, unicode metadata, a use report."""
     first = service.start_session("stdio", "Claude Desktop", "1.2", "shop")
     a = service.remember(
         "The shop's staging server is mercury.", ["ops"], {"by": "Zoë ✓"}, 0.9, "2025-05-30", first, "shop"
@@ -64,8 +74,6 @@ def filled(settings: Settings, real_embedder: OnnxEmbedder) -> Path:
     service.end_session(first)
     clock.advance(timedelta(days=2))
     service.consolidate()
-    service.close()
-    return settings.data_dir
 
 
 def cli(data_dir: Path, *args: str) -> str:
@@ -104,6 +112,37 @@ def test_export_then_import_into_an_empty_store_round_trips_exactly(filled: Path
     again = json.loads(cli(restored, "import", "--json", str(first)))
     assert again["created"] == {"session": 0, "memory": 0, "link": 0}
     assert again["duplicates"] == summary["created"]
+
+
+@pytest.mark.parametrize(("source", "target"), [("duckdb", "memory"), ("memory", "duckdb"), ("memory", "memory")])
+def test_an_export_imports_into_either_backend_and_exports_the_same_records(
+    source: str, target: str, tmp_path: Path, real_embedder: OnnxEmbedder
+) -> None:
+    """The backends hold the same rows: ids, times, weights, tiers, embeddings and use records survive a trip
+    from one to the other (DuckDB to DuckDB is the CLI round trip above)."""
+    clock = ManualClock(START)
+    service = open_service(tmp_path / "a", real_embedder, clock, opener(source))
+    try:
+        fill(service, clock)
+        service.export(tmp_path / "a.jsonl")
+    finally:
+        service.close()
+    service = open_service(tmp_path / "b", real_embedder, clock, opener(target))
+
+    async def send(kind: str, batch: list[dict[str, Any]]) -> ImportResult:
+        return IMPORT.run(service, ImportArgs(kind=kind, records=batch))  # pyright: ignore[reportArgumentType] -- the reader gives only the three kinds
+
+    try:
+        summary = anyio.run(portability.import_file, tmp_path / "a.jsonl", send)
+        service.export(tmp_path / "b.jsonl")
+        again = anyio.run(portability.import_file, tmp_path / "a.jsonl", send)
+    finally:
+        service.close()
+    exported = records(tmp_path / "a.jsonl")
+    assert summary.created == {kind: sum(r["type"] == kind for r in exported) for kind in ("session", "memory", "link")}
+    assert records(tmp_path / "b.jsonl") == exported
+    assert again.created == {"session": 0, "memory": 0, "link": 0}
+    assert again.duplicates == summary.created
 
 
 def test_import_into_a_used_store_gives_new_ids_and_links_follow_them(
@@ -217,11 +256,11 @@ def test_a_bad_line_deep_in_a_file_is_named_with_what_was_stored_before_it(
 
 
 def test_the_service_refuses_a_bad_line_naming_it_and_keeps_what_came_before(
-    tmp_path: Path, real_embedder: OnnxEmbedder
+    tmp_path: Path, real_embedder: OnnxEmbedder, open_store: OpenStore
 ) -> None:
     path = tmp_path / "bulk.jsonl"
     bulk_file(path, real_embedder, bad_line=1300)
-    service = open_service(tmp_path / "data", real_embedder)
+    service = open_service(tmp_path / "data", real_embedder, open_store=open_store)
 
     async def send(kind: str, batch: list[dict[str, Any]]) -> ImportResult:
         return IMPORT.run(service, ImportArgs(kind=kind, records=batch))  # pyright: ignore[reportArgumentType] -- the reader gives only the three kinds
@@ -255,9 +294,9 @@ def test_a_line_that_is_not_json_stops_the_import_with_what_was_stored(tmp_path:
 
 
 def test_export_is_a_consistent_snapshot_while_writers_carry_on(
-    settings: Settings, real_embedder: OnnxEmbedder, tmp_path: Path
+    settings: Settings, real_embedder: OnnxEmbedder, tmp_path: Path, open_store: OpenStore
 ) -> None:
-    service = open_service(settings.data_dir, real_embedder)
+    service = open_service(settings.data_dir, real_embedder, open_store=open_store)
     session = service.start_session("stdio")
     service.remember_many([MemoryInput(content=f"Seed fact {n} about rivers.") for n in range(300)], session)
     stop = threading.Event()

@@ -14,7 +14,7 @@ from hebbian_memory.config import load_settings
 from hebbian_memory.learning import plasticity
 from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage import Link
-from hebbian_memory.storage.duckdb import Store
+from tests.backends import BACKENDS, OpenStore, opener
 from tests.helpers import FakeEmbedder
 
 WORDS = ["apple", "river", "stone", "cloud", "ember", "frost"]
@@ -36,11 +36,11 @@ operations = st.lists(
 class Run:
     """One random sequence of calls against a fresh service, with what must stay true after each."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, open_store: OpenStore) -> None:
         self.clock = ManualClock(datetime(2026, 1, 1, tzinfo=UTC))
         overrides = {"data_dir": str(data_dir), "plasticity.recall_uses": 1, "plasticity.increment": 0.4}
         s = load_settings(env={}, overrides=overrides)
-        self.service = MemoryService(s, Store.open(data_dir / "m.duckdb", self.clock.now()), FakeEmbedder(), self.clock)
+        self.service = MemoryService(s, open_store(data_dir / "m.duckdb", self.clock.now()), FakeEmbedder(), self.clock)
         self.service.warm_up()
         self.sessions = [self.service.start_session("test") for _ in range(3)]
         self.ids: list[int] = []
@@ -103,11 +103,12 @@ class Run:
             assert all(cached[key] == pytest.approx(weight, abs=1e-9) for key, weight in stored.items())
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(operations)
-def test_learning_invariants_hold_for_any_sequence_of_calls(ops: list[tuple[str, object, int]]) -> None:
+def test_learning_invariants_hold_for_any_sequence_of_calls(backend: str, ops: list[tuple[str, object, int]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        run = Run(Path(tmp))
+        run = Run(Path(tmp), opener(backend))
         try:
             for op, arg, number in ops:
                 getattr(run, op)(arg, number)

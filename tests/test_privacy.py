@@ -14,6 +14,7 @@ from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.redaction import Redactor
 from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage.duckdb import Store
+from tests.backends import OpenStore
 from tests.helpers import FakeEmbedder, call, call_error, shared_model_cache, stdio_client
 from tests.test_handshake import RawServer, initialize
 
@@ -188,12 +189,12 @@ def test_a_purge_cut_short_by_a_crash_is_finished_at_the_next_start(data_dir: Pa
         service.close()
 
 
-def test_recall_results_stay_within_the_size_limit_and_say_so(data_dir: Path) -> None:
+def test_recall_results_stay_within_the_size_limit_and_say_so(data_dir: Path, open_store: OpenStore) -> None:
     settings = load_settings(
         env={},
         overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache(), "limits.max_result_chars": 100},
     )
-    service = MemoryService(settings, Store.open(data_dir / "memory.duckdb", START), FakeEmbedder(), ManualClock(START))
+    service = MemoryService(settings, open_store(data_dir / "memory.duckdb", START), FakeEmbedder(), ManualClock(START))
     service.warm_up()
     try:
         for n in range(5):

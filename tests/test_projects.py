@@ -24,15 +24,16 @@ from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage.duckdb import Store
 from hebbian_memory.storage.duckdb.schema import MIGRATIONS
 from hebbian_memory.transport.sessions import root_project
+from tests.backends import OpenStore
 from tests.helpers import FakeEmbedder, call, server_params
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def service(settings: Settings) -> Iterator[MemoryService]:
+def service(settings: Settings, open_store: OpenStore) -> Iterator[MemoryService]:
     clock = ManualClock(START)
-    svc = MemoryService(settings, Store.open(settings.data_dir / "memory.duckdb", START), FakeEmbedder(), clock)
+    svc = MemoryService(settings, open_store(settings.data_dir / "memory.duckdb", START), FakeEmbedder(), clock)
     svc.warm_up()
     yield svc
     svc.close()
@@ -125,10 +126,12 @@ class _SlowEmbedder(FakeEmbedder):
         return super().embed(texts)
 
 
-def test_the_same_texts_sent_at_once_from_many_threads_are_stored_once_per_project(settings: Settings) -> None:
+def test_the_same_texts_sent_at_once_from_many_threads_are_stored_once_per_project(
+    settings: Settings, open_store: OpenStore
+) -> None:
     # One hash per project is kept by the service (checked under its write lock), not by a database index.
     service = MemoryService(
-        settings, Store.open(settings.data_dir / "memory.duckdb", START), _SlowEmbedder(), ManualClock(START)
+        settings, open_store(settings.data_dir / "memory.duckdb", START), _SlowEmbedder(), ManualClock(START)
     )
     service.warm_up()
     texts = [f"garden note number {i}" for i in range(30)]

@@ -15,7 +15,7 @@ from hebbian_memory.retrieval import documents
 from hebbian_memory.retrieval.ranking import estimate_tokens
 from hebbian_memory.retrieval.text import terms
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage.duckdb import Store
+from tests.backends import OpenStore
 
 DISTRACTORS = [
     "We watched a documentary about deep sea creatures on Sunday.",
@@ -30,9 +30,9 @@ DISTRACTORS = [
 
 
 @pytest.fixture
-def service(settings: Settings, real_embedder: OnnxEmbedder) -> Iterator[MemoryService]:
+def service(settings: Settings, real_embedder: OnnxEmbedder, open_store: OpenStore) -> Iterator[MemoryService]:
     clock = ManualClock(datetime(2025, 3, 1, tzinfo=UTC))
-    svc = MemoryService(settings, Store.open(settings.data_dir / "memory.duckdb", clock.now()), real_embedder, clock)
+    svc = MemoryService(settings, open_store(settings.data_dir / "memory.duckdb", clock.now()), real_embedder, clock)
     svc.warm_up()
     yield svc
     svc.close()
@@ -64,7 +64,7 @@ def test_episodic_context_finds_an_answer_that_only_its_question_names(service: 
 
 @pytest.mark.parametrize("share", [0.5, 0.0])
 def test_a_reply_is_found_by_the_meaning_of_the_question_it_answers(
-    data_dir: Path, real_embedder: OnnxEmbedder, share: float
+    data_dir: Path, real_embedder: OnnxEmbedder, share: float, open_store: OpenStore
 ) -> None:
     """The answer shares no word and little meaning with the query; only its episode (the question before it)
     does. Nearby distractors about vehicles outrank it on its own vector, so episode_share=0 must lose it."""
@@ -76,7 +76,7 @@ def test_a_reply_is_found_by_the_meaning_of_the_question_it_answers(
     }
     tuned = load_settings(env={}, overrides=overrides)
     clock = ManualClock(datetime(2025, 3, 1, tzinfo=UTC))
-    service = MemoryService(tuned, Store.open(tuned.data_dir / "memory.duckdb", clock.now()), real_embedder, clock)
+    service = MemoryService(tuned, open_store(tuned.data_dir / "memory.duckdb", clock.now()), real_embedder, clock)
     service.warm_up()
     try:
         suv, van = (
@@ -95,24 +95,26 @@ def test_a_reply_is_found_by_the_meaning_of_the_question_it_answers(
         service.close()
 
 
-def episode_service(data_dir: Path, embedder: OnnxEmbedder, **settings: float) -> MemoryService:
+def episode_service(open_store: OpenStore, data_dir: Path, embedder: OnnxEmbedder, **settings: float) -> MemoryService:
     """A service with the lexical context fields off, so only the mechanisms under test see episodes."""
     overrides: dict[str, object] = {"data_dir": str(data_dir), "lexical.previous_weight": 0, "lexical.next_weight": 0}
     overrides |= {key.replace("__", "."): value for key, value in settings.items()}
     tuned = load_settings(env={}, overrides=overrides)
     clock = ManualClock(datetime(2025, 3, 1, tzinfo=UTC))
-    service = MemoryService(tuned, Store.open(tuned.data_dir / "memory.duckdb", clock.now()), embedder, clock)
+    service = MemoryService(tuned, open_store(tuned.data_dir / "memory.duckdb", clock.now()), embedder, clock)
     service.warm_up()
     return service
 
 
 @pytest.mark.parametrize("spread", [0.3, 0.0])
 def test_the_turn_after_the_best_match_is_brought_along_its_temporal_link(
-    data_dir: Path, real_embedder: OnnxEmbedder, spread: float
+    data_dir: Path, real_embedder: OnnxEmbedder, spread: float, open_store: OpenStore
 ) -> None:
     """The answer comes in the turn after the one the question matches, and shares no word with the query;
     memories of other gatherings are closer to the query on their own, unless its neighbour passes it a share."""
-    service = episode_service(data_dir, real_embedder, recall__episode_share=0.0, plasticity__spread_weight=spread)
+    service = episode_service(
+        open_store, data_dir, real_embedder, recall__episode_share=0.0, plasticity__spread_weight=spread
+    )
     try:
         gatherings = ["The festival downtown was packed with families.", "We played board games at the party."]
         for text in [*DISTRACTORS, *gatherings]:
@@ -137,10 +139,12 @@ def test_the_turn_after_the_best_match_is_brought_along_its_temporal_link(
 
 
 def test_near_duplicates_are_left_out_so_other_hits_get_their_place(
-    data_dir: Path, real_embedder: OnnxEmbedder
+    data_dir: Path, real_embedder: OnnxEmbedder, open_store: OpenStore
 ) -> None:
     for threshold, expected_tea in ((0.97, 1), (1.0, 2)):
-        service = episode_service(data_dir / str(threshold), real_embedder, recall__duplicate_cosine=threshold)
+        service = episode_service(
+            open_store, data_dir / str(threshold), real_embedder, recall__duplicate_cosine=threshold
+        )
         try:
             tea = {
                 service.remember(t).id for t in ("I drink green tea every morning.", "I drink green tea every morning!")
@@ -204,6 +208,7 @@ def test_a_question_favours_memories_that_hold_the_kind_of_answer_it_asks_for(
     data_dir: Path,
     real_embedder: OnnxEmbedder,
     boost: float,
+    open_store: OpenStore,
     plain: str,
     holding: str,
     other_question: str,
@@ -212,7 +217,9 @@ def test_a_question_favours_memories_that_hold_the_kind_of_answer_it_asks_for(
     """Both turns tell of the same thing; the plain one matches the query better on its own, the other holds
     what the question asks for (a time, a quantity, a title). Only that question lifts it, only with the boost
     on; a forgotten memory's kinds go with it."""
-    service = episode_service(data_dir, real_embedder, recall__answer_boost=boost, plasticity__spread_weight=0.0)
+    service = episode_service(
+        open_store, data_dir, real_embedder, recall__answer_boost=boost, plasticity__spread_weight=0.0
+    )
     try:
         for text in DISTRACTORS:
             service.remember(text)
@@ -232,11 +239,12 @@ def test_a_question_favours_memories_that_hold_the_kind_of_answer_it_asks_for(
 
 @pytest.mark.parametrize("penalty", [0.1, 0.0])
 def test_a_statement_comes_before_a_question_that_matches_a_little_better(
-    data_dir: Path, real_embedder: OnnxEmbedder, penalty: float
+    data_dir: Path, real_embedder: OnnxEmbedder, penalty: float, open_store: OpenStore
 ) -> None:
     """A stored question asks rather than tells: with the penalty on, the answer that matches almost as well
     comes first."""
     service = episode_service(
+        open_store,
         data_dir,
         real_embedder,
         recall__question_penalty=penalty,

@@ -11,6 +11,7 @@ from hebbian_memory.errors import MemoryNotFoundError
 from hebbian_memory.models import MemoryInput
 from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage.duckdb import Store
+from tests.backends import OpenStore
 from tests.helpers import FakeEmbedder
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
@@ -22,8 +23,8 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def service(settings: Settings, clock: ManualClock) -> Iterator[MemoryService]:
-    store = Store.open(settings.data_dir / "memory.duckdb", clock.now())
+def service(settings: Settings, clock: ManualClock, open_store: OpenStore) -> Iterator[MemoryService]:
+    store = open_store(settings.data_dir / "memory.duckdb", clock.now())
     svc = MemoryService(settings, store, FakeEmbedder(), clock)
     svc.warm_up()
     yield svc
@@ -67,13 +68,15 @@ def test_a_keyword_share_has_an_absolute_level_a_lone_common_word_is_little(
     assert by_text["ledger entry 0"].parts.lexical < 0.2
 
 
-def test_keyword_weight_moves_the_ranking_between_keyword_and_meaning(settings: Settings, clock: ManualClock) -> None:
+def test_keyword_weight_moves_the_ranking_between_keyword_and_meaning(
+    settings: Settings, clock: ManualClock, open_store: OpenStore
+) -> None:
     from dataclasses import replace
 
     orders: dict[float, list[int]] = {}
     for weight in (0.0, 5.0):
         tuned = replace(settings, recall=replace(settings.recall, keyword_weight=weight, residual_share=0.0))
-        store = Store.open(settings.data_dir / f"w{weight}.duckdb", clock.now())
+        store = open_store(settings.data_dir / f"w{weight}.duckdb", clock.now())
         svc = MemoryService(tuned, store, FakeEmbedder(), clock)
         svc.warm_up()
         for text in ["zebra stripes lion tiger bear wolf fox owl", "zebra", "a cat"]:
@@ -88,6 +91,7 @@ def test_keyword_weight_moves_the_ranking_between_keyword_and_meaning(settings: 
 
 
 def test_restart_rebuilds_the_lexical_index_from_the_database(settings: Settings, clock: ManualClock) -> None:
+    # DuckDB only: a restart reopens the file, and nothing may be called on a store after its close().
     store = Store.open(settings.data_dir / "memory.duckdb", clock.now())
     svc = MemoryService(settings, store, FakeEmbedder(), clock)
     svc.warm_up()
@@ -102,11 +106,13 @@ def test_restart_rebuilds_the_lexical_index_from_the_database(settings: Settings
     assert hits[0].parts.lexical == 1.0
 
 
-def test_filters_beyond_the_exact_limit_still_only_return_matches(settings: Settings, clock: ManualClock) -> None:
+def test_filters_beyond_the_exact_limit_still_only_return_matches(
+    settings: Settings, clock: ManualClock, open_store: OpenStore
+) -> None:
     from dataclasses import replace
 
     tight = replace(settings, recall=replace(settings.recall, exact_filter_limit=5))
-    store = Store.open(settings.data_dir / "memory.duckdb", clock.now())
+    store = open_store(settings.data_dir / "memory.duckdb", clock.now())
     svc = MemoryService(tight, store, FakeEmbedder(), clock)
     svc.warm_up()
     tagged = {svc.remember(f"tagged item {i}", tags=["t"]).id for i in range(10)}

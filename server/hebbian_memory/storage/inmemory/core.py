@@ -1,0 +1,40 @@
+"""The in-memory store's lock and transactions: one lock; a write changes a copy of the state and swaps it in only
+when the whole call succeeded, so every method is one transaction and readers keep the moment they took."""
+
+import threading
+from collections.abc import Generator
+from contextlib import contextmanager
+
+from hebbian_memory.errors import StorageError
+from hebbian_memory.storage.inmemory.state import State
+
+__all__ = ["InMemoryCore"]
+
+
+class InMemoryCore:
+    """The state and its lock; the row classes build on it, and ``InMemoryStore`` joins them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._export_lock = threading.Lock()  # held by an export snapshot; a purge waits for it, as DuckDB's does
+        self._state = State()
+        self._closed = False
+
+    def _read(self) -> State:
+        """The current moment: never changed afterwards, so it may be read without the lock."""
+        with self._lock:
+            self._open()
+            return self._state
+
+    @contextmanager
+    def _write(self) -> Generator[State]:
+        """A transaction: the block changes a copy, kept only if the block returns."""
+        with self._lock:
+            self._open()
+            draft = self._state.copy()
+            yield draft
+            self._state = draft
+
+    def _open(self) -> None:
+        if self._closed:
+            raise StorageError("The in-memory store is closed; nothing may be called after close().")

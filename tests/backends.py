@@ -1,0 +1,31 @@
+"""The storage backends the service's own tests run on: DuckDB (a real file in the test's data dir) and the
+in-memory store (nothing on disk). The ``open_store`` fixture (conftest) is parametrised over both."""
+
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+from hebbian_memory.storage import MemoryStore
+from hebbian_memory.storage.duckdb import Store
+from hebbian_memory.storage.inmemory import InMemoryStore
+
+BACKENDS = ["duckdb", "memory"]
+
+# Opens a store for the service: (the DuckDB file's path, now) -> store. The in-memory store ignores both.
+OpenStore = Callable[[Path, datetime], MemoryStore]
+
+
+def open_store(backend: str, path: Path, now: datetime) -> MemoryStore:
+    if backend == "duckdb":
+        return Store.open(path, now)
+    if backend == "memory":
+        return InMemoryStore()
+    raise ValueError(f"unknown storage backend {backend!r}")
+
+
+def opener(backend: str) -> OpenStore:
+    return partial(open_store, backend)
+
+
+open_duckdb: OpenStore = opener("duckdb")  # for tests about the DuckDB file itself (restarts, bytes on disk)
