@@ -59,7 +59,8 @@ class MemoryRows(Protocol):
         ...
 
     def ids_by_hash(self, hashes: Sequence[str], project: str) -> dict[str, int]:
-        """{content hash: id} for the memories of ``project`` with one of ``hashes``; hashes not stored are absent."""
+        """{content hash: id} for the memories of ``project`` with one of ``hashes``; hashes not stored are absent.
+        The service stores one memory per (project, hash), so which id a repeated hash gives is left open."""
         ...
 
     def reinforce(
@@ -241,7 +242,8 @@ class ExportRows(Protocol):
         ...
 
     def schema_version(self) -> int:
-        """The version of the store's schema, recorded in an export's header (informative: import ignores it)."""
+        """The version of the rows' shape, recorded in an export's header (informative: import ignores it). It is
+        DuckDB's schema number, which every backend reports for the same rows (storage/inmemory keeps it in step)."""
         ...
 
     def sessions(self) -> Iterator[SessionRow]:

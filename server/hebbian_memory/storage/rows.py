@@ -159,7 +159,7 @@ class StoredMemory:
     project: str
     content: str
     content_hash: str
-    tags: tuple[str, ...]  # in stored order
+    tags: tuple[str, ...]  # as stored; their order is not part of the contract (DuckDB's merge keeps none)
     metadata: dict[str, Any]
     importance: float
     created_at: datetime
