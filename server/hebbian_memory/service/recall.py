@@ -81,7 +81,7 @@ class Recaller:
             ranked = self._ranker.rank(self._ranker.query(text, query_vector[0]), top_k, filters, budget is not None)
             if not ranked:
                 return RecallResult(hits=[], note=_notes(NOTHING_STORED, told))
-            # Compared as ranking computed it (float32), as before these were floats.
+            # Ranking computes relevance in float32, and the floor was always compared at that precision.
             least = float(np.float32(floor))
             # Companions come with a top hit that is relevant: they are here for its link, not their own match.
             lead = ranked[0].relevance >= least
@@ -96,7 +96,7 @@ class Recaller:
             truncated, kept = len(shown) < len(kept), shown
             chosen = [hit.id for hit in kept]
             if learn:
-                with self._noting:  # what recalls note is changed by recalls alone, and writes wait for them
+                with self._noting:  # recalls note beside one another; writes, which also change it, are kept out
                     core.learning.recalled(session_id, chosen, core.clock.now())
                     core.feedback.shown(session_id, chosen, query_vector[0])
         hits = [
