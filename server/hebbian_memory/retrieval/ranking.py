@@ -2,11 +2,11 @@
 scales (cosine; the informative share of the query a memory's keywords match), fused with the boosts that fit
 dialog turns, spread along the learned links, the best re-scored by what they match beyond the query's words
 they repeat (evidence.py), near-duplicates skipped; then what fits a token budget or the result size limit.
-Reads the indexes and the store, writes nothing; the service calls it under its write lock."""
+Reads only through a RecallSource (source.py) and writes nothing; many recalls may rank at once."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -14,15 +14,13 @@ from hebbian_memory.config import PlasticitySettings, RecallSettings
 from hebbian_memory.embedding.embedder import Vectors
 from hebbian_memory.learning import learned, plasticity
 from hebbian_memory.retrieval import documents, evidence
-from hebbian_memory.retrieval.idmap import IdBytes, IdMap
-from hebbian_memory.retrieval.lexical import LexicalIndex
+from hebbian_memory.retrieval.source import Features, Floats, RecallSource
 from hebbian_memory.retrieval.text import terms, words
-from hebbian_memory.retrieval.vectors import VectorIndex
-from hebbian_memory.storage import Filters, MemoryRows
+from hebbian_memory.storage import Filters
 
-__all__ = ["Candidates", "Floats", "Query", "Ranked", "Ranker", "estimate_tokens", "pack", "within"]
+__all__ = ["Candidates", "Query", "Ranker", "Scored", "estimate_tokens", "pack", "within"]
 
-Floats = np.ndarray[Any, np.dtype[np.float32]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +30,12 @@ class Candidates:
     cosine: Floats
     episode_cosine: Floats
     lexical: Floats
+    features: list[Features]
 
     @staticmethod
     def empty() -> "Candidates":
         nothing = np.zeros(0, np.float32)
-        return Candidates([], np.zeros((0, 0), np.float32), nothing, nothing, nothing)
+        return Candidates([], np.zeros((0, 0), np.float32), nothing, nothing, nothing, [])
 
     def extend(self, more: "Candidates") -> "Candidates":
         return Candidates(
@@ -45,6 +44,7 @@ class Candidates:
             np.concatenate([self.cosine, more.cosine]),
             np.concatenate([self.episode_cosine, more.episode_cosine]),
             np.concatenate([self.lexical, more.lexical]),
+            self.features + more.features,
         )
 
 
@@ -60,72 +60,54 @@ class Query:
 
 
 @dataclass(frozen=True, slots=True)
-class Ranked:
-    """Candidates with their scores (parallel arrays) and the best of them, in order, as indexes into ``found``."""
+class Scored:
+    """One ranked memory and its scores (each the float32 ranking computed, exactly)."""
 
-    found: Candidates
-    dense: Floats  # cosine (a dialog turn's: read in its episode), less the residual correction
-    lexical: Floats  # the informative share of the query its keywords match, 0-1
-    fused: Floats
-    relevance: Floats  # 0-1, comparable across queries and stores
-    order: list[int]
-    direct: int  # found.ids[:direct] came from the indexes; any after them were reached through links
-    reached: dict[int, plasticity.Reached]
-    by_link: set[int]  # indexes whose relevance is what a link passed on, more than their own match's
-    companions: frozenset[int]  # indexes moved right after a leading hit by an explicit or strong learned link
-
-    def linked(self, i: int) -> bool:
-        """Whether a link, not its own match with the query, is why candidate ``i`` is here, or where it is (a
-        companion follows its lead)."""
-        return i >= self.direct or i in self.by_link or i in self.companions
+    id: int
+    score: float  # the fused score the order follows
+    relevance: float  # 0-1, comparable across queries and stores
+    dense: float  # cosine (a dialog turn's: read in its episode), less the residual correction
+    lexical: float  # the informative share of the query its keywords match, 0-1
+    cosine: float  # to the whole query
+    # A link, not its own match with the query, is why it is here, or where it is (a companion follows its lead).
+    linked: bool
+    companion: bool  # moved right after a leading hit by an explicit or strong learned link
+    reached: plasticity.Reached | None  # how spreading activation reached it, if it did
 
 
 class Ranker:
-    """Ranks memories for a query. It shares (and never changes) the service's keyword index and per-memory maps:
-    speakers and other entities, answer kinds, the previous memory in each episode."""
+    """Ranks memories for a query. It reads only its source (and the use priors), and never changes either."""
 
     def __init__(
         self,
         recall: RecallSettings,
         rules: PlasticitySettings,
-        store: MemoryRows,
-        lexical: LexicalIndex,
-        entities: Mapping[int, frozenset[str]],
-        answer_kinds: IdBytes,
-        previous_of: IdMap,
-        neighbours: plasticity.Neighbours,
+        source: RecallSource,
         priors: Callable[[Sequence[int], Floats], Floats],
         embed: Callable[[Sequence[str]], Vectors],
-        metadata_keys: Sequence[str],
     ) -> None:
         self._cfg = recall
         self._rules = rules
-        self._store = store
-        self._lexical = lexical
-        self._entities = entities
-        self._answer_kinds = answer_kinds
-        self._previous_of = previous_of
-        self._neighbours = neighbours
+        self._source = source
         self._priors = priors
         self._embed = embed
-        self._metadata_keys = metadata_keys
         self.kinds_on = documents.kinds_mask(recall.answer_kinds) | documents.QUESTION
 
     def query(self, text: str, vector: Floats) -> Query:
         asked = documents.asked_kind(text) & self.kinds_on
-        return Query(text, vector, frozenset(words(text)), asked, self._lexical.full_score(text))
+        return Query(text, vector, frozenset(words(text)), asked, self._source.keyword_scale(text))
 
-    def rank(self, index: VectorIndex, query: Query, top_k: int, filters: Filters, keep_all: bool) -> Ranked | None:
-        """The best ``top_k`` candidates (all of them, in order, with ``keep_all``), or None when nothing matches."""
-        found = self._candidates(index, query, max(self._cfg.candidates, top_k), filters)
+    def rank(self, query: Query, top_k: int, filters: Filters, keep_all: bool) -> list[Scored]:
+        """The best ``top_k`` candidates (all of them, with ``keep_all``), best first; none when nothing matches."""
+        found = self._candidates(query, max(self._cfg.candidates, top_k), filters)
         if not found.ids:
-            return None
+            return []
         dense, lexical, fused = self._fuse(found, query)
         direct = len(found.ids)
         reached: dict[int, plasticity.Reached] = {}
         rules = self._rules
         if rules.enabled and rules.spread_weight > 0 and rules.spread_hops > 0:
-            found, dense, lexical, fused, reached = self._spread_activation(index, found, fused, query, top_k, filters)
+            found, dense, lexical, fused, reached = self._spread_activation(found, fused, query, top_k, filters)
         checked = self._best(fused, self._cfg.residual_candidates if self._cfg.residual_share > 0 else 0)
         left = self._residual_cosines(found, checked, query)
         # Only the part of the query its keywords do not match is checked: a memory that holds most of the
@@ -157,78 +139,93 @@ class Ranker:
         ordering = fused - np.float32(1e6) * unchecked if checked else fused
         order = self._diverse_order(found, ordering, len(found.ids) if keep_all else top_k)
         order, companions = learned.with_companions(
-            found.ids, order, relevance, position, by_link, self._neighbours, rules
+            found.ids, order, relevance, position, by_link, self._source.neighbours, rules
         )
-        return Ranked(found, dense, lexical, fused, relevance, order, direct, reached, by_link, companions)
+        return [
+            Scored(
+                found.ids[i],
+                float(fused[i]),
+                float(relevance[i]),
+                float(dense[i]),
+                float(lexical[i]),
+                float(found.cosine[i]),
+                i >= direct or i in by_link or i in companions,
+                i in companions,
+                reached.get(found.ids[i]),
+            )
+            for i in order
+        ]
 
     @staticmethod
     def _best(scores: Floats, n: int) -> list[int]:
         return np.argsort(-scores, kind="stable")[:n].tolist()
 
-    def _candidates(self, index: VectorIndex, query: Query, n: int, filters: Filters) -> Candidates:
+    def _candidates(self, query: Query, n: int, filters: Filters) -> Candidates:
         """The union of dense and lexical candidates, each scored exactly by both measures."""
+        source = self._source
         filtered = filters.active
-        allowed = self._store.filter_ids(filters, self._cfg.exact_filter_limit) if filtered else None
+        allowed = source.allowed(filters, self._cfg.exact_filter_limit) if filtered else None
         if allowed is not None:
             # A selective filter: score every allowed memory exactly, so the filter can never hide a match.
             if not allowed:
                 return Candidates.empty()
-            cosines = index.vectors(allowed) @ query.vector
+            cosines = source.vectors(allowed) @ query.vector
             best: list[int] = np.argsort(-cosines)[:n].tolist()
             dense_ids = [allowed[i] for i in best]
-            lexical_ids = [i for i, _ in self._lexical.search(query.text, n, only=allowed)]
+            lexical_ids = [i for i, _ in source.keyword(query.text, n, only=allowed)]
         else:
             over = n * 10 if filtered else n
-            dense_ids = [i for i, _ in index.search(query.vector, over)]
-            lexical_ids = [i for i, _ in self._lexical.search(query.text, over)]
+            dense_ids = source.dense(query.vector, over)
+            lexical_ids = [i for i, _ in source.keyword(query.text, over)]
             if filtered:
-                keep = self._store.matching(dense_ids + lexical_ids, filters)
+                keep = source.matching(dense_ids + lexical_ids, filters)
                 dense_ids = [i for i in dense_ids if i in keep][:n]
                 lexical_ids = [i for i in lexical_ids if i in keep][:n]
         ids = list(dict.fromkeys(dense_ids + lexical_ids))
         if not ids:
             return Candidates.empty()
-        return self._score(index, ids, query)
+        return self._score(ids, query)
 
-    def _score(self, index: VectorIndex, ids: list[int], query: Query) -> Candidates:
+    def _score(self, ids: list[int], query: Query) -> Candidates:
         """Score memories exactly by both measures."""
-        vectors = index.vectors(ids)
+        source = self._source
+        vectors = source.vectors(ids)
         cosine = (vectors @ query.vector).astype(np.float32)
-        bm25 = dict(self._lexical.search(query.text, len(ids), only=ids))
+        bm25 = dict(source.keyword(query.text, len(ids), only=ids))
         lexical = np.asarray([bm25.get(i, 0.0) for i in ids], dtype=np.float32)
-        episode = self._episode_cosine(index, ids, vectors, cosine, query.vector)
-        return Candidates(ids, vectors, cosine, episode, lexical)
+        features = source.features(ids)
+        episode = self._episode_cosine(features, vectors, cosine, query.vector)
+        return Candidates(ids, vectors, cosine, episode, lexical, features)
 
-    def _episode_cosine(
-        self, index: VectorIndex, ids: Sequence[int], vectors: Vectors, cosine: Floats, query: Floats
-    ) -> Floats:
+    def _episode_cosine(self, features: list[Features], vectors: Vectors, cosine: Floats, query: Floats) -> Floats:
         """Cosine of each dialog turn, and of each memory stored right after a question, read in its episode (its
         vector plus a share of the previous memory's), or its own cosine when that is higher: a reply matches
         the question it answers. A note stored after another note is read alone: it is about something else."""
         share = self._cfg.episode_share
-        rows = [
-            j
-            for j, memory_id in enumerate(ids)
-            if self._in_episode(memory_id) and self._previous_of[memory_id] in index
-        ]
-        if share <= 0 or not rows:
+        previous = [f.previous for f in features if f.previous is not None]
+        if share <= 0 or not previous:
             return cosine
-        context = vectors[rows] + share * index.vectors([self._previous_of[ids[j]] for j in rows])
+        asked = {
+            p for p, f in zip(previous, self._source.features(previous), strict=True) if f.kinds & documents.QUESTION
+        }
+        present = self._source.with_vectors(previous)
+        rows: list[int] = []
+        before: list[int] = []  # the previous memory of each of rows
+        for j, f in enumerate(features):
+            p = f.previous
+            if p is not None and p in present and (f.kinds & documents.TURN or p in asked):
+                rows.append(j)
+                before.append(p)
+        if not rows:
+            return cosine
+        context = vectors[rows] + share * self._source.vectors(before)
         context /= np.maximum(np.linalg.norm(context, axis=1, keepdims=True), 1e-12)
         out = cosine.copy()
         out[rows] = np.maximum(cosine[rows], context @ query)
         return out
 
-    def _in_episode(self, memory_id: int) -> bool:
-        previous = self._previous_of.get(memory_id)
-        if previous is None:
-            return False
-        return bool(
-            self._answer_kinds.get(memory_id) & documents.TURN or self._answer_kinds.get(previous) & documents.QUESTION
-        )
-
     def _turns(self, found: Candidates) -> tuple[np.ndarray[Any, np.dtype[np.uint8]], Floats]:
-        kinds = np.fromiter((self._answer_kinds.get(i) for i in found.ids), dtype=np.uint8, count=len(found.ids))
+        kinds = np.fromiter((f.kinds for f in found.features), dtype=np.uint8, count=len(found.ids))
         return kinds, ((kinds & documents.TURN) != 0).astype(np.float32)
 
     def _keywords(self, turn: Floats, lexical: Floats) -> Floats:
@@ -248,7 +245,7 @@ class Ranker:
         full = max(query.full_score, 1e-9)
         lexical = np.clip(found.lexical / full, 0.0, 1.0).astype(np.float32)
         fused = dense + self._keywords(turn, lexical)
-        named = np.asarray([bool(self._entities.get(i, frozenset()) & query.words) for i in found.ids], np.float32)
+        named = np.asarray([bool(f.entities & query.words) for f in found.features], np.float32)
         fused += turn * cfg.entity_boost * named
         fused += turn * cfg.answer_boost * ((kinds & query.asked) != 0)
         fused -= cfg.question_penalty * ((kinds & documents.QUESTION) != 0)
@@ -268,27 +265,19 @@ class Ranker:
 
     def _residuals(self, query: str, ids: list[int]) -> dict[str, list[int]]:
         """Each distinct rest of the query (evidence.residual) and the positions in ``ids`` it belongs to."""
-        rows = self._store.get(ids)
+        held = self._source.texts(ids)  # its words as the keyword index holds them
         asks: dict[str, list[int]] = {}
         for j, memory_id in enumerate(ids):
-            row = rows.get(memory_id)
-            if row is None:
+            text = held.get(memory_id)
+            if text is None:
                 continue
-            # Its words as the keyword index holds them: the text, the date in words, the chosen metadata.
-            held = " ".join(
-                (
-                    row.content,
-                    documents.date_words(row.event_time, row.content),
-                    documents.metadata_text(row.metadata, self._metadata_keys),
-                )
-            )
-            rest = evidence.residual(query, frozenset(terms(held)))
+            rest = evidence.residual(query, frozenset(terms(text)))
             if rest is not None:
                 asks.setdefault(rest, []).append(j)
         return asks
 
     def _spread_activation(
-        self, index: VectorIndex, found: Candidates, fused: Floats, query: Query, top_k: int, filters: Filters
+        self, found: Candidates, fused: Floats, query: Query, top_k: int, filters: Filters
     ) -> tuple[Candidates, Floats, Floats, Floats, dict[int, plasticity.Reached]]:
         """Spreading activation: the best candidates pass their score along their links (x weight x hop factor
         per hop); memories reached join the candidates, and what arrives is added to their scores. Over
@@ -300,15 +289,15 @@ class Ranker:
         def spread(scores: Floats) -> dict[int, plasticity.Reached]:
             best: list[int] = np.argsort(-scores, kind="stable")[:n_seeds].tolist()
             seeds = {found.ids[i]: float(scores[i]) for i in best}
-            return plasticity.spread(seeds, self._neighbours, rules.spread_hops, rules.hop_factor)
+            return plasticity.spread(seeds, self._source.neighbours, rules.spread_hops, rules.hop_factor)
 
         known = set(found.ids)
         extra = [memory_id for memory_id in spread(fused) if memory_id not in known]
         if extra and filters.active:
-            allowed = self._store.matching(extra, filters)
+            allowed = self._source.matching(extra, filters)
             extra = [i for i in extra if i in allowed]
         if extra:
-            found = found.extend(self._score(index, extra, query))
+            found = found.extend(self._score(extra, query))
         dense, lexical, fused = self._fuse(found, query)
         reached = spread(fused)
         bonus = np.asarray([reached[i].activation if i in reached else 0.0 for i in found.ids], dtype=np.float32)
@@ -336,7 +325,7 @@ def estimate_tokens(text: str) -> int:
     return max(1, -(-len(text) // 4))
 
 
-def within(order: list[int], sizes: list[int], limit: int) -> list[int]:
+def within(order: list[T], sizes: list[int], limit: int) -> list[T]:
     """The leading hits whose content fits in ``limit`` characters together."""
     total = 0
     for n, size in enumerate(sizes):
@@ -346,10 +335,10 @@ def within(order: list[int], sizes: list[int], limit: int) -> list[int]:
     return order
 
 
-def pack(order: list[int], costs: list[int], budget: int, limit: int) -> list[int]:
+def pack(order: list[T], costs: list[int], budget: int, limit: int) -> list[T]:
     """The best-ranked hits that fit in ``budget`` tokens together, at most ``limit`` of them; a hit too
     large for what is left is skipped in favour of smaller ones further down."""
-    packed: list[int] = []
+    packed: list[T] = []
     left = budget
     for i, cost in zip(order, costs, strict=True):
         if cost <= left:

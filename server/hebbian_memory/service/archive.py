@@ -80,7 +80,7 @@ class Archive:
             where = f"line {r.line}: " if r.line is not None else f"memory {n} of this batch: "
             project = _in_record(inputs.project, r.project, where, outcome)
             prepared.append((project, prepare(item, limits, core.redactor, where, outcome)))
-        index = core.wait_ready()
+        core.wait_ready()
         model, dim = embedder.model_id, embedder.dim
         vectors = [r.vector(model, dim) for r in records]
         missing = [i for i, v in enumerate(vectors) if v is None]
@@ -104,7 +104,7 @@ class Archive:
             )
             catalog.writes += 1
             if ids:
-                index.add(list(ids.values()), np.stack([row.embedding for row in rows.values()]))
+                core.source.added(list(ids.values()), np.stack([row.embedding for row in rows.values()]))
                 for project, _ in ids:
                     catalog.count(project, 1)
                 catalog.index_documents(store.documents_around(list(ids.values())))

@@ -1,6 +1,5 @@
 """Core: what every memory operation shares, handed by MemoryService to the classes that carry them out."""
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,9 @@ from hebbian_memory.learning.feedback import Feedback
 from hebbian_memory.learning.graph import Learning, Pair
 from hebbian_memory.redaction import Redactor
 from hebbian_memory.retrieval.catalog import Catalog
+from hebbian_memory.retrieval.source import RecallSource
 from hebbian_memory.retrieval.vectors import VectorIndex
+from hebbian_memory.service.locking import ReadWriteLock
 from hebbian_memory.storage import MemoryStore
 
 __all__ = ["Core"]
@@ -21,17 +22,19 @@ __all__ = ["Core"]
 
 @dataclass(frozen=True, slots=True)
 class Core:
-    """The database, the caches beside it, the write lock that orders changes to both, and the warm-up gate."""
+    """The database, the caches beside it (what recall reads through ``source``), the lock that orders changes
+    to both (recalls share it), and the warm-up gate."""
 
     settings: Settings
     store: MemoryStore
     embedder: Embedder
     clock: Clock
     catalog: Catalog
+    source: RecallSource  # recall's view of the caches; told of every memory stored or forgotten
     learning: Learning
     feedback: Feedback  # use reports: recall's used and misled, remember's used
     redactor: Redactor
-    lock: threading.RLock
+    lock: ReadWriteLock  # writes hold it exclusively (``with lock:``), recalls shared
     wait_ready: Callable[[], VectorIndex]  # blocks until the warm-up is done; the vector index it opened
 
     def learn(self, pairs: list[Pair], now: datetime) -> None:

@@ -67,12 +67,11 @@ class Forgetter:
             except StorageFaultError as e:
                 raise e.with_outcome(NOTHING_FORGOTTEN) from e
             catalog.writes += 1
-            index.remove(doomed)
+            core.source.removed(doomed)  # the vector index, the keyword index and the maps
             if doomed:
                 catalog.recount(store.project_counts())
             core.learning.forget(doomed)
             core.feedback.forget(doomed)
-            catalog.forget(doomed)
             # Neighbours held the forgotten text as context: index their episodes again without it.
             survivors = store.documents(sorted(episodes)) if episodes else []
             catalog.index_documents(survivors)

@@ -38,11 +38,13 @@ from hebbian_memory.models import (
 from hebbian_memory.redaction import Redactor
 from hebbian_memory.retrieval.catalog import Catalog
 from hebbian_memory.retrieval.ranking import Ranker
+from hebbian_memory.retrieval.source import CacheSource
 from hebbian_memory.retrieval.vectors import VectorIndex
 from hebbian_memory.service.archive import Archive
 from hebbian_memory.service.associate import Linker
 from hebbian_memory.service.core import Core
 from hebbian_memory.service.forget import Forgetter
+from hebbian_memory.service.locking import ReadWriteLock
 from hebbian_memory.service.portability import LinkRecord, MemoryRecord, SessionRecord
 from hebbian_memory.service.recall import Recaller
 from hebbian_memory.service.remember import Rememberer
@@ -81,28 +83,20 @@ class MemoryService:
         self._learning = Learning(settings.plasticity)
         self._feedback = Feedback(settings, store, self._learning, clock)
         catalog = self._catalog
+        self._source = CacheSource(store, catalog, self._learning, settings.lexical.metadata_keys)
         ranker = Ranker(
-            settings.recall,
-            settings.plasticity,
-            store,
-            catalog.lexical,
-            catalog.entities,
-            catalog.answer_kinds,
-            catalog.previous_of,
-            self._learning.neighbours,
-            self._feedback.priors,
-            embedder.embed_together,
-            settings.lexical.metadata_keys,
+            settings.recall, settings.plasticity, self._source, self._feedback.priors, embedder.embed_together
         )
         catalog.kinds_on = ranker.kinds_on
         self._index: VectorIndex | None = None
-        self._write_lock = threading.RLock()
+        self._write_lock = ReadWriteLock()
         self._core = Core(
             settings,
             store,
             embedder,
             clock,
             catalog,
+            self._source,
             self._learning,
             self._feedback,
             Redactor(settings.privacy.redact_secrets, settings.privacy.extra_patterns),
@@ -156,6 +150,7 @@ class MemoryService:
                 rebuild=rebuild or reembed,
             )
             self._index = index
+            self._source.use(index)
             self._save_and_purge_at_start(index, outcome != "loaded")
             done = 0
             for docs in self._store.iter_documents(KEYWORD_BATCH):

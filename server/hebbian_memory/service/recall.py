@@ -1,8 +1,11 @@
 """The recall path: validate, embed the query, let the Ranker order the candidates, keep those relevant enough,
 fit them to the token budget and the result size, and note which memories were used together."""
 
+import threading
 from collections.abc import Sequence
 from datetime import datetime
+
+import numpy as np
 
 from hebbian_memory import inputs
 from hebbian_memory.errors import InvalidInputError, StorageFaultError
@@ -29,11 +32,14 @@ def nothing_relevant(floor: float, best: float) -> str:
 
 
 class Recaller:
-    """recall, over the Ranker (which reads the indexes and the store and writes nothing)."""
+    """recall, over the Ranker (which reads its source and writes nothing)."""
 
     def __init__(self, core: Core, ranker: Ranker) -> None:
         self._core = core
         self._ranker = ranker
+        # Recalls note what they returned (Learning.recalled, Feedback.shown) while other recalls rank: that state
+        # is no part of what ranking reads, but two recalls noting at once would race on it.
+        self._noting = threading.Lock()
 
     def recall(
         self,
@@ -62,52 +68,53 @@ class Recaller:
         if start and end and start > end:
             raise InvalidInputError("since is after until, so nothing can match. Swap them or widen the range.")
         within = None if project is None else inputs.project(project)
-        index = core.wait_ready()
+        core.wait_ready()
         query_vector = core.embedder.embed([text])
         learn = core.settings.plasticity.enabled
-        with core.lock:
-            told = self._learn(report, session_id, project) if learn and report is not None else None
+        told = None
+        if learn and report is not None:
+            with core.lock:  # a write
+                told = self._learn(report, session_id, project)
+        # Ranking and the row fetch only read: recalls share the lock, and no write changes what they read.
+        with core.lock.shared():
             filters = Filters(wanted_tags, start, end, core.catalog.project_filter(within))
-            asked = self._ranker.query(text, query_vector[0])
-            ranked = self._ranker.rank(index, asked, top_k, filters, keep_all=budget is not None)
-            if ranked is None:
+            ranked = self._ranker.rank(self._ranker.query(text, query_vector[0]), top_k, filters, budget is not None)
+            if not ranked:
                 return RecallResult(hits=[], note=_notes(NOTHING_STORED, told))
-            found = ranked.found
+            # Ranking computes relevance in float32, and the floor was always compared at that precision.
+            least = float(np.float32(floor))
             # Companions come with a top hit that is relevant: they are here for its link, not their own match.
-            lead = ranked.relevance[ranked.order[0]] >= floor
-            order = [i for i in ranked.order if ranked.relevance[i] >= floor or (lead and i in ranked.companions)]
-            if not order:
-                best = max(float(ranked.relevance[i]) for i in ranked.order)
+            lead = ranked[0].relevance >= least
+            kept = [hit for hit in ranked if hit.relevance >= least or (lead and hit.companion)]
+            if not kept:
+                best = max(hit.relevance for hit in ranked)
                 return RecallResult(hits=[], note=_notes(nothing_relevant(floor, best), told))
-            rows = core.store.get([found.ids[i] for i in order])
+            rows = core.store.get([hit.id for hit in kept])
             if budget is not None:
-                order = ranking.pack(order, [estimate_tokens(rows[found.ids[i]].content) for i in order], budget, top_k)
-            shown = ranking.within(order, [len(rows[found.ids[i]].content) for i in order], limits.max_result_chars)
-            truncated, order = len(shown) < len(order), shown
-            chosen = [found.ids[i] for i in order]
+                kept = ranking.pack(kept, [estimate_tokens(rows[hit.id].content) for hit in kept], budget, top_k)
+            shown = ranking.within(kept, [len(rows[hit.id].content) for hit in kept], limits.max_result_chars)
+            truncated, kept = len(shown) < len(kept), shown
+            chosen = [hit.id for hit in kept]
             if learn:
-                core.learning.recalled(session_id, chosen, core.clock.now())
-                core.feedback.shown(session_id, chosen, query_vector[0])
+                with self._noting:  # recalls note beside one another; writes, which also change it, are kept out
+                    core.learning.recalled(session_id, chosen, core.clock.now())
+                    core.feedback.shown(session_id, chosen, query_vector[0])
         hits = [
             RecallHit(
-                id=memory_id,
-                content=rows[memory_id].content,
-                tags=rows[memory_id].tags,
-                metadata=rows[memory_id].metadata,
-                score=round(float(ranked.fused[i]), 6),
-                relevance=round(float(ranked.relevance[i]), 4),
-                parts=ScoreParts(
-                    dense=round(float(ranked.dense[i]), 6),
-                    lexical=round(float(ranked.lexical[i]), 6),
-                    cosine=round(float(found.cosine[i]), 6),
-                ),
-                created_at=rows[memory_id].created_at,
-                event_time=rows[memory_id].event_time,
-                reason="linked" if ranked.linked(i) else "direct",
-                via=_via(ranked.reached.get(memory_id)),
+                id=hit.id,
+                content=rows[hit.id].content,
+                tags=rows[hit.id].tags,
+                metadata=rows[hit.id].metadata,
+                score=round(hit.score, 6),
+                relevance=round(hit.relevance, 4),
+                parts=ScoreParts(dense=round(hit.dense, 6), lexical=round(hit.lexical, 6), cosine=round(hit.cosine, 6)),
+                created_at=rows[hit.id].created_at,
+                event_time=rows[hit.id].event_time,
+                reason="linked" if hit.linked else "direct",
+                via=_via(hit.reached),
             )
-            for i, memory_id in zip(order, chosen, strict=True)
-            if memory_id in rows
+            for hit in kept
+            if hit.id in rows
         ]
         tokens = sum(estimate_tokens(h.content) for h in hits)
         return RecallResult(hits=hits, note=told, tokens=tokens, truncated=truncated)

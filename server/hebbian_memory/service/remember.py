@@ -101,7 +101,7 @@ class Rememberer:
         ]
         if validate_only:
             return []
-        index = core.wait_ready()
+        core.wait_ready()
         self._check_used(report, project)
 
         writes_seen = catalog.writes
@@ -147,7 +147,7 @@ class Rememberer:
                 core.learning.temporal([*([chain.after] if chain.after is not None else []), *ids], now)
             catalog.count(project, len(rows))
             if rows:
-                index.add(ids, np.stack([r.embedding for r in rows]))
+                core.source.added(ids, np.stack([r.embedding for r in rows]))
             for memory_id, row in zip(ids, rows, strict=True):
                 catalog.index_in_episode(memory_id, row, session_id)
             created = dict(zip(new.keys(), ids, strict=True))
