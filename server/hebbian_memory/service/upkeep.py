@@ -67,7 +67,7 @@ class Upkeep:
     def stats(self) -> StatsResult:
         core = self._core
         index = core.wait_ready()
-        with core.lock:
+        with core.lock.shared():  # reads only: one state of the database and the caches, beside recalls
             counts = core.store.counts()
             last = core.store.get_meta(LAST_PASS_META_KEY)
             projects = core.catalog.projects()
