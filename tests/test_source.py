@@ -17,7 +17,7 @@ from hebbian_memory.retrieval.lexical import BM25Index
 from hebbian_memory.retrieval.ranking import Ranker
 from hebbian_memory.retrieval.source import Features, Floats
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import DocumentRow, Filters
+from hebbian_memory.storage import DocumentRow, Filters, NewMemory
 from hebbian_memory.storage.duckdb import Store
 from tests.helpers import FakeEmbedder
 
@@ -63,9 +63,7 @@ class DictSource:
         self._texts: dict[int, str] = {}
 
     def store(self, memory_id: int, text: str, vector: Vectors) -> None:
-        doc = DocumentRow(memory_id, text, NOW, {}, None, None, None)
-        self._keywords.add(memory_id, documents.fields(doc, self._fields, self._metadata_keys))
-        self._texts[memory_id] = " ".join((text, documents.date_words(NOW, text), ""))
+        self.indexed([DocumentRow(memory_id, text, NOW, {}, None, None, None)])
         self.added([memory_id], vector[None, :])
 
     def dense(self, vector: Floats, limit: int) -> list[int]:
@@ -103,6 +101,20 @@ class DictSource:
     def added(self, ids: Sequence[int], vectors: Vectors) -> None:
         # Held at the precision the service's vector index holds them (index.dtype: f16), to compare exactly.
         self._vectors.update(zip(ids, vectors.astype(np.float16), strict=True))
+
+    def continued(self, session_id: int | None, ids: Sequence[int], memories: Sequence[NewMemory]) -> None:
+        # Notes only: no episode context.
+        self.indexed(
+            [
+                DocumentRow(i, m.content, m.event_time, m.metadata, None, None, None)
+                for i, m in zip(ids, memories, strict=True)
+            ]
+        )
+
+    def indexed(self, docs: Sequence[DocumentRow]) -> None:
+        for doc in docs:
+            self._keywords.add(doc.id, documents.fields(doc, self._fields, self._metadata_keys))
+            self._texts[doc.id] = " ".join((doc.content, documents.date_words(doc.event_time, doc.content), ""))
 
     def removed(self, ids: Sequence[int]) -> None:
         for memory_id in ids:

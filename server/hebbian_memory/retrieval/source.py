@@ -18,7 +18,7 @@ from hebbian_memory.learning.graph import Learning
 from hebbian_memory.retrieval import documents
 from hebbian_memory.retrieval.catalog import Catalog
 from hebbian_memory.retrieval.vectors import VectorIndex
-from hebbian_memory.storage import Filters, MemoryRows
+from hebbian_memory.storage import DocumentRow, Filters, MemoryRows, NewMemory
 
 __all__ = ["CacheSource", "Features", "Floats", "RecallSource"]
 
@@ -79,6 +79,16 @@ class RecallSource(Protocol):
 
     def added(self, ids: Sequence[int], vectors: Vectors) -> None:
         """Memories were stored (or imported), with their vectors."""
+        ...
+
+    def continued(self, session_id: int | None, ids: Sequence[int], memories: Sequence[NewMemory]) -> None:
+        """Remembered memories, in order, continue the episode of ``session_id`` (None: no session): each is
+        keyword-indexed with the memory before it as context, and becomes that memory's next."""
+        ...
+
+    def indexed(self, docs: Sequence[DocumentRow]) -> None:
+        """These memories' keyword documents, whole with their episode (imported memories, and the neighbours of
+        forgotten ones): index them, replacing what was indexed for them."""
         ...
 
     def removed(self, ids: Sequence[int]) -> None:
@@ -153,6 +163,13 @@ class CacheSource:
     def added(self, ids: Sequence[int], vectors: Vectors) -> None:
         if ids:
             self.index.add(ids, vectors)
+
+    def continued(self, session_id: int | None, ids: Sequence[int], memories: Sequence[NewMemory]) -> None:
+        for memory_id, memory in zip(ids, memories, strict=True):
+            self._catalog.index_in_episode(memory_id, memory, session_id)
+
+    def indexed(self, docs: Sequence[DocumentRow]) -> None:
+        self._catalog.index_documents(docs)
 
     def removed(self, ids: Sequence[int]) -> None:
         self.index.remove(ids)

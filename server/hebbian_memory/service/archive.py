@@ -107,7 +107,7 @@ class Archive:
                 core.source.added(list(ids.values()), np.stack([row.embedding for row in rows.values()]))
                 for project, _ in ids:
                     catalog.count(project, 1)
-                catalog.index_documents(store.documents_around(list(ids.values())))
+                core.source.indexed(store.documents_around(list(ids.values())))
         all_ids = [known.get((q, p.content_hash)) or ids[(q, p.content_hash)] for q, p in prepared]
         return ImportResult(
             ids=all_ids,

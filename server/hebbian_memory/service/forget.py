@@ -74,7 +74,7 @@ class Forgetter:
             core.feedback.forget(doomed)
             # Neighbours held the forgotten text as context: index their episodes again without it.
             survivors = store.documents(sorted(episodes)) if episodes else []
-            catalog.index_documents(survivors)
+            core.source.indexed(survivors)
             note = self._clean_up(index, purge) if doomed else None
         return ForgetResult(forgotten=len(doomed), ids=doomed[:1000], note=note)
 

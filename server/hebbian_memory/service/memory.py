@@ -154,7 +154,7 @@ class MemoryService:
             self._save_and_purge_at_start(index, outcome != "loaded")
             done = 0
             for docs in self._store.iter_documents(KEYWORD_BATCH):
-                self._catalog.index_documents(docs)
+                self._source.indexed(docs)
                 done += len(docs)
                 report("keyword index", done, len(stored))
             self._catalog.recount(self._store.project_counts())

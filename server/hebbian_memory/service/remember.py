@@ -148,8 +148,7 @@ class Rememberer:
             catalog.count(project, len(rows))
             if rows:
                 core.source.added(ids, np.stack([r.embedding for r in rows]))
-            for memory_id, row in zip(ids, rows, strict=True):
-                catalog.index_in_episode(memory_id, row, session_id)
+            core.source.continued(session_id, ids, rows)
             created = dict(zip(new.keys(), ids, strict=True))
             results = self._results(prepared, known, created, session_id, now)
             self._learn_use(report, session_id, project, results)
