@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.locomo import DATA, sessions
 from click.testing import CliRunner
-from tests.test_map import FLAGS
+from tests.cli.test_map import FLAGS
 
 from hebbian_memory.app.wiring import build_embedder, open_service
 from hebbian_memory.cli import main

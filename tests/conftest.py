@@ -35,7 +35,7 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, user_cache: Pa
             monkeypatch.delenv(name)
     data_dir = tmp_path / "data"
     monkeypatch.setenv("HEBBIAN_MEMORY_DATA_DIR", str(data_dir))
-    # uv keeps its cache there too unless told: uvx (tests/test_examples.py) keeps the real one.
+    # uv keeps its cache there too unless told: uvx (tests/cli/test_examples.py) keeps the real one.
     monkeypatch.setenv("UV_CACHE_DIR", os.environ.get("UV_CACHE_DIR") or str(_REAL_CACHE_HOME / "uv"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(user_cache))  # where platformdirs puts the user cache on Linux
     monkeypatch.setenv(MODEL_CACHE_ENV, str(model_cache))

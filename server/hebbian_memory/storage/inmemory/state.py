@@ -24,7 +24,7 @@ from hebbian_memory.storage.rows import (
 __all__ = ["ROW_VERSION", "Memory", "State", "StoredEvent", "frozen_vector", "stored_link", "stored_use", "utc"]
 
 # The DuckDB schema whose rows this store holds (storage.duckdb.schema.SCHEMA_VERSION, not imported: that module imports
-# duckdb). An export records it; tests/test_backends.py checks the two agree.
+# duckdb). An export records it; tests/storage/test_backends.py checks the two agree.
 ROW_VERSION = 5
 
 # An access event as kept: (memory id, session id or None, kind, when).

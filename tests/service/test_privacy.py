@@ -16,7 +16,7 @@ from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage.duckdb import Store
 from tests.backends import OpenStore
 from tests.helpers import FakeEmbedder, call, call_error, shared_model_cache, stdio_client
-from tests.test_handshake import RawServer, initialize
+from tests.transport.test_handshake import RawServer, initialize
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -101,7 +101,7 @@ def test_a_damaged_database_file_is_reported_by_name_and_left_untouched(tmp_path
 def test_a_truncated_database_file_is_reported_with_how_to_restore_and_left_untouched(
     tmp_path: Path, kept: float
 ) -> None:
-    whole = gzip.decompress((Path(__file__).parent / "fixtures" / "schema-v1.duckdb.gz").read_bytes())
+    whole = gzip.decompress((Path(__file__).parents[1] / "fixtures" / "schema-v1.duckdb.gz").read_bytes())
     path = tmp_path / "memory.duckdb"
     path.write_bytes(whole[: int(len(whole) * kept)])
     before = path.read_bytes()

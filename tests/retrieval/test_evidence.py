@@ -8,7 +8,7 @@ from hebbian_memory.retrieval.evidence import residual
 from hebbian_memory.retrieval.lexical import BM25Index
 from hebbian_memory.retrieval.text import terms
 from hebbian_memory.storage import DocumentRow
-from tests.test_service import START
+from tests.service.test_service import START
 
 
 def held(text: str) -> frozenset[str]:

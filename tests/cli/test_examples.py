@@ -23,7 +23,7 @@ from tests.helpers import call, free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples"
 CONFIGS = sorted(p for p in EXAMPLES.iterdir() if p.suffix in (".json", ".toml"))
 TOKEN = "example-token-0123456789abcdef"

@@ -30,7 +30,7 @@ from tests.backends import OpenStore, open_duckdb, opener
 from tests.helpers import shared_model_cache
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 
 
 def open_service(

@@ -258,8 +258,8 @@ async def test_kills_around_a_data_dir_turned_read_only_lose_no_acknowledged_wri
 
 # Every name the server writes in its data dir, and those its writers used before (fixed temporary names). Not
 # the database and its WAL: DuckDB opens them by name, and the data dir being its owner's alone (0700, see
-# tests/test_data_dir.py) is what keeps others from planting links there. Not owner.lock: a link there is refused
-# by name at start (tests/test_files.py), so no server could start over it.
+# tests/robustness/test_data_dir.py) is what keeps others from planting links there. Not owner.lock: a link
+# there is refused by name at start (tests/robustness/test_files.py), so no server could start over it.
 PLANTED = (
     *("owner.json", "owner.json.partial", "owner.tmp", "owner.sock"),
     *("vectors.usearch", "vectors.usearch.partial", "vectors.usearch.tmp"),

@@ -21,7 +21,7 @@ from hebbian_memory.storage import DocumentRow, Filters, NewMemory
 from hebbian_memory.storage.duckdb import Store
 from tests.helpers import FakeEmbedder
 
-RANKING = Path(__file__).resolve().parents[1] / "server" / "hebbian_memory" / "retrieval" / "ranking.py"
+RANKING = Path(__file__).resolve().parents[2] / "server" / "hebbian_memory" / "retrieval" / "ranking.py"
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 NOTES = [
     "the cat sat on the mat in the kitchen",

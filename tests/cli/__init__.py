@@ -1,0 +1,1 @@
+"""Tests of cli/: the commands, the map page, the client examples."""

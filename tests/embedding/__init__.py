@@ -1,0 +1,1 @@
+"""Tests of embedding/: the bundled model, its quantized copy, and the native import order."""

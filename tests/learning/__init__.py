@@ -1,0 +1,1 @@
+"""Tests of learning/: plasticity rules, the link graph, consolidation, the use signal."""

@@ -1,0 +1,1 @@
+"""Tests of retrieval/: ranking, the keyword and vector indexes, the recall source, relevance."""

@@ -1,0 +1,1 @@
+"""Tests of service/: the operations on both storage backends, export/import, projects, privacy."""

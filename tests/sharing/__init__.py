@@ -1,0 +1,1 @@
+"""Tests of sharing/: owner and forwarders, many clients, typed operations."""

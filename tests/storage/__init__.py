@@ -1,0 +1,1 @@
+"""Tests of storage/: the DuckDB store, damage refused at open, and the two backends agreeing."""
