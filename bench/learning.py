@@ -57,12 +57,12 @@ from bench.filler import notes
 from bench.latency import MODEL_CACHE
 from bench.locomo import CATEGORIES, DATA, KS, evidence_ids, ingest, known_turns, machine, plan
 from bench.recall_rss import rss_mb
-from hebbian_memory.app.server import build_server
 from hebbian_memory.app.wiring import build_node
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding.embedder import Embedder, OnnxEmbedder
 from hebbian_memory.sharing.ops import CONSOLIDATE, NoArgs
+from hebbian_memory.transport.app import build_server
 
 Mode = Literal["oracle", "sloppy", "none", "off"]
 MODES: tuple[Mode, ...] = ("oracle", "sloppy", "none", "off")

@@ -16,11 +16,11 @@ from mcp import Client
 from tests.helpers import structured
 
 from bench.filler import notes
-from hebbian_memory.app.server import build_server
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding.embedder import Embedder
 from hebbian_memory.retrieval.text import terms
+from hebbian_memory.transport.app import build_server
 
 ROUNDS = 3
 FILLERS = 150

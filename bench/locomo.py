@@ -38,9 +38,9 @@ import anyio
 from mcp import Client
 from tests.helpers import structured
 
-from hebbian_memory.app.server import build_server
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding.embedder import Embedder, OnnxEmbedder
+from hebbian_memory.transport.app import build_server
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "locomo-dev" / "locomo_dev.json"
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}

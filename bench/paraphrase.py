@@ -27,9 +27,9 @@ from mcp import Client
 from tests.helpers import structured
 
 from bench.scoring import auroc, machine
-from hebbian_memory.app.server import build_server
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding.embedder import Embedder, OnnxEmbedder
+from hebbian_memory.transport.app import build_server
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "paraphrase-dev" / "set.json"
 PER_SESSION = 20

@@ -1,10 +1,10 @@
 """The layering, checked on the source. The package's folders are its layers, bottom up:
 
     foundation (errors, config, clock, files, faults, models, inputs, redaction, _native: the modules at the top)
-    storage/ -> embedding/ -> learning/ -> retrieval/ -> service/ -> sharing/ -> transport/ -> app/ -> cli/
+    storage/ -> embedding/ -> learning/ -> retrieval/ -> service/ -> sharing/ -> app/ -> transport/ -> cli/
 
-A module imports only from its own layer or those below it; the MCP SDK is imported only by transport/, app/ (the
-composition root: ``wiring`` builds the store, service and node without it, ``server`` the MCP server) and cli/;
+A module imports only from its own layer or those below it; the MCP SDK is imported only by transport/ and cli/
+(app/ is the composition root: ``wiring`` builds the store, service and node without it; transport.app the server);
 storage/ uses nothing of ours but errors, files and faults; DuckDB (and our DuckDB store, storage/duckdb/) is
 imported only inside storage/duckdb/ and by app.wiring, which opens it. Every module says what it offers in
 ``__all__``, and a module of another folder imports only those names. A new import across a layer fails here,
@@ -17,8 +17,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "server" / "hebbian_memory"
 # The composition point: the only module outside storage/duckdb/ that may open the DuckDB store. Everything else
 # sees storage through the Protocols of storage/base.py.
 COMPOSITION = {"app.wiring"}
-LAYERS = ["storage", "embedding", "learning", "retrieval", "service", "sharing", "transport", "app", "cli"]
-SDK_USERS = {"transport", "app", "cli"}
+LAYERS = ["storage", "embedding", "learning", "retrieval", "service", "sharing", "app", "transport", "cli"]
+SDK_USERS = {"transport", "cli"}
 RANK = {name: rank for rank, name in enumerate(LAYERS, start=1)} | {"__main__": len(LAYERS)}
 
 
@@ -88,7 +88,7 @@ def test_only_the_transport_and_the_cli_import_the_mcp_sdk() -> None:
     offenders = sorted(
         module for module, path in modules().items() if layer(module) not in SDK_USERS and "mcp" in imported(path)
     )
-    assert offenders == [], "only transport/, app/ and cli/ may import the MCP SDK"
+    assert offenders == [], "only transport/ and cli/ may import the MCP SDK"
 
 
 def test_no_module_imports_a_layer_above_its_own() -> None:

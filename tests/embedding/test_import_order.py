@@ -6,7 +6,7 @@ from pathlib import Path
 
 SCRIPT = """
 import sys
-import hebbian_memory.app.server, hebbian_memory.cli  # what `hebbian-memory serve` imports before answering
+import hebbian_memory.transport.app, hebbian_memory.cli  # what `hebbian-memory serve` imports before answering
 early = [m for m in ("onnxruntime", "usearch", "fastembed") if m in sys.modules]
 from hebbian_memory.config import load_settings
 from hebbian_memory.embedding.embedder import OnnxEmbedder

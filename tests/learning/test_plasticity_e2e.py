@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from hebbian_memory.app.server import build_server
 from hebbian_memory.app.wiring import build_node
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import load_settings
 from hebbian_memory.embedding.embedder import OnnxEmbedder
 from hebbian_memory.sharing.ops import CONSOLIDATE, NoArgs
+from hebbian_memory.transport.app import build_server
 from tests.helpers import call
 
 pytestmark = pytest.mark.anyio

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from hebbian_memory.app.server import build_server
 from hebbian_memory.app.wiring import build_node
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding.embedder import OnnxEmbedder
 from hebbian_memory.sharing.node import Node
+from hebbian_memory.transport.app import build_server
 from tests.helpers import call, call_error
 
 pytestmark = pytest.mark.anyio

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from hebbian_memory.app.server import build_server
 from hebbian_memory.config import load_settings
 from hebbian_memory.embedding.embedder import OnnxEmbedder
+from hebbian_memory.transport.app import build_server
 from tests.helpers import call, call_error
 
 pytestmark = pytest.mark.anyio

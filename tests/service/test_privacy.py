@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from hebbian_memory.app.server import build_server
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.redaction import Redactor
 from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage.duckdb import Store
+from hebbian_memory.transport.app import build_server
 from tests.backends import OpenStore
 from tests.helpers import FakeEmbedder, call, call_error, shared_model_cache, stdio_client
 from tests.transport.test_handshake import RawServer, initialize

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 from mcp import Client
 from mcp_types import CallToolResult
 
-from hebbian_memory.app.server import build_server
 from hebbian_memory.app.wiring import build_node
 from hebbian_memory.config import load_settings
 from hebbian_memory.embedding.embedder import OnnxEmbedder
@@ -32,6 +31,7 @@ from hebbian_memory.models import (
     StatsResult,
 )
 from hebbian_memory.service.memory import MemoryService
+from hebbian_memory.transport.app import build_server
 from tests.conftest import SOAK
 from tests.helpers import error_text, shared_model_cache
 

@@ -9,9 +9,9 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 from mcp_types import TextResourceContents
 
-from hebbian_memory.app.server import build_server
 from hebbian_memory.config import load_settings
 from hebbian_memory.embedding.embedder import OnnxEmbedder
+from hebbian_memory.transport.app import build_server
 from hebbian_memory.transport.tools import PROGRESS_STEP
 from tests.helpers import call, error_text, shared_model_cache
 

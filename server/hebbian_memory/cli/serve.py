@@ -71,16 +71,16 @@ def _serve_stdio(settings: Settings) -> None:
     from hebbian_memory.transport.handshake import StdioWire
 
     if not (settings.early_initialize and StdioWire.supported()):
-        from hebbian_memory.app.server import build_server  # imports mcp (about 1 s): only for commands that serve
+        from hebbian_memory.transport.app import build_server  # imports mcp (about 1 s): only for commands that serve
 
         build_server(settings).run("stdio")
         return
     wire = StdioWire.claim()
-    loading = threading.Thread(target=importlib.import_module, args=("hebbian_memory.app.server",), daemon=True)
+    loading = threading.Thread(target=importlib.import_module, args=("hebbian_memory.transport.app",), daemon=True)
     loading.start()
     opening = wire.open()
     loading.join()
-    from hebbian_memory.app.server import (  # loaded by now (or failing again, with its error)
+    from hebbian_memory.transport.app import (  # loaded by now (or failing again, with its error)
         build_server,
         serve_stdio,
     )
@@ -92,8 +92,8 @@ async def _serve_http(settings: Settings, transport: str, host: str, port: int) 
     """One memory node for the whole process (SSE enters the MCP lifespan once per connection)."""
     import uvicorn
 
-    from hebbian_memory.app.server import build_http_app, build_server
     from hebbian_memory.app.wiring import build_node
+    from hebbian_memory.transport.app import build_http_app, build_server
 
     async with build_node(settings).running() as node:
         server = build_server(settings, transport=transport, node=node)
