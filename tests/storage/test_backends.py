@@ -13,10 +13,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hebbian_memory.config import load_settings
 from hebbian_memory.errors import StorageError
+from hebbian_memory.learning import plasticity
 from hebbian_memory.storage import (
     Chain,
     Filters,
+    Growth,
+    GrowthRule,
     Link,
     MemoryStore,
     NewMemory,
@@ -131,9 +135,25 @@ def save_use(p: Pair, data: st.DataObject) -> None:
         UseRow(i, float(n), n / 4, p.now, vector(n) if n % 2 else None, n / 2)
         for n, i in enumerate(dict.fromkeys(p.some(data)))
     ]
-    links = [link(a, b, data, p.now) for a, b in p.pairs(data)]
+    growth, rule = grow(p, data)
     happened = events(p, data)
-    p.both(lambda s: s.save_use(rows, links, happened))
+    p.both(lambda s: s.save_use(rows, growth, rule, p.now, happened))
+
+
+def grow(p: Pair, data: st.DataObject) -> tuple[list[Growth], GrowthRule]:
+    """Growth of links between stored memories, under one of the three learning rules."""
+    live = set(p.stores[0].all_ids().tolist())
+    pairs = [(a, b) for a, b in p.pairs(data) if a in live and b in live]
+    gains = st.sampled_from([0.0, 0.1, 0.25, 1.0])
+    growth = [Growth(a, b, data.draw(gains), data.draw(gains)) for a, b in pairs]
+    kind = data.draw(st.sampled_from([plasticity.COACCESS, plasticity.USED, plasticity.EXPLICIT]))
+    return growth, plasticity.growth_rule(kind, load_settings(env={}).plasticity)
+
+
+def grow_links(p: Pair, data: st.DataObject) -> None:
+    growth, rule = grow(p, data)
+    happened = events(p, data)
+    p.both(lambda s: s.grow_links(growth, rule, p.now, happened))
 
 
 def states(p: Pair, data: st.DataObject) -> None:
@@ -209,7 +229,10 @@ def imports(p: Pair, data: st.DataObject) -> None:
     p.both(lambda s: s.import_links(links))
 
 
-WRITES = [insert, insert, reinforce, save_links, record_events, save_use, states, delete, sessions, upkeep, imports]
+WRITES = [
+    insert, insert, reinforce, save_links, grow_links, grow_links, record_events, save_use, states, delete,
+    sessions, upkeep, imports,
+]  # fmt: skip
 
 
 def check(p: Pair) -> None:

@@ -6,7 +6,6 @@ service calls it under its write lock."""
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 import numpy as np
@@ -17,7 +16,7 @@ from hebbian_memory.config import Settings
 from hebbian_memory.errors import InvalidInputError
 from hebbian_memory.learning import plasticity, usage
 from hebbian_memory.learning.graph import Learning, Pair, pair
-from hebbian_memory.storage import Filters, Link, LinkRows, MemoryRows, UseRow, UseRows
+from hebbian_memory.storage import Filters, Growth, LinkRows, MemoryRows, UseRow, UseRows
 
 __all__ = ["Feedback", "FeedbackStore", "Floats", "Report"]
 
@@ -119,9 +118,9 @@ class Feedback:
         surprise.update({m: 1.0 for m in made})
         rows = [usage.reported(self._uses.get(m), m, surprise[m], 0.0, now, self._rules, asked) for m in used]
         rows += [usage.reported(self._uses.get(m), m, 0.0, 1.0, now, self._rules) for m in misled]
-        links = self._links(surprise, now)
         events = [(m, session_id, "used", now) for m in used] + [(m, session_id, "misled", now) for m in misled]
-        self._store.save_use(rows, links, events)
+        rule = plasticity.growth_rule(plasticity.USED, self._rules)
+        links = self._store.save_use(rows, self._growth(surprise), rule, now, events)
         self._uses.update((row.memory_id, row) for row in rows)
         self._learning.saved(links)
         unknown = [m for m in named if m not in known]
@@ -132,7 +131,7 @@ class Feedback:
             "they were ignored. The rest of the report was learned."
         )
 
-    def _links(self, surprise: dict[int, float], now: datetime) -> list[Link]:
+    def _growth(self, surprise: dict[int, float]) -> list[Growth]:
         """Memories used for one task are linked: each pair gains use_increment x the larger surprise of the two
         (a pair is news when either was). Explicit links keep their kind; others become co-access links. Only the
         use_window most surprising of a report are linked, so a report naming hundreds of ids makes a few dozen
@@ -145,16 +144,4 @@ class Feedback:
                 gain = rules.use_increment * max(surprise[a], surprise[b])
                 if gain > 0:
                     gains[pair(a, b)] = gain
-        if not gains:
-            return []
-        existing = self._store.links_between(list(gains))
-        links: list[Link] = []
-        for ends, gain in gains.items():
-            old = existing.get(ends)
-            if old is None:
-                links.append(Link(*ends, min(1.0, gain), plasticity.WORKING, "coaccess", 1, now, now, now))
-                continue
-            weight = min(1.0, plasticity.decayed(old.weight, old.tier, now - old.updated_at, rules) + gain)
-            kind = "explicit" if old.kind == "explicit" else "coaccess"  # a temporal link used becomes a learned one
-            links.append(Link(*ends, weight, old.tier, kind, old.co_access_count + 1, old.created_at, now, now))
-        return links
+        return [Growth(*ends, gain) for ends, gain in gains.items()]

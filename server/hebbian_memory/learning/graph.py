@@ -9,7 +9,7 @@ from datetime import datetime
 
 from hebbian_memory.config import PlasticitySettings
 from hebbian_memory.learning import plasticity
-from hebbian_memory.storage import Link, LinkRows
+from hebbian_memory.storage import Growth, Link, LinkRows
 
 __all__ = ["Learning", "Pair", "pair"]
 
@@ -196,18 +196,9 @@ class Learning:
         """Hebb for co-accessed pairs: existing links first decay to now, then gain the increment."""
         if not pairs:
             return []
-        existing = store.links_between(pairs)
-        links: list[Link] = []
-        for a, b in pairs:
-            old = existing.get((a, b))
-            if old is None:
-                weight = plasticity.strengthen(0.0, self.rules)
-                links.append(Link(a, b, weight, plasticity.WORKING, "coaccess", 1, now, now, now))
-            else:
-                current = plasticity.decayed(old.weight, old.tier, now - old.updated_at, self.rules)
-                weight = plasticity.strengthen(current, self.rules)
-                links.append(Link(a, b, weight, old.tier, old.kind, old.co_access_count + 1, old.created_at, now, now))
-        store.save_links(links)
+        rule = plasticity.growth_rule(plasticity.COACCESS, self.rules)
+        written = store.grow_links([Growth(a, b, self.rules.increment) for a, b in pairs], rule, now)
+        links = [link for link, _ in written]
         self.saved(links)
         return links
 

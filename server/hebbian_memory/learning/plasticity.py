@@ -7,12 +7,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from hebbian_memory.config import PlasticitySettings
+from hebbian_memory.storage import Decay, GrowthRule
+from hebbian_memory.storage.growth import decayed as decayed_by
 
 __all__ = [
+    "COACCESS",
+    "EXPLICIT",
+    "USED",
     "Neighbours",
     "Reached",
+    "decay",
     "decay_rate",
     "decayed",
+    "growth_rule",
     "link_tier",
     "memory_strength",
     "memory_tier",
@@ -32,13 +39,28 @@ def decay_rate(tier: int, rules: PlasticitySettings) -> float:
     return {WORKING: rules.decay_l1, EPISODIC: rules.decay_l2}.get(tier, rules.decay_l3)
 
 
+def decay(rules: PlasticitySettings) -> Decay:
+    return Decay(rules.decay_l1, rules.decay_l2, rules.decay_l3, rules.cycle_hours)
+
+
 def decayed(weight: float, tier: int, idle: timedelta, rules: PlasticitySettings) -> float:
     """A link's weight after ``idle`` time without use: x rate per cycle, continuously, so decay depends only on
-    the time elapsed (one pass after a week equals seven daily passes; a second pass at the same time is a no-op)."""
-    cycles = idle / timedelta(hours=rules.cycle_hours)
-    if cycles <= 0:
-        return weight
-    return weight * decay_rate(tier, rules) ** cycles
+    the time elapsed (one pass after a week equals seven daily passes; a second pass at the same time is a no-op).
+    The store applies the same formula when it grows a link (storage.growth)."""
+    return decayed_by(weight, tier, idle, decay(rules))
+
+
+# How each kind of learning grows links (the weight formula itself is storage.growth's):
+# co-access (recalls needing the same pair, replay): a new link is a working co-access link; kinds are kept.
+COACCESS = ("coaccess", WORKING, frozenset[str]())
+# use reports: as co-access, but a temporal link that was used becomes a learned one.
+USED = ("coaccess", WORKING, frozenset({"temporal"}))
+# associate: explicit links start episodic (they decay slower) and an existing link becomes explicit.
+EXPLICIT = ("explicit", EPISODIC, frozenset({"temporal", "coaccess"}))
+
+
+def growth_rule(kind: tuple[str, int, frozenset[str]], rules: PlasticitySettings) -> GrowthRule:
+    return GrowthRule(*kind, decay(rules))
 
 
 def link_tier(tier: int, weight: float, co_access: int, age: timedelta, rules: PlasticitySettings) -> int:

@@ -1,15 +1,14 @@
 """Explicit links: associate (make or strengthen links a caller names) and a memory's links as they are now."""
 
 from collections.abc import Sequence
-from datetime import datetime
 
 from hebbian_memory import inputs
 from hebbian_memory.errors import InvalidInputError, MemoryNotFoundError
 from hebbian_memory.learning import plasticity
-from hebbian_memory.learning.graph import Pair, pair
+from hebbian_memory.learning.graph import pair
 from hebbian_memory.models import AssociateResult, Association
 from hebbian_memory.service.core import Core
-from hebbian_memory.storage import Link
+from hebbian_memory.storage import Growth
 
 __all__ = ["Linker"]
 
@@ -42,10 +41,11 @@ class Linker:
                 raise MemoryNotFoundError(missing)
             now = core.clock.now()
             pairs = [pair(source, target) for target in targets]
-            existing = store.links_between(pairs)
-            links = [self._explicit(existing.get(p), p, weight, now) for p in pairs]
             events = [(m, session_id, "linked", now) for m in (source, *targets)]
-            store.save_links(links, events=events)
+            rule = plasticity.growth_rule(plasticity.EXPLICIT, settings.plasticity)
+            # w <- w + s(1 - w) from the weight decayed to now, in the store's one statement (storage.growth)
+            written = store.grow_links([Growth(*p, 0.0, weight) for p in pairs], rule, now, events)
+            links = [link for link, _ in written]
             if settings.plasticity.enabled:
                 learning.saved(links)
                 used = learning.used(session_id, [source, *targets], None, now)
@@ -58,21 +58,11 @@ class Linker:
                     weight=round(link.weight, 6),
                     tier=link.tier,
                     kind="explicit",
-                    created=p not in existing,
+                    created=created,
                 )
-                for target, p, link in zip(targets, pairs, links, strict=True)
+                for target, (link, created) in zip(targets, written, strict=True)
             ]
         )
-
-    def _explicit(self, old: Link | None, ends: Pair, strength: float, now: datetime) -> Link:
-        """An explicit link made or strengthened: w <- w + s(1 - w), from its weight decayed to now; explicit
-        links start in the episodic tier (they decay slower than working links)."""
-        if old is None:
-            return Link(*ends, strength, plasticity.EPISODIC, "explicit", 1, now, now, now)
-        current = plasticity.decayed(old.weight, old.tier, now - old.updated_at, self._core.settings.plasticity)
-        weight = min(1.0, current + strength * (1.0 - current))
-        tier = max(old.tier, plasticity.EPISODIC)
-        return Link(*ends, weight, tier, "explicit", old.co_access_count + 1, old.created_at, now, now)
 
     def links(self, memory_id: int) -> list[tuple[int, float]]:
         """(neighbour id, weight now) of every stored link of a memory."""

@@ -12,6 +12,7 @@ from hebbian_memory.storage.base import (
     Transfer,
     UseRows,
 )
+from hebbian_memory.storage.growth import Decay, Growth, GrowthRule
 from hebbian_memory.storage.rows import (
     PURGE_DUE,
     Chain,
@@ -33,11 +34,14 @@ __all__ = [
     "PURGE_DUE",
     "Chain",
     "Counts",
+    "Decay",
     "DocumentRow",
     "DocumentRows",
     "Event",
     "ExportRows",
     "Filters",
+    "Growth",
+    "GrowthRule",
     "Lifecycle",
     "Link",
     "LinkRows",

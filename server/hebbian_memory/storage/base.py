@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+from hebbian_memory.storage.growth import Growth, GrowthRule
 from hebbian_memory.storage.rows import (
     Chain,
     Counts,
@@ -190,6 +191,15 @@ class LinkRows(Protocol):
         (absent ones ignored), and write ``links`` whole (insert, or replace the stored one of the same pair)."""
         ...
 
+    def grow_links(
+        self, growth: Sequence[Growth], rule: GrowthRule, now: datetime, events: Sequence[Event] = ()
+    ) -> list[tuple[Link, bool]]:
+        """In one transaction, atomically for each link (another writer's growth of the same link between this
+        call's read and write is never lost): record ``events``, then grow each link as ``storage.growth.grown`` says,
+        from its stored state (a new link if none). Each link as written and whether it is new, in order. Pairs
+        are distinct (low id, high id) of stored memories."""
+        ...
+
     def record_events(self, events: Sequence[Event]) -> None:
         """Record access events; those of memories no longer stored are dropped. A 'recalled' event is an
         access: the memory's access count +1 and its last access the later of the stored one and the event's."""
@@ -228,9 +238,12 @@ class UseRows(Protocol):
         """Set every use record's cue to None and its cue weight to 0; the counts stay."""
         ...
 
-    def save_use(self, rows: Sequence[UseRow], links: Sequence[Link], events: Sequence[Event]) -> None:
+    def save_use(
+        self, rows: Sequence[UseRow], growth: Sequence[Growth], rule: GrowthRule, now: datetime, events: Sequence[Event]
+    ) -> list[Link]:
         """One report whole, in one transaction: write ``rows`` (replacing a memory's record; rows of memories not
-        stored are dropped), write ``links`` as :meth:`LinkRows.save_links` does, record ``events``."""
+        stored are dropped), grow links as :meth:`LinkRows.grow_links` does, record ``events``; the links as
+        written."""
         ...
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import duckdb
 
 from hebbian_memory.storage.duckdb.core import StoreCore, aware, naive
-from hebbian_memory.storage.rows import Link, MemoryState
+from hebbian_memory.storage.growth import Growth, GrowthRule, grown
+from hebbian_memory.storage.rows import Event, Link, MemoryState
 
 __all__ = ["LinkQueries"]
 
@@ -30,12 +31,31 @@ class LinkQueries(StoreCore):
         """The stored links among these (low id, high id) pairs."""
         if not pairs:
             return {}
-        rows = self._fetch(
-            f"""SELECT {_LINK_COLUMNS} FROM associations
-                WHERE (source_id, target_id) IN (SELECT (unnest(?::BIGINT[]), unnest(?::BIGINT[])))""",
-            [[a for a, _ in pairs], [b for _, b in pairs]],
-        )
-        return {(link.source_id, link.target_id): link for link in map(_link, rows)}
+        return _by_pair(self._fetch(_BETWEEN, _ends(pairs)))
+
+    def grow_links(
+        self, growth: Sequence[Growth], rule: GrowthRule, now: datetime, events: Sequence[Event] = ()
+    ) -> list[tuple[Link, bool]]:
+        """Read and write in one transaction: the one writing process's transactions are serial, so no other
+        growth comes between."""
+        with self._tx() as c:
+            if events:
+                self._insert_events(c, events)
+            return self._grow(c, growth, rule, now)
+
+    def _grow(
+        self, c: duckdb.DuckDBPyConnection, growth: Sequence[Growth], rule: GrowthRule, now: datetime
+    ) -> list[tuple[Link, bool]]:
+        """Grow links inside the caller's transaction."""
+        if not growth:
+            return []
+        old = _by_pair(c.execute(_BETWEEN, _ends([(g.source_id, g.target_id) for g in growth])).fetchall())
+        out = [
+            (grown(old.get((g.source_id, g.target_id)), g, rule, now), (g.source_id, g.target_id) not in old)
+            for g in growth
+        ]
+        self._write_links(c, [link for link, _ in out])
+        return out
 
     def save_links(
         self,
@@ -168,6 +188,17 @@ class LinkQueries(StoreCore):
 _LINK_COLUMNS = (
     "source_id, target_id, weight, tier, kind, co_access_count, created_at, updated_at, last_strengthened_at"
 )
+
+_BETWEEN = f"""SELECT {_LINK_COLUMNS} FROM associations
+               WHERE (source_id, target_id) IN (SELECT (unnest(?::BIGINT[]), unnest(?::BIGINT[])))"""
+
+
+def _ends(pairs: Sequence[tuple[int, int]]) -> list[list[int]]:
+    return [[a for a, _ in pairs], [b for _, b in pairs]]
+
+
+def _by_pair(rows: list[tuple[Any, ...]]) -> dict[tuple[int, int], Link]:
+    return {(link.source_id, link.target_id): link for link in map(_link, rows)}
 
 
 def _link(r: tuple[Any, ...]) -> Link:

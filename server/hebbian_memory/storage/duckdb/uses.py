@@ -9,6 +9,7 @@ import numpy.typing as npt
 
 from hebbian_memory.storage.duckdb.core import aware, naive
 from hebbian_memory.storage.duckdb.links import LinkQueries
+from hebbian_memory.storage.growth import Growth, GrowthRule
 from hebbian_memory.storage.rows import Link, UseRow
 
 __all__ = ["UseQueries"]
@@ -28,8 +29,13 @@ class UseQueries(LinkQueries):
             c.execute("UPDATE memory_use SET cue = NULL, cue_weight = 0")
 
     def save_use(
-        self, rows: Sequence[UseRow], links: Sequence[Link], events: Sequence[tuple[int, int | None, str, datetime]]
-    ) -> None:
+        self,
+        rows: Sequence[UseRow],
+        growth: Sequence[Growth],
+        rule: GrowthRule,
+        now: datetime,
+        events: Sequence[tuple[int, int | None, str, datetime]],
+    ) -> list[Link]:
         """One report whole: its use records, the links it made and its access events, in one transaction.
         Rows of memories forgotten meanwhile are not written (the join keeps only stored memories)."""
         with self._tx() as c:
@@ -49,9 +55,10 @@ class UseQueries(LinkQueries):
                         "w": [r.cue_weight for r in rows],
                     },
                 )
-            self._write_links(c, links)
+            links = [link for link, _ in self._grow(c, growth, rule, now)]
             if events:
                 self._insert_events(c, events)
+        return links
 
 
 def _vector(value: Any) -> npt.NDArray[np.float32] | None:

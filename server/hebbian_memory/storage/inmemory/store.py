@@ -11,6 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hebbian_memory.storage.base import MemoryStore
+from hebbian_memory.storage.growth import Growth, GrowthRule, grown
 from hebbian_memory.storage.inmemory.state import Memory, frozen_vector, stored_use, utc
 from hebbian_memory.storage.inmemory.transfer import InMemoryTransfer
 from hebbian_memory.storage.rows import (
@@ -222,6 +223,19 @@ class InMemoryStore(InMemoryTransfer):
                 s.links.pop(pair, None)
             s.write_links(links)
 
+    def grow_links(
+        self, growth: Sequence[Growth], rule: GrowthRule, now: datetime, events: Sequence[Event] = ()
+    ) -> list[tuple[Link, bool]]:
+        ts = utc(now)
+        with self._write() as s:
+            s.add_events(events)
+            out = [
+                (grown(s.links.get((g.source_id, g.target_id)), g, rule, ts), (g.source_id, g.target_id) not in s.links)
+                for g in growth
+            ]
+            s.write_links([link for link, _ in out])
+        return out
+
     def record_events(self, events: Sequence[Event]) -> None:
         if events:
             with self._write() as s:
@@ -270,13 +284,18 @@ class InMemoryStore(InMemoryTransfer):
         with self._write() as s:
             s.uses = {i: replace(u, cue=None, cue_weight=0.0) for i, u in s.uses.items()}
 
-    def save_use(self, rows: Sequence[UseRow], links: Sequence[Link], events: Sequence[Event]) -> None:
+    def save_use(
+        self, rows: Sequence[UseRow], growth: Sequence[Growth], rule: GrowthRule, now: datetime, events: Sequence[Event]
+    ) -> list[Link]:
+        ts = utc(now)
         with self._write() as s:
             for r in rows:
                 if r.memory_id in s.memories:
                     s.uses[r.memory_id] = stored_use(r, r.memory_id)
+            links = [grown(s.links.get((g.source_id, g.target_id)), g, rule, ts) for g in growth]
             s.write_links(links)
             s.add_events(events)
+        return links
 
     # Lifecycle, meta and counts
 
