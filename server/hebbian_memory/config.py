@@ -35,6 +35,7 @@ __all__ = [
     "RecallSettings",
     "Settings",
     "SharingSettings",
+    "StorageSettings",
     "bytecode_cache_dir",
     "default_config_path",
     "default_model_cache_dir",
@@ -171,6 +172,12 @@ class SharingSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class StorageSettings:
+    backend: str  # "duckdb" (a file in the data dir) or "postgres" (a shared database at ``url``)
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class HttpSettings:
     token: str
     allowed_hosts: list[str]
@@ -200,6 +207,7 @@ class Settings:
     index: IndexSettings
     associate: AssociateSettings
     sharing: SharingSettings
+    storage: StorageSettings
     http: HttpSettings
     plasticity: PlasticitySettings
     privacy: PrivacySettings
@@ -217,6 +225,7 @@ SECTIONS: dict[str, type[Any]] = {
     "index": IndexSettings,
     "associate": AssociateSettings,
     "sharing": SharingSettings,
+    "storage": StorageSettings,
     "http": HttpSettings,
     "plasticity": PlasticitySettings,
     "privacy": PrivacySettings,
@@ -387,6 +396,10 @@ def _validate(s: Settings) -> None:
         ),
     ]
     problems = [message for ok, message in ranges if not ok]
+    if s.storage.backend not in ("duckdb", "postgres"):
+        problems.append(f'storage.backend must be "duckdb" or "postgres", not {s.storage.backend!r}')
+    elif s.storage.backend == "postgres" and not s.storage.url:
+        problems.append("storage.url is needed for the postgres backend (postgresql://user:password@host/db)")
     for pattern in s.privacy.extra_patterns:
         try:
             re.compile(pattern)

@@ -36,6 +36,7 @@ class Core:
     redactor: Redactor
     lock: ReadWriteLock  # writes hold it exclusively (``with lock:``), recalls shared
     wait_ready: Callable[[], VectorIndex]  # blocks until the warm-up is done; the vector index it opened
+    catch_up: Callable[[], None]  # the caches take in what other servers sharing the database changed (peers)
 
     def learn(self, pairs: list[Pair], now: datetime) -> None:
         self.learning.strengthen(self.store, pairs, now)

@@ -45,6 +45,7 @@ from hebbian_memory.service.associate import Linker
 from hebbian_memory.service.core import Core
 from hebbian_memory.service.forget import Forgetter
 from hebbian_memory.service.locking import ReadWriteLock
+from hebbian_memory.service.peers import Peers
 from hebbian_memory.service.portability import LinkRecord, MemoryRecord, SessionRecord
 from hebbian_memory.service.recall import Recaller
 from hebbian_memory.service.remember import Rememberer
@@ -90,6 +91,7 @@ class MemoryService:
         catalog.kinds_on = ranker.kinds_on
         self._index: VectorIndex | None = None
         self._write_lock = ReadWriteLock()
+        self._peers = Peers()
         self._core = Core(
             settings,
             store,
@@ -102,7 +104,9 @@ class MemoryService:
             Redactor(settings.privacy.redact_secrets, settings.privacy.extra_patterns),
             self._write_lock,
             self._wait_ready,
+            self._peers.catch_up,
         )
+        self._peers.attach(self._core)
         self._rememberer = Rememberer(self._core)
         self._recaller = Recaller(self._core, ranker)
         self._linker = Linker(self._core)
@@ -136,6 +140,7 @@ class MemoryService:
             if load_model:
                 self._embedder.load()
             self._reembed_if_model_changed(report, everything=reembed)
+            self._peers.begin()
             index = VectorIndex(
                 self._settings.data_dir / "vectors.usearch",
                 self._embedder.model_id,
@@ -162,6 +167,7 @@ class MemoryService:
             if self._settings.plasticity.enabled:
                 self._learning.load(self._store.graph())
                 self._feedback.load(self._store.uses())
+            self._peers.ready()
             release_free_memory()
             log.info(
                 "ready: %d memories, vector index %s, in %.2f s",
@@ -235,6 +241,7 @@ class MemoryService:
                 raise e.with_outcome(REFUSED) from e
 
     def _flush(self, force: bool) -> None:
+        self._peers.catch_up()  # keeps the caches near the database between recalls (which catch up anyway)
         self._core.apply_learning()
         self._forgetter.finish()
         index = self._index

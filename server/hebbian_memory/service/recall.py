@@ -69,6 +69,7 @@ class Recaller:
             raise InvalidInputError("since is after until, so nothing can match. Swap them or widen the range.")
         within = None if project is None else inputs.project(project)
         core.wait_ready()
+        core.catch_up()  # a write acknowledged by another server before this recall is seen by it
         query_vector = core.embedder.embed([text])
         learn = core.settings.plasticity.enabled
         told = None

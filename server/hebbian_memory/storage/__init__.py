@@ -2,6 +2,7 @@
 store that implements them is ``storage.duckdb``, imported only where a store is opened (the composition points)."""
 
 from hebbian_memory.storage.base import (
+    ChangeLog,
     DocumentRows,
     ExportRows,
     Lifecycle,
@@ -16,6 +17,7 @@ from hebbian_memory.storage.growth import Decay, Growth, GrowthRule
 from hebbian_memory.storage.rows import (
     PURGE_DUE,
     Chain,
+    Changes,
     Counts,
     DocumentRow,
     Event,
@@ -33,6 +35,8 @@ from hebbian_memory.storage.rows import (
 __all__ = [
     "PURGE_DUE",
     "Chain",
+    "ChangeLog",
+    "Changes",
     "Counts",
     "Decay",
     "DocumentRow",

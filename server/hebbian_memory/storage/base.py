@@ -22,6 +22,7 @@ import numpy.typing as npt
 from hebbian_memory.storage.growth import Growth, GrowthRule
 from hebbian_memory.storage.rows import (
     Chain,
+    Changes,
     Counts,
     DocumentRow,
     Event,
@@ -37,6 +38,7 @@ from hebbian_memory.storage.rows import (
 )
 
 __all__ = [
+    "ChangeLog",
     "DocumentRows",
     "ExportRows",
     "Lifecycle",
@@ -336,5 +338,19 @@ class Lifecycle(Protocol):
         ...
 
 
-class MemoryStore(MemoryRows, DocumentRows, SessionRows, LinkRows, UseRows, Transfer, Lifecycle, Protocol):
+class ChangeLog(Protocol):
+    """Changes in commit order, for caches beside a database that several servers write (storage.postgres). A
+    store one process writes alone may log nothing: its one service sees every change it makes."""
+
+    def change_head(self) -> int:
+        """The change log's newest point (0 when it is empty or not kept)."""
+        ...
+
+    def changes(self, after: int) -> Changes:
+        """Everything committed after point ``after``, up to the returned head; every change of a transaction
+        or none of it."""
+        ...
+
+
+class MemoryStore(MemoryRows, DocumentRows, SessionRows, LinkRows, UseRows, Transfer, Lifecycle, ChangeLog, Protocol):
     """Everything the service calls on a store: what ``Core`` holds."""

@@ -12,6 +12,7 @@ import numpy.typing as npt
 __all__ = [
     "PURGE_DUE",
     "Chain",
+    "Changes",
     "Counts",
     "DocumentRow",
     "Event",
@@ -46,6 +47,17 @@ class NewMemory:
     embedding_model: str
     session_id: int | None
     project: str = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What the store's writers (this process or others sharing the database) changed after a point of its change
+    log: what a server's caches must catch up on. Applying it twice does no harm."""
+
+    head: int  # the point this reaches: pass it as ``after`` next time
+    stored: frozenset[int]  # memories stored, imported or re-embedded (some may be gone again)
+    removed: frozenset[int]  # memories deleted, with their links
+    links: frozenset[tuple[int, int]]  # links written or deleted (read them to know which)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from hebbian_memory.storage.duckdb.memories import MemoryQueries
 from hebbian_memory.storage.duckdb.schema import migrate
 from hebbian_memory.storage.duckdb.uses import UseQueries
 from hebbian_memory.storage.duckdb.verify import damaged, probe_links, verify
-from hebbian_memory.storage.rows import Counts
+from hebbian_memory.storage.rows import Changes, Counts
 
 __all__ = ["CHECKPOINT_FAILED", "PURGE_FAILED", "Store"]
 
@@ -36,6 +36,12 @@ PURGE_FAILED = "The database file was left as it was (whole); its rewrite is ret
 
 class Store(MemoryQueries, EpisodeQueries, UseQueries, ImportQueries):
     """Thread-safe access to the database; every public method is one transaction."""
+
+    def change_head(self) -> int:
+        return 0  # one process writes a DuckDB file: its service sees every change it makes
+
+    def changes(self, after: int) -> Changes:
+        return Changes(0, frozenset(), frozenset(), frozenset())
 
     @classmethod
     def open(cls, path: Path, now: datetime) -> "Store":

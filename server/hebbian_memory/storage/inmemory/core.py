@@ -4,9 +4,11 @@ when the whole call succeeded, so every method is one transaction and readers ke
 import threading
 from collections.abc import Generator
 from contextlib import contextmanager
+from typing import cast
 
 from hebbian_memory.errors import StorageError
-from hebbian_memory.storage.inmemory.state import State
+from hebbian_memory.storage.inmemory.state import Logged, State
+from hebbian_memory.storage.rows import Changes
 
 __all__ = ["InMemoryCore"]
 
@@ -19,6 +21,7 @@ class InMemoryCore:
         self._export_lock = threading.Lock()  # held by an export snapshot; a purge waits for it, as DuckDB's does
         self._state = State()
         self._closed = False
+        self._log: list[Logged] = []  # every kept write's changes, in order: the change log
 
     def _read(self) -> State:
         """The current moment: never changed afterwards, so it may be read without the lock."""
@@ -34,6 +37,23 @@ class InMemoryCore:
             draft = self._state.copy()
             yield draft
             self._state = draft
+            self._log.extend(draft.logged)
+
+    def change_head(self) -> int:
+        with self._lock:
+            return len(self._log)
+
+    def changes(self, after: int) -> Changes:
+        """A shared in-memory store stands in for a database several servers write (tests of catching up)."""
+        with self._lock:
+            head, news = len(self._log), self._log[after:]
+        ids = {kind: {key for k, key in news if k == kind} for kind in ("stored", "removed", "link")}
+        return Changes(
+            head,
+            frozenset(cast("set[int]", ids["stored"])),
+            frozenset(cast("set[int]", ids["removed"])),
+            frozenset(cast("set[tuple[int, int]]", ids["link"])),
+        )
 
     def _open(self) -> None:
         if self._closed:

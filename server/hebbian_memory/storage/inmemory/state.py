@@ -21,11 +21,24 @@ from hebbian_memory.storage.rows import (
     UseRow,
 )
 
-__all__ = ["ROW_VERSION", "Memory", "State", "StoredEvent", "frozen_vector", "stored_link", "stored_use", "utc"]
+__all__ = [
+    "ROW_VERSION",
+    "Logged",
+    "Memory",
+    "State",
+    "StoredEvent",
+    "frozen_vector",
+    "stored_link",
+    "stored_use",
+    "utc",
+]
 
 # The DuckDB schema whose rows this store holds (storage.duckdb.schema.SCHEMA_VERSION, not imported: that module imports
 # duckdb). An export records it; tests/storage/test_backends.py checks the two agree.
 ROW_VERSION = 5
+
+# A change as logged: ("stored" | "removed", memory id) or ("link", (source, target)).
+Logged = tuple[str, int | tuple[int, int]]
 
 # An access event as kept: (memory id, session id or None, kind, when).
 StoredEvent = tuple[int, int | None, str, datetime]
@@ -172,11 +185,14 @@ class State:
     next_memory: int = 1
     next_session: int = 1
     next_event: int = 1
+    # This write's changes, for the change log (``InMemoryCore`` appends them when the write is kept).
+    logged: list[Logged] = field(default_factory=list[Logged])
 
     def copy(self) -> "State":
         """A copy a write may change: the dicts are new, the (immutable) records shared."""
         return replace(
             self,
+            logged=[],
             memories=dict(self.memories),
             by_hash=dict(self.by_hash),
             by_session=dict(self.by_session),
@@ -189,6 +205,7 @@ class State:
 
     def add_memory(self, m: Memory) -> None:
         self.memories[m.id] = m
+        self.logged.append(("stored", m.id))
         key = (m.project, m.content_hash)
         self.by_hash[key] = (*self.by_hash.get(key, ()), m.id)
         if m.session_id is not None:
@@ -202,6 +219,7 @@ class State:
             m = self.memories.pop(i, None)
             if m is None:
                 continue
+            self.logged.append(("removed", i))
             key = (m.project, m.content_hash)
             self.by_hash[key] = tuple(j for j in self.by_hash[key] if j != i)
             if not self.by_hash[key]:
@@ -232,6 +250,11 @@ class State:
         """Insert or replace links whole (ends not checked, as DuckDB keeps no foreign keys)."""
         for link in links:
             self.links[(link.source_id, link.target_id)] = stored_link(link)
+            self.logged.append(("link", (link.source_id, link.target_id)))
+
+    def drop_link(self, ends: tuple[int, int]) -> None:
+        if self.links.pop(ends, None) is not None:
+            self.logged.append(("link", ends))
 
     def take_ids(self, table: str, n: int) -> list[int]:
         """The next ``n`` ids of the memory or the session sequence."""

@@ -117,6 +117,7 @@ class InMemoryStore(InMemoryTransfer):
             for i, v in vectors.items():
                 if i in s.memories:
                     s.memories[i] = replace(s.memories[i], embedding=frozen_vector(v), embedding_model=model)
+                    s.logged.append(("stored", i))
 
     def filter_ids(self, filters: Filters, limit: int) -> list[int] | None:
         found: list[int] = []
@@ -220,7 +221,7 @@ class InMemoryStore(InMemoryTransfer):
         with self._write() as s:
             s.add_events(events)
             for pair in delete:
-                s.links.pop(pair, None)
+                s.drop_link(pair)
             s.write_links(links)
 
     def grow_links(

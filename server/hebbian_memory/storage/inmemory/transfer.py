@@ -5,7 +5,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 from hebbian_memory.storage.inmemory.core import InMemoryCore
-from hebbian_memory.storage.inmemory.state import ROW_VERSION, Memory, State, stored_link, stored_use, utc
+from hebbian_memory.storage.inmemory.state import ROW_VERSION, Memory, State, stored_use, utc
 from hebbian_memory.storage.rows import Link, SessionRow, StoredMemory, Totals
 
 __all__ = ["InMemorySnapshot", "InMemoryTransfer"]
@@ -76,7 +76,7 @@ class InMemoryTransfer(InMemoryCore):
             for r in rows:
                 pair = (r.source_id, r.target_id)
                 if pair not in s.links and r.source_id in s.memories and r.target_id in s.memories:
-                    s.links[pair] = stored_link(r)
+                    s.write_links([r])
                     added.add(pair)
         return added
 

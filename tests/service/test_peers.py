@@ -1,0 +1,72 @@
+"""Two services sharing one store, as two servers share one PostgreSQL database: each keeps its own caches and
+catches up from the store's change log, so a recall on one sees what the other stored, forgot and linked."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from hebbian_memory.clock import ManualClock
+from hebbian_memory.config import Settings, load_settings
+from hebbian_memory.service.memory import MemoryService
+from hebbian_memory.storage import MemoryStore
+from hebbian_memory.storage.inmemory import InMemoryStore
+from tests.helpers import FakeEmbedder, shared_model_cache
+
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def _settings(data_dir: Path) -> Settings:
+    return load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[MemoryService, MemoryService]]:
+    """Two servers (their own data dirs, caches and clocks) over one shared store."""
+    shared: MemoryStore = InMemoryStore()
+    services = [
+        MemoryService(_settings(tmp_path / name), shared, FakeEmbedder(), ManualClock(START)) for name in ("a", "b")
+    ]
+    for service in services:
+        service.warm_up()
+    yield services[0], services[1]
+    services[0].close()
+
+
+def _ids(service: MemoryService, query: str, project: str | None = "default") -> list[int]:
+    return [hit.id for hit in service.recall(query, k=10, project=project, min_relevance=0).hits]
+
+
+def test_a_recall_on_one_server_sees_what_another_stored_and_forgot(pair: tuple[MemoryService, MemoryService]) -> None:
+    a, b = pair
+    b.recall("anything at all", min_relevance=0)  # b's caches are warm before a writes
+    stored = a.remember("The staging database runs on port 6543").id
+    assert _ids(b, "staging database port") == [stored]
+    a.forget(ids=[stored])
+    assert _ids(b, "staging database port") == []
+
+
+def test_another_servers_memory_in_another_project_stays_out_of_this_projects_recall(
+    pair: tuple[MemoryService, MemoryService],
+) -> None:
+    """Project counts are a cache too: with every memory in 'default', recall skips the project filter, so a stale
+    count would let a memory another server put in 'secret' through."""
+    a, b = pair
+    mine = b.remember("Lunch menu for the offsite is tacos").id
+    assert _ids(b, "offsite lunch menu") == [mine]
+    theirs = a.remember("Offsite lunch menu budget is secret", project="secret")
+    assert _ids(b, "offsite lunch menu") == [mine]
+    assert set(_ids(b, "offsite lunch menu", project=None)) == {mine, theirs.id}
+
+
+def test_links_made_on_one_server_reach_the_others_graph(pair: tuple[MemoryService, MemoryService]) -> None:
+    a, b = pair
+    x = a.remember("Deploys go out on Tuesdays").id
+    y = a.remember("The release train leaves at noon").id
+    b.recall("deploys", min_relevance=0)
+    a.associate(x, [y], strength=0.9, session_id=None)
+    hits = b.recall("When do deploys go out?", k=5, min_relevance=0).hits
+    linked = [hit for hit in hits if hit.id == y]
+    assert linked, "the memory linked on the other server is reached through the link"
+    assert linked[0].via is not None and linked[0].via.memory_id == x
