@@ -2,15 +2,17 @@
 catches up from the store's change log, so a recall on one sees what the other stored, forgot and linked."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
+from hebbian_memory.learning import maintenance, plasticity
+from hebbian_memory.learning.graph import Learning
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import MemoryStore
+from hebbian_memory.storage import Growth, MemoryStore
 from hebbian_memory.storage.inmemory import InMemoryStore
 from tests.helpers import FakeEmbedder, shared_model_cache
 
@@ -22,9 +24,13 @@ def _settings(data_dir: Path) -> Settings:
 
 
 @pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[MemoryService, MemoryService]]:
+def shared() -> MemoryStore:
+    return InMemoryStore()
+
+
+@pytest.fixture
+def pair(tmp_path: Path, shared: MemoryStore) -> Iterator[tuple[MemoryService, MemoryService]]:
     """Two servers (their own data dirs, caches and clocks) over one shared store."""
-    shared: MemoryStore = InMemoryStore()
     services = [
         MemoryService(_settings(tmp_path / name), shared, FakeEmbedder(), ManualClock(START)) for name in ("a", "b")
     ]
@@ -69,4 +75,24 @@ def test_links_made_on_one_server_reach_the_others_graph(pair: tuple[MemoryServi
     hits = b.recall("When do deploys go out?", k=5, min_relevance=0).hits
     linked = [hit for hit in hits if hit.id == y]
     assert linked, "the memory linked on the other server is reached through the link"
-    assert linked[0].via is not None and linked[0].via.memory_id == x
+    assert linked[0].via is not None
+    assert linked[0].via.memory_id == x
+
+
+def test_a_pass_keeps_a_link_another_server_grew_after_the_pass_read_it(
+    pair: tuple[MemoryService, MemoryService], shared: MemoryStore
+) -> None:
+    """A pass plans from a snapshot; a link another server grew meanwhile keeps its newer state, though this
+    server's own watch of its writes knows nothing of it (the store compares the link's updated_at)."""
+    a, _ = pair
+    store = shared
+    rules = load_settings(env={}).plasticity
+    x, y = a.remember("Backups run nightly").id, a.remember("Restores are tested monthly").id
+    a.associate(x, [y], strength=0.5, session_id=None)
+    years_later = START + timedelta(days=3650)
+    plan = maintenance.plan(store.all_links(), store.memory_states(), years_later, rules)
+    assert (x, y) in plan.dropped  # ten idle years: pruned, as planned
+    grown = store.grow_links([Growth(x, y, 0.0, 0.8)], plasticity.growth_rule(plasticity.EXPLICIT, rules), years_later)
+    report = maintenance.apply(plan, store, Learning(rules), set(), set())
+    assert report.pruned == 0
+    assert store.links_between([(x, y)])[(x, y)] == grown[0][0]

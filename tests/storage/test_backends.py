@@ -150,6 +150,17 @@ def grow(p: Pair, data: st.DataObject) -> tuple[list[Growth], GrowthRule]:
     return growth, plasticity.growth_rule(kind, load_settings(env={}).plasticity)
 
 
+def settle_links(p: Pair, data: st.DataObject) -> None:
+    """A pass's writes, some planned from the stored state, some from a stale one, some for links not stored."""
+    stored = {(x.source_id, x.target_id): x.updated_at for x in p.stores[0].all_links()}
+    old = data.draw(st.lists(st.sampled_from(sorted(stored)), max_size=3)) if stored else []
+    named = list(dict.fromkeys([*old, *p.pairs(data)]))
+    as_of = {e: stored[e] if e in stored and data.draw(st.booleans()) else p.now for e in named}
+    cut = data.draw(st.integers(0, len(named)))
+    links = [link(a, b, data, p.now) for a, b in named[:cut]]
+    p.both(lambda s: s.settle_links(links, named[cut:], as_of))
+
+
 def grow_links(p: Pair, data: st.DataObject) -> None:
     growth, rule = grow(p, data)
     happened = events(p, data)
@@ -230,8 +241,8 @@ def imports(p: Pair, data: st.DataObject) -> None:
 
 
 WRITES = [
-    insert, insert, reinforce, save_links, grow_links, grow_links, record_events, save_use, states, delete,
-    sessions, upkeep, imports,
+    insert, insert, reinforce, save_links, grow_links, grow_links, settle_links, record_events, save_use, states,
+    delete, sessions, upkeep, imports,
 ]  # fmt: skip
 
 

@@ -41,6 +41,7 @@ class Plan:
     replay_pairs: list[Pair]  # their strongest links
     memory_updates: list[tuple[int, float, int]]  # (id, strength, tier) where they changed
     memory_tiers_changed: int
+    as_of: dict[Pair, datetime]  # the updated_at the plan saw, of the links it changes or drops
 
 
 def plan(links: list[Link], memories: list[MemoryState], now: datetime, rules: PlasticitySettings) -> Plan:
@@ -51,10 +52,13 @@ def plan(links: list[Link], memories: list[MemoryState], now: datetime, rules: P
     over = set(bounded)
     replay = _replay_choice(memories, now, rules)
     updates, tiers_changed = _memory_tiers(memories, now, rules)
+    changed = [x for x in changed if (x.source_id, x.target_id) not in over]
+    touched = {(x.source_id, x.target_id) for x in changed} | set(pruned) | over
+    as_of = {(x.source_id, x.target_id): x.updated_at for x in links if (x.source_id, x.target_id) in touched}
     return Plan(
         now,
         kept,
-        [x for x in changed if (x.source_id, x.target_id) not in over],
+        changed,
         pruned + bounded,
         promoted,
         demoted,
@@ -62,20 +66,23 @@ def plan(links: list[Link], memories: list[MemoryState], now: datetime, rules: P
         _strongest_pairs(kept, replay),
         updates,
         tiers_changed,
+        as_of,
     )
 
 
 def apply(plan: Plan, store: LinkRows, learning: Learning, touched: set[Pair], gone: set[int]) -> PassReport:
     """Write a plan's links (under the service's write lock), leaving out what changed since its snapshot:
-    links strengthened meanwhile (``touched``) keep their newer state, and nothing is written for memories
-    forgotten meanwhile (``gone``)."""
+    links strengthened meanwhile here (``touched``) or by any server (the store compares ``updated_at``) keep
+    their newer state, and nothing is written for memories forgotten meanwhile (``gone``)."""
 
     def stale(ends: Pair) -> bool:
         return ends in touched or ends[0] in gone or ends[1] in gone
 
     changed = [x for x in plan.changed if not stale((x.source_id, x.target_id))]
     dropped = [ends for ends in plan.dropped if not stale(ends)]
-    store.save_links(changed, dropped)
+    settled = store.settle_links(changed, dropped, plan.as_of)
+    changed = [x for x in changed if (x.source_id, x.target_id) in settled]
+    dropped = [ends for ends in dropped if ends in settled]
     learning.saved(changed, dropped)  # the other weights are refreshed in chunks afterwards (refresh_graph)
     learning.strengthen(store, [ends for ends in plan.replay_pairs if not stale(ends)], plan.now)
     return PassReport(

@@ -11,6 +11,7 @@ from hebbian_memory.service.core import Core
 __all__ = ["GRAPH_REFRESH_CHUNK", "LAST_PASS_META_KEY", "Upkeep"]
 
 LAST_PASS_META_KEY = "last_consolidation"
+PASS_LOCK = "consolidation"
 GRAPH_REFRESH_CHUNK = 5000
 
 
@@ -23,8 +24,14 @@ class Upkeep:
     def consolidate(self) -> ConsolidateResult:
         """One consolidation pass now: decay, tiers, pruning, replay (see maintenance)."""
         core = self._core
-        store, learning = core.store, core.learning
         core.wait_ready()
+        with core.store.exclusive(PASS_LOCK):  # servers sharing the database take turns (each pass is idempotent)
+            return self._consolidate()
+
+    def _consolidate(self) -> ConsolidateResult:
+        core = self._core
+        store, learning = core.store, core.learning
+        core.catch_up()  # plan from the links as every server left them
         core.apply_learning()
         with core.lock:
             now = core.clock.now()

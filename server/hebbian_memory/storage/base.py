@@ -11,7 +11,7 @@ Contracts every backend keeps:
   ``DatabaseDamagedError``. No other error is part of the contract.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -186,6 +186,14 @@ class LinkRows(Protocol):
         """{(low, high): link} for those of these (low id, high id) pairs that are stored."""
         ...
 
+    def settle_links(
+        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], datetime]
+    ) -> set[tuple[int, int]]:
+        """A consolidation pass's writes, in one transaction: write each of ``links`` and delete each of ``delete``
+        only if the stored link's ``updated_at`` still equals ``as_of`` for its pair (what the pass planned from):
+        a link grown or written meanwhile, by any server, keeps its newer state. The pairs written or deleted."""
+        ...
+
     def save_links(
         self, links: Sequence[Link], delete: Sequence[tuple[int, int]] = (), events: Sequence[Event] = ()
     ) -> None:
@@ -315,6 +323,11 @@ class Lifecycle(Protocol):
     def purge(self) -> tuple[int, int]:
         """Rewrite the store so deleted rows leave no bytes behind and clear ``PURGE_DUE``; (bytes before, bytes
         after). A refused rewrite raises ``StorageFaultError`` and leaves the store whole and ``PURGE_DUE`` set."""
+        ...
+
+    def exclusive(self, name: str) -> AbstractContextManager[None]:
+        """Held by one caller at a time among every process using the store (a consolidation pass must not
+        overlap another server's); waits until it is free."""
         ...
 
     def get_meta(self, key: str) -> str | None:

@@ -18,6 +18,7 @@ import duckdb
 
 from hebbian_memory.errors import StorageFaultError
 from hebbian_memory.faults import fault
+from hebbian_memory.storage.locks import NamedLocks
 from hebbian_memory.storage.rows import PURGE_DUE
 
 __all__ = ["DISK_ERRORS", "NOTHING_CHANGED", "PURGE_DUE", "StoreCore", "aware", "naive"]
@@ -48,6 +49,7 @@ class StoreCore:
         self._lock = threading.RLock()
         # Held by a snapshot reader (export) on its own cursor and by purge, which swaps the file under it.
         self._file_lock = threading.Lock()
+        self.exclusive = NamedLocks().exclusive  # one process writes the file: its threads are all to keep apart
         self._read_only = False  # reopened read-only after a failed checkpoint in a folder refusing writes
         self._broken = False  # not even a read-only reopen worked; tried again at the next call
         self._open_error: Exception = duckdb.IOException("the database could not be opened again")

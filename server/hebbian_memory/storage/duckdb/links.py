@@ -1,6 +1,6 @@
 """Links, access events and the consolidation state of memories: what learning reads and writes."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -56,6 +56,24 @@ class LinkQueries(StoreCore):
         ]
         self._write_links(c, [link for link, _ in out])
         return out
+
+    def settle_links(
+        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], datetime]
+    ) -> set[tuple[int, int]]:
+        """Compare and write in one transaction (the one writer's transactions are serial)."""
+        with self._tx() as c:
+            wanted = [*((x.source_id, x.target_id) for x in links), *delete]
+            stored = _by_pair(c.execute(_BETWEEN, _ends(wanted)).fetchall()) if wanted else {}
+            settled = {p for p in wanted if p in stored and stored[p].updated_at == as_of.get(p)}
+            gone = [p for p in delete if p in settled]
+            if gone:
+                c.execute(
+                    """DELETE FROM associations WHERE (source_id, target_id) IN
+                       (SELECT (unnest(?::BIGINT[]), unnest(?::BIGINT[])))""",
+                    _ends(gone),
+                )
+            self._write_links(c, [x for x in links if (x.source_id, x.target_id) in settled])
+        return settled
 
     def save_links(
         self,

@@ -8,6 +8,7 @@ from typing import cast
 
 from hebbian_memory.errors import StorageError
 from hebbian_memory.storage.inmemory.state import Logged, State
+from hebbian_memory.storage.locks import NamedLocks
 from hebbian_memory.storage.rows import Changes
 
 __all__ = ["InMemoryCore"]
@@ -22,6 +23,8 @@ class InMemoryCore:
         self._state = State()
         self._closed = False
         self._log: list[Logged] = []  # every kept write's changes, in order: the change log
+        # The servers sharing an in-memory store live in this process: its threads are all to keep apart.
+        self.exclusive = NamedLocks().exclusive
 
     def _read(self) -> State:
         """The current moment: never changed afterwards, so it may be read without the lock."""

@@ -3,7 +3,7 @@ to show the service needs nothing of DuckDB, and runs the service's own tests fa
 
 import heapq
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 
@@ -223,6 +223,18 @@ class InMemoryStore(InMemoryTransfer):
             for pair in delete:
                 s.drop_link(pair)
             s.write_links(links)
+
+    def settle_links(
+        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], datetime]
+    ) -> set[tuple[int, int]]:
+        with self._write() as s:
+            wanted = [*((x.source_id, x.target_id) for x in links), *delete]
+            settled = {p for p in wanted if p in s.links and s.links[p].updated_at == as_of.get(p)}
+            for p in delete:
+                if p in settled:
+                    s.drop_link(p)
+            s.write_links([x for x in links if (x.source_id, x.target_id) in settled])
+        return settled
 
     def grow_links(
         self, growth: Sequence[Growth], rule: GrowthRule, now: datetime, events: Sequence[Event] = ()
