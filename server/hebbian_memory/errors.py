@@ -29,6 +29,7 @@ __all__ = [
     "ModelError",
     "StorageError",
     "StorageFaultError",
+    "StoredMeanwhileError",
 ]
 
 
@@ -67,6 +68,11 @@ class ImportStoppedError(HebbianMemoryError):
 
 class StorageError(HebbianMemoryError):
     """The database could not be used."""
+
+
+class StoredMeanwhileError(StorageError):
+    """An insert met a (project, content hash) another server sharing the database stored since the caller looked;
+    nothing of the insert was stored. Looking again finds it."""
 
 
 class DatabaseLockedError(StorageError):

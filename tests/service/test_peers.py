@@ -1,7 +1,9 @@
 """Two services sharing one store, as two servers share one PostgreSQL database: each keeps its own caches and
 catches up from the store's change log, so a recall on one sees what the other stored, forgot and linked."""
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import pytest
 
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
+from hebbian_memory.embedding.embedder import Vectors
 from hebbian_memory.learning import maintenance, plasticity
 from hebbian_memory.learning.graph import Learning
 from hebbian_memory.service.memory import MemoryService
@@ -96,3 +99,31 @@ def test_a_pass_keeps_a_link_another_server_grew_after_the_pass_read_it(
     report = maintenance.apply(plan, store, Learning(rules), set(), set())
     assert report.pruned == 0
     assert store.links_between([(x, y)])[(x, y)] == grown[0][0]
+
+
+class _Together(FakeEmbedder):
+    """Both servers embed the same text at once, after each has looked for it and before either stores it."""
+
+    def __init__(self, barrier: threading.Barrier) -> None:
+        self._barrier = barrier
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if texts == ["Our VPN endpoint moved to vpn2"]:
+            self._barrier.wait(timeout=10)
+        return super().embed(texts)
+
+
+def test_the_same_text_remembered_on_two_servers_at_once_is_stored_once(tmp_path: Path, shared: MemoryStore) -> None:
+    barrier = threading.Barrier(2)
+    services = [
+        MemoryService(_settings(tmp_path / name), shared, _Together(barrier), ManualClock(START)) for name in "ab"
+    ]
+    for service in services:
+        service.warm_up()
+    with ThreadPoolExecutor(2) as pool:
+        first, second = (pool.submit(s.remember, "Our VPN endpoint moved to vpn2") for s in services)
+    a, b = first.result(), second.result()
+    assert a.id == b.id
+    assert sorted([a.created, b.created]) == [False, True]
+    assert shared.count() == 1
+    services[0].close()

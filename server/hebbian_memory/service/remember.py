@@ -10,7 +10,7 @@ import numpy as np
 
 from hebbian_memory import inputs
 from hebbian_memory.config import LimitSettings
-from hebbian_memory.errors import InvalidInputError, StorageFaultError
+from hebbian_memory.errors import InvalidInputError, StorageFaultError, StoredMeanwhileError
 from hebbian_memory.learning.feedback import Report
 from hebbian_memory.models import MemoryInput, RememberResult
 from hebbian_memory.redaction import Redactor
@@ -141,7 +141,13 @@ class Rememberer:
                 )
                 for p in new.values()
             ]
-            ids = store.insert(rows, now, chain)
+            try:
+                ids = store.insert(rows, now, chain)
+            except StoredMeanwhileError:  # another server sharing the database stored one of these since we looked
+                known = store.ids_by_hash([p.content_hash for p in prepared], project)
+                new = {digest: p for digest, p in new.items() if digest not in known}
+                rows = [r for r in rows if r.content_hash not in known]
+                ids = store.insert(rows, now, chain)
             catalog.writes += 1
             if chain is not None and ids:
                 core.learning.temporal([*([chain.after] if chain.after is not None else []), *ids], now)

@@ -58,7 +58,8 @@ class MemoryRows(Protocol):
         """Store ``memories`` (access count 0, strength 1, tier 1, created/updated/last accessed ``now``) with a
         'remembered' access event each; their new ids, in order, increasing. With ``chain``, also a temporal link
         (weight ``chain.weight``, tier 1, co-access 0, all times ``now``) from ``chain.after`` (if not None) to the
-        first and from each to the next. Empty ``memories``: nothing is written, []."""
+        first and from each to the next. Empty ``memories``: nothing is written, []. A store several servers
+        write raises ``StoredMeanwhileError`` (and writes nothing) for a (project, hash) already stored."""
         ...
 
     def ids_by_hash(self, hashes: Sequence[str], project: str) -> dict[str, int]:

@@ -10,6 +10,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
+from hebbian_memory.errors import StoredMeanwhileError
 from hebbian_memory.storage.base import MemoryStore
 from hebbian_memory.storage.growth import Growth, GrowthRule, grown
 from hebbian_memory.storage.inmemory.state import Memory, frozen_vector, stored_use, utc
@@ -43,6 +44,8 @@ class InMemoryStore(InMemoryTransfer):
             return []
         ts = utc(now)
         with self._write() as s:
+            if any((m.project, m.content_hash) in s.by_hash for m in memories):  # as a shared database refuses it
+                raise StoredMeanwhileError("A memory with this text is already stored in the project.")
             ids = s.take_ids("memories", len(memories))
             for i, m in zip(ids, memories, strict=True):
                 row = StoredMemory(
