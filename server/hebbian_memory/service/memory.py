@@ -10,7 +10,7 @@ out (remembering, recalling, linking, forgetting, archive, upkeep), all sharing 
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -49,7 +49,7 @@ from hebbian_memory.service.peers import Peers
 from hebbian_memory.service.portability import LinkRecord, MemoryRecord, SessionRecord
 from hebbian_memory.service.recall import Recaller
 from hebbian_memory.service.remember import Rememberer
-from hebbian_memory.service.upkeep import Upkeep
+from hebbian_memory.service.upkeep import Progress, Upkeep
 from hebbian_memory.storage import PURGE_DUE, MemoryStore
 
 __all__ = ["DEFAULT_PROJECT", "KEYWORD_BATCH", "REFUSED", "WARM_UP_TIMEOUT_S", "MemoryService", "Progress"]
@@ -58,11 +58,8 @@ log = logging.getLogger(__name__)
 
 WARM_UP_TIMEOUT_S = 600.0
 DEFAULT_PROJECT = inputs.DEFAULT_PROJECT
-_MODEL_META_KEY = "embedding_model"
 KEYWORD_BATCH = 5000
 REFUSED = "This call was not carried out: it changed nothing, and nothing stored before was lost."
-# A long warm-up step's progress: (stage, done, total).
-Progress = Callable[[str, int, int], None]
 
 
 def _log_progress(stage: str, done: int, total: int) -> None:
@@ -139,7 +136,7 @@ class MemoryService:
             started = time.perf_counter()
             if load_model:
                 self._embedder.load()
-            self._reembed_if_model_changed(report, everything=reembed)
+            self._upkeep.reembed_if_model_changed(report, everything=reembed)
             self._peers.begin()
             index = VectorIndex(
                 self._settings.data_dir / "vectors.usearch",
@@ -192,23 +189,6 @@ class MemoryService:
         except StorageFaultError as e:
             log.error("at start: %s", e)
             self._fault = self._forgetter.unfinished = e
-
-    def _reembed_if_model_changed(self, report: Progress, everything: bool = False) -> None:
-        model_id = self._embedder.model_id
-        stale = self._store.models_in_use() - {model_id}
-        if stale or everything:
-            if stale:
-                log.warning("embedding model changed (%s -> %s): re-embedding every memory", sorted(stale), model_id)
-            total, done = self._store.count(), 0
-            for batch in self._store.iter_contents(batch=1000):
-                vectors = self._embedder.embed([content for _, content in batch])
-                self._store.replace_embeddings({mid: v for (mid, _), v in zip(batch, vectors, strict=True)}, model_id)
-                done += len(batch)
-                report("re-embedding", done, total)
-            if stale:  # contexts of use were query vectors of the old model (a re-embed by the same one keeps them)
-                self._store.clear_cues()
-        if self._store.get_meta(_MODEL_META_KEY) != model_id:  # no write at a plain start: the disk may be full
-            self._store.set_meta(_MODEL_META_KEY, model_id)
 
     def _wait_ready(self) -> VectorIndex:
         if not self._ready.wait(WARM_UP_TIMEOUT_S):

@@ -1,6 +1,8 @@
 """Consolidation passes (planned from a snapshot without the write lock, written under it) and the counts
 behind stats."""
 
+import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from hebbian_memory._native import release_free_memory
@@ -8,15 +10,20 @@ from hebbian_memory.learning import maintenance
 from hebbian_memory.models import ConsolidateResult, StatsResult
 from hebbian_memory.service.core import Core
 
-__all__ = ["GRAPH_REFRESH_CHUNK", "LAST_PASS_META_KEY", "Upkeep"]
+__all__ = ["GRAPH_REFRESH_CHUNK", "LAST_PASS_META_KEY", "MODEL_META_KEY", "Progress", "Upkeep"]
+
+log = logging.getLogger(__name__)
 
 LAST_PASS_META_KEY = "last_consolidation"
+MODEL_META_KEY = "embedding_model"
+# A long warm-up step's progress: (stage, done, total).
+Progress = Callable[[str, int, int], None]
 PASS_LOCK = "consolidation"
 GRAPH_REFRESH_CHUNK = 5000
 
 
 class Upkeep:
-    """consolidate and stats."""
+    """consolidate, stats and the re-embedding after a model change."""
 
     def __init__(self, core: Core) -> None:
         self._core = core
@@ -65,6 +72,25 @@ class Upkeep:
             replayed=report.replayed,
             memory_tiers_changed=report.memory_tiers_changed,
         )
+
+    def reembed_if_model_changed(self, report: Progress, everything: bool = False) -> None:
+        """At warm-up: embed every memory again if any vector is of another model (or ``everything``)."""
+        core = self._core
+        model_id = core.embedder.model_id
+        stale = core.store.models_in_use() - {model_id}
+        if stale or everything:
+            if stale:
+                log.warning("embedding model changed (%s -> %s): re-embedding every memory", sorted(stale), model_id)
+            total, done = core.store.count(), 0
+            for batch in core.store.iter_contents(batch=1000):
+                vectors = core.embedder.embed([content for _, content in batch])
+                core.store.replace_embeddings({mid: v for (mid, _), v in zip(batch, vectors, strict=True)}, model_id)
+                done += len(batch)
+                report("re-embedding", done, total)
+            if stale:  # contexts of use were query vectors of the old model (a re-embed by the same one keeps them)
+                core.store.clear_cues()
+        if core.store.get_meta(MODEL_META_KEY) != model_id:  # no write at a plain start: the disk may be full
+            core.store.set_meta(MODEL_META_KEY, model_id)
 
     def trim_events(self, now: datetime) -> int:
         """Keep the access-event window (plasticity.events_keep_days, events_keep); how many events went."""
