@@ -101,7 +101,9 @@ def test_500_random_calls_by_two_tokens_never_cross_projects(world: tuple[Memory
         kind = rng.choice(["remember", "recall", "recall", "recall", "associate", "forget", "get", "stats"])
         try:
             if kind == "remember":
-                item = MemoryInput(content=f"{me} adds a note on the {rng.choice(TOPICS)} #{n}", tags=[rng.choice(TAGS)])
+                item = MemoryInput(
+                    content=f"{me} adds a note on the {rng.choice(TOPICS)} #{n}", tags=[rng.choice(TAGS)]
+                )
                 used = some_ids() if rng.random() < 0.5 else None
                 result: Any = REMEMBER_MANY.run(service, RememberManyArgs(memories=[item], used=used, **common))
                 seen = {r.id for r in result}
