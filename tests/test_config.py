@@ -114,5 +114,5 @@ def test_a_tokens_file_comes_from_the_environment_as_an_absolute_path(
 
 def test_a_shared_token_and_a_tokens_file_together_are_refused() -> None:
     env = {"HEBBIAN_MEMORY_HTTP_TOKEN": "x" * 24, "HEBBIAN_MEMORY_HTTP_TOKENS_FILE": "/etc/tokens.toml"}
-    with pytest.raises(ConfigError, match="http.token and http.tokens_file are both set"):
+    with pytest.raises(ConfigError, match=r"http\.token and http\.tokens_file are both set"):
         load_settings(env=env)

@@ -5,7 +5,8 @@ memories, and the other project's memories and links are as they were. The two p
 other (links a token bound to both made), so spreading activation has a way out to follow."""
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,7 +66,7 @@ def snapshot(store: MemoryStore, project: str) -> dict[str, Any]:
 
 
 def seed(service: MemoryService) -> None:
-    """Twenty memories a project, and links across the two (as a token bound to both would make them)."""
+    """Twenty memories a project, and strong links across the two (as a token bound to both would make them)."""
     made: dict[str, list[int]] = {}
     for name, project in PROJECTS.items():
         items = [
@@ -73,8 +74,93 @@ def seed(service: MemoryService) -> None:
             for i, topic in enumerate(TOPICS * 4)
         ][:20]
         made[name] = [r.id for r in service.remember_many(items, project=project)]
-    for a, b in zip(made["alice"], made["bob"], strict=True):
-        service.associate(a, [b], 1.0)
+    # a_i - b_i - a_(i+1), and the same the other way: paths of two hops through the other project.
+    for i, (a, b) in enumerate(zip(made["alice"], made["bob"], strict=True)):
+        service.associate(a, [b, made["bob"][i - 1]], 1.0)
+
+
+@dataclass
+class Turn:
+    """One random call by ``me``: what it may see, what it must not, and the arguments it draws."""
+
+    rng: random.Random
+    n: int
+    me: str
+    session_id: int
+    mine: set[int]
+    theirs: set[int]
+    foreign_texts: list[str]
+    project: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        other = next(p for name, p in PROJECTS.items() if name != self.me)
+        self.project = self.rng.choice([PROJECTS[self.me], PROJECTS[self.me], other, *WEIRD])
+
+    @property
+    def allowed(self) -> list[str]:
+        return [PROJECTS[self.me]]
+
+    def some_ids(self) -> list[int]:
+        pool = [*self.mine, *self.theirs, 10**6 + self.rng.randrange(100)]
+        return self.rng.sample(pool, k=min(len(pool), self.rng.randint(1, 3)))
+
+    def remember(self, service: MemoryService) -> set[int]:
+        item = MemoryInput(
+            content=f"{self.me} adds a note on the {self.rng.choice(TOPICS)} #{self.n}", tags=[self.rng.choice(TAGS)]
+        )
+        used = self.some_ids() if self.rng.random() < 0.5 else None
+        args = RememberManyArgs(
+            memories=[item], used=used, session_id=self.session_id, project=self.project, allowed=self.allowed
+        )
+        return {r.id for r in REMEMBER_MANY.run(service, args)}
+
+    def recall(self, service: MemoryService) -> set[int]:
+        args = RecallArgs(
+            query=self.rng.choice([*TOPICS, *self.foreign_texts[:3]]),
+            k=self.rng.choice([None, 5, 50]),
+            tags=self.rng.choice([None, [self.rng.choice(TAGS)]]),
+            all_projects=self.rng.random() < 0.5,
+            min_relevance=self.rng.choice([None, 0.0]),
+            used=self.some_ids() if self.rng.random() < 0.3 else None,
+            session_id=self.session_id,
+            project=self.project,
+            allowed=self.allowed,
+        )
+        result = RECALL.run(service, args)
+        assert not any(text in h.content for h in result.hits for text in self.foreign_texts)
+        return {h.id for h in result.hits} | {h.via.memory_id for h in result.hits if h.via}
+
+    def associate(self, service: MemoryService) -> set[int]:
+        source, *targets = [*self.some_ids(), *self.some_ids()]
+        args = AssociateArgs(
+            source_id=source, target_ids=targets, session_id=self.session_id, project=self.project, allowed=self.allowed
+        )
+        return {link.target_id for link in ASSOCIATE.run(service, args).links} | {source}
+
+    def forget(self, service: MemoryService) -> set[int]:
+        by_ids = self.rng.random() < 0.4
+        args = ForgetArgs(
+            ids=self.some_ids() if by_ids else None,
+            tags=None if by_ids else [self.rng.choice(TAGS)],
+            all_projects=self.rng.random() < 0.5,
+            session_id=self.session_id,
+            project=self.project,
+            allowed=self.allowed,
+        )
+        return set(FORGET.run(service, args).ids)
+
+    def get(self, service: MemoryService) -> set[int]:
+        return {view.id for view in GET.run(service, GetArgs(ids=self.some_ids(), allowed=self.allowed))}
+
+    def stats(self, service: MemoryService) -> set[int]:
+        assert set(SCOPED_STATS.run(service, StatsArgs(allowed=self.allowed)).projects) <= set(self.allowed)
+        return set()
+
+    def refused(self, error: HebbianMemoryError, other_project: str) -> None:
+        """A refusal says no more about the other project than the call itself named."""
+        assert not any(text in str(error) for text in self.foreign_texts)
+        told = str(error).replace(repr(self.project.strip()), "")  # quoting back what was asked is fine
+        assert other_project not in told, str(error)
 
 
 def test_500_random_calls_by_two_tokens_never_cross_projects(world: tuple[MemoryService, MemoryStore]) -> None:
@@ -87,67 +173,27 @@ def test_500_random_calls_by_two_tokens_never_cross_projects(world: tuple[Memory
     for n in range(CALLS):
         me = rng.choice(list(PROJECTS))
         other = next(name for name in PROJECTS if name != me)
-        mine, theirs = set(before[me]["memories"]), set(before[other]["memories"])
-        foreign_texts = [row.content for row in before[other]["memories"].values()]
-
-        def some_ids() -> list[int]:
-            pool = [*mine, *theirs, 10**6 + rng.randrange(100)]
-            return rng.sample(pool, k=min(len(pool), rng.randint(1, 3)))
-
-        def project() -> str:
-            return rng.choice([PROJECTS[me], PROJECTS[me], PROJECTS[other], *WEIRD])
-
-        common = {"session_id": sessions[me], "allowed": [PROJECTS[me]], "project": project()}
+        theirs = set(before[other]["memories"])
+        texts = [row.content for row in before[other]["memories"].values()]
+        turn = Turn(rng, n, me, sessions[me], set(before[me]["memories"]), theirs, texts)
+        calls: dict[str, Callable[[MemoryService], set[int]]] = {
+            "remember": turn.remember,
+            "recall": turn.recall,
+            "associate": turn.associate,
+            "forget": turn.forget,
+            "get": turn.get,
+            "stats": turn.stats,
+        }
         kind = rng.choice(["remember", "recall", "recall", "recall", "associate", "forget", "get", "stats"])
+        refusal: HebbianMemoryError | None = None
+        seen: set[int] = set()
         try:
-            if kind == "remember":
-                item = MemoryInput(
-                    content=f"{me} adds a note on the {rng.choice(TOPICS)} #{n}", tags=[rng.choice(TAGS)]
-                )
-                used = some_ids() if rng.random() < 0.5 else None
-                result: Any = REMEMBER_MANY.run(service, RememberManyArgs(memories=[item], used=used, **common))
-                seen = {r.id for r in result}
-            elif kind == "recall":
-                args = RecallArgs(
-                    query=rng.choice([*TOPICS, *foreign_texts[:3]]),
-                    k=rng.choice([None, 5, 50]),
-                    tags=rng.choice([None, [rng.choice(TAGS)]]),
-                    all_projects=rng.random() < 0.5,
-                    min_relevance=rng.choice([None, 0.0]),
-                    used=some_ids() if rng.random() < 0.3 else None,
-                    **common,
-                )
-                result = RECALL.run(service, args)
-                seen = {h.id for h in result.hits} | {h.via.memory_id for h in result.hits if h.via}
-                assert not any(text in h.content for h in result.hits for text in foreign_texts)
-            elif kind == "associate":
-                source, *targets = [*some_ids(), *some_ids()]
-                result = ASSOCIATE.run(service, AssociateArgs(source_id=source, target_ids=targets, **common))
-                seen = {link.target_id for link in result.links} | {source}
-            elif kind == "forget":
-                by_ids = rng.random() < 0.4
-                args = ForgetArgs(
-                    ids=some_ids() if by_ids else None,
-                    tags=None if by_ids else [rng.choice(TAGS)],
-                    all_projects=rng.random() < 0.5,
-                    **common,
-                )
-                result = FORGET.run(service, args)
-                seen = set(result.ids)
-            elif kind == "get":
-                result = GET.run(service, GetArgs(ids=some_ids(), allowed=[PROJECTS[me]]))
-                seen = {view.id for view in result}
-            else:
-                result = SCOPED_STATS.run(service, StatsArgs(allowed=[PROJECTS[me]]))
-                assert set(result.projects) <= {PROJECTS[me]}
-                seen = set()
-            outcomes["ok"] += 1
-        except HebbianMemoryError as e:  # refused: it must not say more about the other project than was asked
-            outcomes["refused"] += 1
-            seen = set()
-            assert not any(text in str(e) for text in foreign_texts)
-            told = str(e).replace(repr(str(common["project"]).strip()), "")  # quoting back what was asked is fine
-            assert PROJECTS[other] not in told, (kind, str(e))
+            seen = calls[kind](service)
+        except HebbianMemoryError as e:
+            refusal = e
+        if refusal is not None:
+            turn.refused(refusal, PROJECTS[other])
+        outcomes["refused" if refusal else "ok"] += 1
         assert not seen & theirs, (n, kind, sorted(seen & theirs))
         service.flush(force=True)  # what the call learned is written now, so the comparison sees it
         assert snapshot(store, PROJECTS[other]) == before[other], (n, kind)
