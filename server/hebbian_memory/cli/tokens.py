@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from hebbian_memory.cli.common import settings_of, shared_options
+from hebbian_memory.cli.common import GROUP_JSON_OPTION, JSON_OPTION, settings_of, shared_options
 from hebbian_memory.errors import ConfigError
 from hebbian_memory.files import write_private
 from hebbian_memory.transport.tokens import TokenEntry, digest, parse_tokens
@@ -25,6 +25,8 @@ _FILE_OPTION = click.option(
 
 
 @click.group("token")
+@shared_options
+@GROUP_JSON_OPTION
 def token_group() -> None:
     """Team tokens for the HTTP transports: one per person, each bound to the projects it may use."""
 
@@ -39,9 +41,10 @@ def token_group() -> None:
     help="A project it may read and write (repeat for more; the first is its default).",
 )
 @_FILE_OPTION
+@JSON_OPTION
 @shared_options
 @click.pass_context
-def new_token(ctx: click.Context, name: str, projects: tuple[str, ...], path: Path | None) -> None:
+def new_token(ctx: click.Context, name: str, projects: tuple[str, ...], path: Path | None, as_json: bool) -> None:
     """Add a token for NAME to the tokens file and print it, once: the file keeps only its sha256. A running
     server accepts it from its next request."""
     target = _file(ctx, path)
@@ -54,6 +57,9 @@ def new_token(ctx: click.Context, name: str, projects: tuple[str, ...], path: Pa
     updated = (text if not text or text.endswith("\n") else text + "\n") + table
     _check(updated, target)  # a taken name, a bad project name: nothing is written
     _write(target, updated)
+    if as_json:
+        click.echo(json.dumps({"name": name, "token": secret, "projects": list(projects), "file": str(target)}))
+        return
     click.echo(secret)
     click.echo(
         f"Token {name!r} added to {target} for {', '.join(projects)}; shown only now. Give it to {name} as "
@@ -65,9 +71,10 @@ def new_token(ctx: click.Context, name: str, projects: tuple[str, ...], path: Pa
 @token_group.command("revoke")
 @click.argument("name")
 @_FILE_OPTION
+@JSON_OPTION
 @shared_options
 @click.pass_context
-def revoke_token(ctx: click.Context, name: str, path: Path | None) -> None:
+def revoke_token(ctx: click.Context, name: str, path: Path | None, as_json: bool) -> None:
     """Remove NAME's token from the tokens file (other lines and comments stay). A running server refuses it
     from its next request."""
     target = _file(ctx, path)
@@ -78,7 +85,10 @@ def revoke_token(ctx: click.Context, name: str, path: Path | None) -> None:
         raise click.ClickException(f"No token named {name!r} in {target}.")
     _check(updated, target)
     _write(target, updated)
-    click.echo(f"Token {name!r} revoked.", err=True)
+    if as_json:
+        click.echo(json.dumps({"name": name, "revoked": True, "file": str(target)}))
+    else:
+        click.echo(f"Token {name!r} revoked.", err=True)
 
 
 def _file(ctx: click.Context, path: Path | None) -> Path:
