@@ -101,3 +101,18 @@ def test_an_unknown_key_in_a_user_file_is_an_error_not_silently_ignored(tmp_path
     user.write_text("[recall]\ndefualt_k = 3\n")
     with pytest.raises(ConfigError, match=r"unknown setting 'recall\.defualt_k'"):
         load_settings(config_file=user, env={})
+
+
+def test_a_tokens_file_comes_from_the_environment_as_an_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={"HEBBIAN_MEMORY_HTTP_TOKENS_FILE": "team/tokens.toml"})
+    assert settings.http.tokens_file == str(tmp_path / "team" / "tokens.toml")
+    assert load_settings(env={}).http.tokens_file == ""
+
+
+def test_a_shared_token_and_a_tokens_file_together_are_refused() -> None:
+    env = {"HEBBIAN_MEMORY_HTTP_TOKEN": "x" * 24, "HEBBIAN_MEMORY_HTTP_TOKENS_FILE": "/etc/tokens.toml"}
+    with pytest.raises(ConfigError, match=r"http\.token and http\.tokens_file are both set"):
+        load_settings(env=env)

@@ -180,6 +180,7 @@ class StorageSettings:
 @dataclass(frozen=True, slots=True)
 class HttpSettings:
     token: str
+    tokens_file: str  # team tokens, one per person, bound to projects (see transport.tokens); "" for none
     allowed_hosts: list[str]
     max_request_mb: int
     max_in_flight_mb: int
@@ -335,6 +336,8 @@ def _apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> None:
 def _build(raw: dict[str, Any]) -> Settings:
     cache_dir = str(raw["model"]["cache_dir"])
     raw["model"]["cache_dir"] = str(Path(cache_dir).expanduser().absolute() if cache_dir else default_model_cache_dir())
+    tokens_file = str(raw["http"]["tokens_file"])
+    raw["http"]["tokens_file"] = str(Path(tokens_file).expanduser().absolute()) if tokens_file else ""
     sections = {name: cls(**raw[name]) for name, cls in SECTIONS.items()}
     data_dir = Path(raw["data_dir"]).expanduser() if raw["data_dir"] else platformdirs.user_data_path(APP_NAME)
     settings = Settings(
@@ -395,16 +398,27 @@ def _validate(s: Settings) -> None:
             "http.max_request_mb must be at least 1 and at most http.max_in_flight_mb",
         ),
     ]
+    ranges += [
+        (
+            s.storage.backend in ("duckdb", "postgres"),
+            f'storage.backend must be "duckdb" or "postgres", not {s.storage.backend!r}',
+        ),
+        (
+            s.storage.backend != "postgres" or bool(s.storage.url),
+            "storage.url is needed for the postgres backend (postgresql://user:password@host/db)",
+        ),
+    ]
     problems = [message for ok, message in ranges if not ok]
-    if s.storage.backend not in ("duckdb", "postgres"):
-        problems.append(f'storage.backend must be "duckdb" or "postgres", not {s.storage.backend!r}')
-    elif s.storage.backend == "postgres" and not s.storage.url:
-        problems.append("storage.url is needed for the postgres backend (postgresql://user:password@host/db)")
     for pattern in s.privacy.extra_patterns:
         try:
             re.compile(pattern)
         except re.error as e:
             problems.append(f"privacy.extra_patterns: {pattern!r} is not a regular expression ({e})")
+    if s.http.token and s.http.tokens_file:
+        problems.append(
+            "http.token and http.tokens_file are both set: use one. http.token is one shared token for every "
+            "project; http.tokens_file gives each person their own, bound to projects (`hebbian-memory token new`)"
+        )
     if s.http.token and len(s.http.token) < MIN_TOKEN_CHARS:
         problems.append(f"http.token must be at least {MIN_TOKEN_CHARS} characters (try: openssl rand -hex 24)")
     for section in (s.limits, s.model, s.index, s.lexical, s.recall, s.sharing, s.plasticity):

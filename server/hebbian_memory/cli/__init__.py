@@ -8,6 +8,7 @@ from hebbian_memory import __version__
 from hebbian_memory.cli.commands import consolidate, doctor, reindex, search, stats
 from hebbian_memory.cli.common import GROUP_JSON_OPTION, shared_options
 from hebbian_memory.cli.serve import serve
+from hebbian_memory.cli.tokens import token_group
 from hebbian_memory.cli.transfer import export_command, import_command, map_command
 
 __all__ = ["main"]
@@ -29,5 +30,16 @@ def main(ctx: click.Context) -> None:
         ctx.invoke(serve)
 
 
-for _command in (serve, consolidate, stats, search, doctor, reindex, map_command, export_command, import_command):
+for _command in (
+    serve,
+    consolidate,
+    stats,
+    search,
+    doctor,
+    reindex,
+    map_command,
+    export_command,
+    import_command,
+    token_group,
+):
     main.add_command(_command)

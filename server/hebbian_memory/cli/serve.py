@@ -36,7 +36,7 @@ def serve(ctx: click.Context, transport: str, host: str, port: int) -> None:
     characters, e.g. from `openssl rand -hex 24`), every request must carry 'Authorization: Bearer <token>'. An
     address other than loopback (--host) needs one."""
     settings = settings_of(ctx, serving=True)
-    if transport != "stdio" and not _is_loopback(host) and not settings.http.token:
+    if transport != "stdio" and not _is_loopback(host) and not (settings.http.token or settings.http.tokens_file):
         raise click.ClickException(
             f"Refusing to serve memories on {host} without a token: anyone who can reach that address could read "
             "them. Set HEBBIAN_MEMORY_HTTP_TOKEN (16+ characters, e.g. from `openssl rand -hex 24`) and give "

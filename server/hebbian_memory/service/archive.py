@@ -16,6 +16,7 @@ from hebbian_memory.service import portability
 from hebbian_memory.service.core import Core
 from hebbian_memory.service.portability import LinkRecord, MemoryRecord, SessionRecord
 from hebbian_memory.service.remember import Prepared, prepare
+from hebbian_memory.service.scope import ProjectScope
 from hebbian_memory.storage import Link, SessionRow, StoredMemory
 
 __all__ = ["Archive"]
@@ -28,13 +29,14 @@ class Archive:
     def __init__(self, core: Core) -> None:
         self._core = core
 
-    def get(self, ids: Sequence[int]) -> list[MemoryView]:
+    def get(self, ids: Sequence[int], scope: ProjectScope | None = None) -> list[MemoryView]:
         core = self._core
         wanted = inputs.ids(ids, "ids", core.settings.limits.max_ids)
         core.wait_ready()
-        rows = core.store.get(wanted)
-        if len(rows) < len(wanted):
-            raise MemoryNotFoundError(set(wanted) - rows.keys())
+        foreign = scope.foreign(core.store, wanted) if scope is not None else set[int]()
+        rows = {} if foreign else core.store.get(wanted)
+        if foreign or len(rows) < len(wanted):
+            raise MemoryNotFoundError(foreign | (set(wanted) - rows.keys()))
         return [MemoryView.model_validate(rows[i], from_attributes=True) for i in wanted]
 
     def recent(self, limit: int, project: str) -> list[MemoryView]:

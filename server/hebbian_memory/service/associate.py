@@ -8,6 +8,7 @@ from hebbian_memory.learning import plasticity
 from hebbian_memory.learning.graph import pair
 from hebbian_memory.models import AssociateResult, Association
 from hebbian_memory.service.core import Core
+from hebbian_memory.service.scope import ProjectScope
 from hebbian_memory.storage import Growth
 
 __all__ = ["Linker"]
@@ -20,7 +21,12 @@ class Linker:
         self._core = core
 
     def associate(
-        self, source_id: int, target_ids: Sequence[int], strength: float | None, session_id: int | None
+        self,
+        source_id: int,
+        target_ids: Sequence[int],
+        strength: float | None,
+        session_id: int | None,
+        scope: ProjectScope | None = None,
     ) -> AssociateResult:
         core = self._core
         settings, store, learning = core.settings, core.store, core.learning
@@ -37,6 +43,8 @@ class Linker:
         core.wait_ready()
         with core.lock:
             missing = store.missing([source, *targets])
+            if scope is not None:  # another project's memory acts as one not stored
+                missing |= scope.foreign(store, [source, *targets])
             if missing:
                 raise MemoryNotFoundError(missing)
             now = core.clock.now()

@@ -15,6 +15,7 @@ from hebbian_memory.errors import InvalidInputError, MemoryNotFoundError, Storag
 from hebbian_memory.models import ForgetResult
 from hebbian_memory.retrieval.vectors import VectorIndex
 from hebbian_memory.service.core import Core
+from hebbian_memory.service.scope import ProjectScope
 from hebbian_memory.storage import PURGE_DUE
 
 __all__ = ["NOTHING_FORGOTTEN", "Forgetter"]
@@ -38,9 +39,11 @@ class Forgetter:
         tags: Sequence[str] | None,
         before: str | datetime | None,
         project: str | None,
+        scope: ProjectScope | None = None,
     ) -> ForgetResult:
         """Delete every memory matching all given criteria, from the database and both indexes. Ids name
-        memories in any project; tags and before select only within ``project`` (None: in every project)."""
+        memories in any project ``scope`` allows (others act as unknown); tags and before select only within
+        ``project`` (None: in every project it allows)."""
         core = self._core
         store, catalog = core.store, core.catalog
         limits = core.settings.limits
@@ -48,6 +51,9 @@ class Forgetter:
         tag_list = inputs.tags(tags, limits)
         cutoff = inputs.when(before, "before")
         within = None if project is None or id_list is not None else inputs.project(project)
+        # Under a scope, tags and before select in each allowed project the call names; ids are checked below.
+        allowed = scope.within(project) if scope is not None else ()
+        selections: list[str | None] = [within] if scope is None or id_list is not None else [*allowed]
         if id_list is None and not tag_list and cutoff is None:
             raise InvalidInputError(
                 "Say what to forget: give ids, tags (memories carrying all of them) or before (an ISO date); "
@@ -57,9 +63,11 @@ class Forgetter:
         with core.lock:
             if id_list is not None:
                 missing = store.missing(id_list)
+                if scope is not None:  # another project's memory acts as one not stored
+                    missing |= scope.foreign(store, id_list)
                 if missing:
                     raise MemoryNotFoundError(missing)
-            doomed = store.select_for_forget(id_list, tag_list, cutoff, within)
+            doomed = sorted({m for p in selections for m in store.select_for_forget(id_list, tag_list, cutoff, p)})
             episodes = store.sessions_of(doomed)
             purge = core.settings.privacy.purge_after_forget and bool(doomed)
             try:

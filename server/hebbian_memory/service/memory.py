@@ -49,6 +49,7 @@ from hebbian_memory.service.peers import Peers
 from hebbian_memory.service.portability import LinkRecord, MemoryRecord, SessionRecord
 from hebbian_memory.service.recall import Recaller
 from hebbian_memory.service.remember import Rememberer
+from hebbian_memory.service.scope import ProjectScope
 from hebbian_memory.service.upkeep import Progress, Upkeep
 from hebbian_memory.storage import PURGE_DUE, MemoryStore
 
@@ -304,9 +305,11 @@ class MemoryService:
         project: str = DEFAULT_PROJECT,
         validate_only: bool = False,
         used: Sequence[int] | None = None,
+        scope: ProjectScope | None = None,
     ) -> list[RememberResult]:
         """Store many memories at once (see remembering); one bad item stores none. ``used``: the memories
-        they were written from (a use report, linking them to the new ones)."""
+        they were written from (a use report, linking them to the new ones; only ids of ``project`` count)."""
+        project = project if scope is None else scope.check(project)
         report = Report.of(used, None, self._settings.limits.max_ids)
         if not validate_only:
             self._writable()
@@ -325,12 +328,13 @@ class MemoryService:
         min_relevance: float | None = None,
         used: Sequence[int] | None = None,
         misled: Sequence[int] | None = None,
+        scope: ProjectScope | None = None,
     ) -> RecallResult:
-        """Best memories for ``query`` in ``project`` (None: in every project) whose relevance reaches
-        ``min_relevance`` (default: recall.min_relevance). ``used``/``misled``: a report on earlier hits."""
+        """Best memories for ``query`` in ``project`` (None: in every project ``scope`` allows) whose relevance
+        reaches ``min_relevance`` (default: recall.min_relevance). ``used``/``misled``: a report on earlier hits."""
         report = Report.of(used, misled, self._settings.limits.max_ids)
         return self._recaller.recall(
-            query, k, tags, since, until, token_budget, project, session_id, min_relevance, report
+            query, k, tags, since, until, token_budget, project, session_id, min_relevance, report, scope
         )
 
     def associate(
@@ -339,9 +343,10 @@ class MemoryService:
         target_ids: Sequence[int],
         strength: float | None = None,
         session_id: int | None = None,
+        scope: ProjectScope | None = None,
     ) -> AssociateResult:
         self._writable()
-        return self._linker.associate(source_id, target_ids, strength, session_id)
+        return self._linker.associate(source_id, target_ids, strength, session_id, scope)
 
     def forget(
         self,
@@ -349,11 +354,13 @@ class MemoryService:
         tags: Sequence[str] | None = None,
         before: str | datetime | None = None,
         project: str | None = DEFAULT_PROJECT,
+        scope: ProjectScope | None = None,
     ) -> ForgetResult:
         """Delete every memory matching all given criteria, from the database and both indexes. Ids name
-        memories in any project; tags and before select only within ``project`` (None: in every project)."""
+        memories in any project ``scope`` allows; tags and before select only within ``project`` (None: in every
+        project it allows)."""
         self._writable()
-        result = self._forgetter.forget(ids, tags, before, project)
+        result = self._forgetter.forget(ids, tags, before, project, scope)
         self._fault = self._fault or self._forgetter.unfinished
         return result
 
@@ -362,16 +369,17 @@ class MemoryService:
         self._writable()
         return self._upkeep.consolidate()
 
-    def stats(self) -> StatsResult:
-        return self._upkeep.stats()
+    def stats(self, scope: ProjectScope | None = None) -> StatsResult:
+        return self._upkeep.stats(scope)
 
     def links(self, memory_id: int) -> list[tuple[int, float]]:
         """(neighbour id, weight now) of every stored link of a memory."""
         return self._linker.links(memory_id)
 
-    def get(self, ids: Sequence[int]) -> list[MemoryView]:
-        """Stored memories by id, in the order asked; unknown ids raise MemoryNotFoundError."""
-        return self._archive.get(ids)
+    def get(self, ids: Sequence[int], scope: ProjectScope | None = None) -> list[MemoryView]:
+        """Stored memories by id, in the order asked; unknown ids (and ids outside ``scope``) raise
+        MemoryNotFoundError."""
+        return self._archive.get(ids, scope)
 
     def recent(self, limit: int, project: str = DEFAULT_PROJECT) -> list[MemoryView]:
         """The newest memories of ``project``, newest first."""

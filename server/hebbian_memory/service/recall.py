@@ -3,6 +3,7 @@ fit them to the token budget and the result size, and note which memories were u
 
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 import numpy as np
@@ -15,6 +16,7 @@ from hebbian_memory.models import LinkVia, RecallHit, RecallResult, ScoreParts
 from hebbian_memory.retrieval import ranking
 from hebbian_memory.retrieval.ranking import Ranker, estimate_tokens
 from hebbian_memory.service.core import Core
+from hebbian_memory.service.scope import ProjectScope
 from hebbian_memory.storage import Filters
 
 __all__ = ["MAX_TOKEN_BUDGET", "NOTHING_STORED", "Recaller", "nothing_relevant"]
@@ -53,8 +55,9 @@ class Recaller:
         session_id: int | None,
         min_relevance: float | None,
         report: Report | None = None,
+        scope: ProjectScope | None = None,
     ) -> RecallResult:
-        """Best memories for ``query`` in ``project`` (None: in every project) whose relevance reaches
+        """Best memories for ``query`` in ``project`` (None: in every project ``scope`` allows) whose relevance reaches
         ``min_relevance`` (default: recall.min_relevance). ``report``: what the client says of earlier hits, learned
         before this recall ranks (so it already counts here)."""
         core = self._core
@@ -67,7 +70,9 @@ class Recaller:
         start, end = inputs.when(since, "since"), inputs.when(until, "until")
         if start and end and start > end:
             raise InvalidInputError("since is after until, so nothing can match. Swap them or widen the range.")
-        within = None if project is None else inputs.project(project)
+        within: list[str | None] = [None if project is None else inputs.project(project)]
+        if scope is not None:
+            within = [*scope.within(project)]
         core.wait_ready()
         core.catch_up()  # a write acknowledged by another server before this recall is seen by it
         query_vector = core.embedder.embed([text])
@@ -75,11 +80,11 @@ class Recaller:
         told = None
         if learn and report is not None:
             with core.lock:  # a write
-                told = self._learn(report, session_id, project)
+                told = self._learn(report, session_id, project, scope)
         # Ranking and the row fetch only read: recalls share the lock, and no write changes what they read.
         with core.lock.shared():
-            filters = Filters(wanted_tags, start, end, core.catalog.project_filter(within))
-            ranked = self._ranker.rank(self._ranker.query(text, query_vector[0]), top_k, filters, budget is not None)
+            asked = self._ranker.query(text, query_vector[0])
+            ranked = self._rank(asked, top_k, Filters(wanted_tags, start, end), within, budget is not None)
             if not ranked:
                 return RecallResult(hits=[], note=_notes(NOTHING_STORED, told))
             # Ranking computes relevance in float32, and the floor was always compared at that precision.
@@ -96,6 +101,9 @@ class Recaller:
             shown = ranking.within(kept, [len(rows[hit.id].content) for hit in kept], limits.max_result_chars)
             truncated, kept = len(shown) < len(kept), shown
             chosen = [hit.id for hit in kept]
+            # A link path may pass through another project's memory (a - b - a'): its id must not show as via.
+            sources = [hit.reached.source for hit in kept if hit.reached is not None]
+            hidden = scope.foreign(core.store, sources) if scope is not None and sources else set[int]()
             if learn:
                 with self._noting:  # recalls note beside one another; writes, which also change it, are kept out
                     core.learning.recalled(session_id, chosen, core.clock.now())
@@ -112,7 +120,7 @@ class Recaller:
                 created_at=rows[hit.id].created_at,
                 event_time=rows[hit.id].event_time,
                 reason="linked" if hit.linked else "direct",
-                via=_via(hit.reached),
+                via=None if hit.reached is not None and hit.reached.source in hidden else _via(hit.reached),
             )
             for hit in kept
             if hit.id in rows
@@ -120,12 +128,44 @@ class Recaller:
         tokens = sum(estimate_tokens(h.content) for h in hits)
         return RecallResult(hits=hits, note=told, tokens=tokens, truncated=truncated)
 
-    def _learn(self, report: Report, session_id: int | None, project: str | None) -> str | None:
-        """Learn a use report; what it could not learn goes into the result's note, and the recall goes on."""
+    def _rank(
+        self, query: ranking.Query, top_k: int, filters: Filters, within: list[str | None], keep_all: bool
+    ) -> list[ranking.Scored]:
+        """The ranked candidates in ``within`` (None: every project). Several projects (a token's all_projects)
+        are ranked one by one, each filtered as a single one is, and merged by relevance (comparable across
+        recalls), so no other project's memory can come in, not even over a link."""
+        found: list[ranking.Scored] = []
+        for project in within:
+            scoped = replace(filters, project=self._core.catalog.project_filter(project))
+            found += self._ranker.rank(query, top_k, scoped, keep_all)
+        if len(within) == 1:
+            return found
+        found.sort(key=lambda hit: -hit.relevance)
+        return found if keep_all else found[:top_k]
+
+    def _learn(
+        self, report: Report, session_id: int | None, project: str | None, scope: ProjectScope | None
+    ) -> str | None:
+        """Learn a use report; what it could not learn goes into the result's note, and the recall goes on.
+        Under ``scope``, ids of other projects are left out first, and reported as ids not stored here."""
+        foreign: list[int] = []
+        if scope is not None and project is None:
+            outside = scope.foreign(self._core.store, [*report.used, *report.misled])
+            foreign = sorted(outside)
+            report = Report(
+                [m for m in report.used if m not in outside], [m for m in report.misled if m not in outside]
+            )
         try:
-            return self._core.feedback.apply(report, session_id, project)
+            told = self._core.feedback.apply(report, session_id, project) if report.used or report.misled else None
         except StorageFaultError as e:
             return f"Your report in used/misled was not learned: {e}"
+        if not foreign:
+            return told
+        return _notes(
+            told,
+            f"Ids {foreign[:10]} in used/misled are not stored in this project (forgotten, or never returned here); "
+            "they were ignored. The rest of the report was learned.",
+        )
 
 
 def _notes(*notes: str | None) -> str | None:

@@ -9,6 +9,7 @@ from hebbian_memory._native import release_free_memory
 from hebbian_memory.learning import maintenance
 from hebbian_memory.models import ConsolidateResult, StatsResult
 from hebbian_memory.service.core import Core
+from hebbian_memory.service.scope import ProjectScope
 
 __all__ = ["GRAPH_REFRESH_CHUNK", "LAST_PASS_META_KEY", "MODEL_META_KEY", "Progress", "Upkeep"]
 
@@ -97,13 +98,17 @@ class Upkeep:
         rules = self._core.settings.plasticity
         return self._core.store.trim_events(now - timedelta(days=rules.events_keep_days), rules.events_keep)
 
-    def stats(self) -> StatsResult:
+    def stats(self, scope: ProjectScope | None = None) -> StatsResult:
+        """Counts; under ``scope`` only its projects are named and counted in ``memories`` (tiers and links stay
+        totals over the whole store: numbers, no names or text)."""
         core = self._core
         index = core.wait_ready()
         with core.lock.shared():  # reads only: one state of the database and the caches, beside recalls
             counts = core.store.counts()
             last = core.store.get_meta(LAST_PASS_META_KEY)
             projects = core.catalog.projects()
+            if scope is not None:
+                projects = {p: n for p, n in projects.items() if p in scope.projects}
             vectors, keywords = len(index), len(core.catalog.lexical)
         return StatsResult(
             memories=sum(projects.values()),

@@ -22,6 +22,7 @@ from hebbian_memory.models import (
 )
 from hebbian_memory.service.memory import DEFAULT_PROJECT, MemoryService
 from hebbian_memory.service.portability import LinkRecord, MemoryRecord, Record, SessionRecord
+from hebbian_memory.service.scope import ProjectScope
 
 __all__ = [
     "ASSOCIATE",
@@ -35,6 +36,7 @@ __all__ = [
     "RECALL",
     "RECENT",
     "REMEMBER_MANY",
+    "SCOPED_STATS",
     "START_SESSION",
     "STATS",
     "AssociateArgs",
@@ -51,6 +53,7 @@ __all__ = [
     "RememberManyArgs",
     "Scoped",
     "StartSessionArgs",
+    "StatsArgs",
 ]
 
 T = TypeVar("T")
@@ -70,10 +73,12 @@ class NoArgs(OpArgs):
 
 
 class Scoped(OpArgs):
-    """A call made in a client's session and project (the tools fill both in)."""
+    """A call made in a client's session and project (the tools fill both in), and, for a team token, the
+    projects it may use (None: every project; see ``service.scope``)."""
 
     session_id: int | None = None
     project: str = DEFAULT_PROJECT
+    allowed: list[str] | None = Field(default=None, min_length=1)
 
 
 class RememberManyArgs(Scoped):
@@ -121,6 +126,11 @@ class EndSessionArgs(OpArgs):
 
 class GetArgs(OpArgs):
     ids: list[int]
+    allowed: list[str] | None = Field(default=None, min_length=1)
+
+
+class StatsArgs(OpArgs):
+    allowed: list[str] | None = Field(default=None, min_length=1)
 
 
 class RecentArgs(OpArgs):
@@ -184,7 +194,9 @@ REMEMBER_MANY = _plain(
     "remember_many",
     RememberManyArgs,
     TypeAdapter(list[RememberResult]),
-    lambda s, a: s.remember_many(a.memories, a.session_id, a.project, a.validate_only, a.used),
+    lambda s, a: s.remember_many(
+        a.memories, a.session_id, a.project, a.validate_only, a.used, ProjectScope.of(a.allowed)
+    ),
 )
 RECALL = _model(
     "recall",
@@ -202,17 +214,23 @@ RECALL = _model(
         a.min_relevance,
         a.used,
         a.misled,
+        ProjectScope.of(a.allowed),
     ),
 )
 ASSOCIATE = _model(
     "associate",
     AssociateArgs,
     AssociateResult,
-    lambda s, a: s.associate(a.source_id, a.target_ids, a.strength, a.session_id),
+    lambda s, a: s.associate(a.source_id, a.target_ids, a.strength, a.session_id, ProjectScope.of(a.allowed)),
 )
-FORGET = _model("forget", ForgetArgs, ForgetResult, lambda s, a: s.forget(a.ids, a.tags, a.before, _scope(a)))
+FORGET = _model(
+    "forget",
+    ForgetArgs,
+    ForgetResult,
+    lambda s, a: s.forget(a.ids, a.tags, a.before, _scope(a), ProjectScope.of(a.allowed)),
+)
 
-GET = _plain("get", GetArgs, TypeAdapter(list[MemoryView]), lambda s, a: s.get(a.ids))
+GET = _plain("get", GetArgs, TypeAdapter(list[MemoryView]), lambda s, a: s.get(a.ids, ProjectScope.of(a.allowed)))
 RECENT = _plain("recent", RecentArgs, TypeAdapter(list[MemoryView]), lambda s, a: s.recent(a.limit, a.project))
 EXPORT = _model("export", ExportArgs, ExportResult, lambda s, a: s.export(Path(a.path)))
 
@@ -229,6 +247,8 @@ def _import(service: MemoryService, args: ImportArgs) -> ImportResult:
 IMPORT = _model("import", ImportArgs, ImportResult, _import)
 CONSOLIDATE = _model("consolidate", NoArgs, ConsolidateResult, lambda s, _a: s.consolidate())
 STATS = _model("stats", NoArgs, StatsResult, lambda s, _a: s.stats())
+# A token's stats: only its projects named (a new op, so the CLI's STATS with NoArgs stays as it is).
+SCOPED_STATS = _model("scoped_stats", StatsArgs, StatsResult, lambda s, a: s.stats(ProjectScope.of(a.allowed)))
 
 OPS: dict[str, Op[Any, Any]] = {
     op.name: op
@@ -241,6 +261,7 @@ OPS: dict[str, Op[Any, Any]] = {
         FORGET,
         CONSOLIDATE,
         STATS,
+        SCOPED_STATS,
         EXPORT,
         IMPORT,
         GET,

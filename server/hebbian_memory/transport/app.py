@@ -4,6 +4,7 @@ import hmac
 import logging
 from collections.abc import AsyncGenerator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import anyio
 from mcp.server.mcpserver import MCPServer
@@ -33,6 +34,7 @@ from hebbian_memory.transport.handshake import (
 )
 from hebbian_memory.transport.resources import NodeRef, register_resources
 from hebbian_memory.transport.sessions import Sessions
+from hebbian_memory.transport.tokens import TokenAuth, TokenFile
 from hebbian_memory.transport.tools import AppContext, MemoryServer, register_tools
 
 __all__ = [
@@ -85,7 +87,7 @@ def build_server(
         redactor=Redactor(settings.privacy.redact_secrets, settings.privacy.extra_patterns),
     )
     register_tools(server)
-    register_resources(server, ref, settings.project)
+    register_resources(server, ref, settings.project, team=_team(settings, transport))
     return server
 
 
@@ -112,10 +114,15 @@ def _unreadable(line: str) -> int | None:
 async def _sessions(node: Node, transport: str, settings: Settings) -> AsyncGenerator[AppContext]:
     sessions = Sessions(node, transport, settings.project, settings.project_from_roots)
     try:
-        yield AppContext(node=node, sessions=sessions)
+        yield AppContext(node=node, sessions=sessions, team=_team(settings, transport))
     finally:
         with anyio.CancelScope(shield=True):
             await sessions.close()
+
+
+def _team(settings: Settings, transport: str) -> bool:
+    """Whether calls come with team tokens (bound to projects): HTTP with http.tokens_file."""
+    return bool(settings.http.tokens_file) and transport != "stdio"
 
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
@@ -123,7 +130,8 @@ LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 def build_http_app(server: MCPServer[AppContext], settings: Settings, transport: str, host: str, port: int) -> ASGIApp:
     """The ASGI app for SSE or streamable HTTP. Outermost first: Host/Origin checks (against DNS rebinding), the
-    bearer token when one is configured, then the body limits; all answer before a refused request's body is read."""
+    bearer token when one is configured (the shared one, or a team token from http.tokens_file, which must load
+    now), then the body limits; all answer before a refused request's body is read."""
     names = [*LOOPBACK_HOSTS, *settings.http.allowed_hosts]
     if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", "::"):
         names.append(f"[{host}]" if ":" in host else host)
@@ -140,6 +148,10 @@ def build_http_app(server: MCPServer[AppContext], settings: Settings, transport:
     app = BodyLimit(app, body_limit, settings.http.max_in_flight_mb << 20)
     if settings.http.token:
         app = BearerTokenMiddleware(app, settings.http.token)
+    elif settings.http.tokens_file:
+        tokens = TokenFile(Path(settings.http.tokens_file))
+        tokens.load()
+        app = TokenAuth(app, tokens)
     return HostOriginCheck(app, security)
 
 

@@ -58,8 +58,22 @@ async def _read(ref: NodeRef, op: Op[A, T], args: A) -> T:
         raise ResourceError(str(e)) from e
 
 
-def register_resources(server: MCPServer[AppContext], ref: NodeRef, project: str) -> None:
-    """Add the resources and the prompt; ``project`` is the one `memory://recent` shows (the configured one)."""
+def register_resources(server: MCPServer[AppContext], ref: NodeRef, project: str, team: bool = False) -> None:
+    """Add the resources and the prompt; ``project`` is the one `memory://recent` shows (the configured one).
+    With team tokens only the prompt: a resource read gets no request context, so it cannot know whose token
+    asks, and each would show memories or project names of every project."""
+    if not team:
+        _register_reads(server, ref, project)
+
+    @server.prompt(
+        title="Use memory well",
+        description="Primes the assistant to recall before answering and remember what is worth keeping.",
+    )
+    def use_memory(topic: str = "") -> str:
+        return PRIMER.format(about=f" (here: {topic})" if topic.strip() else "")
+
+
+def _register_reads(server: MCPServer[AppContext], ref: NodeRef, project: str) -> None:
 
     @server.resource(
         "memory://stats",
@@ -92,10 +106,3 @@ def register_resources(server: MCPServer[AppContext], ref: NodeRef, project: str
             raise ResourceError("That is not a memory id; ids are positive integers from remember or recall.")
         (view,) = await _read(ref, GET, GetArgs(ids=[int(memory_id)]))
         return json.dumps(view.model_dump(mode="json"), indent=2, ensure_ascii=False)
-
-    @server.prompt(
-        title="Use memory well",
-        description="Primes the assistant to recall before answering and remember what is worth keeping.",
-    )
-    def use_memory(topic: str = "") -> str:
-        return PRIMER.format(about=f" (here: {topic})" if topic.strip() else "")

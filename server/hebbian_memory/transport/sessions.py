@@ -17,6 +17,7 @@ from mcp_types.version import is_version_at_least
 
 from hebbian_memory.errors import HebbianMemoryError
 from hebbian_memory.sharing.node import Node
+from hebbian_memory.transport.tokens import Grant, grant_of
 
 __all__ = ["INPUT_REQUIRED_VERSION", "ROOTS_TIMEOUT_S", "Session", "Sessions", "root_project"]
 
@@ -39,7 +40,8 @@ class Sessions:
     server process or an SSE connection (each has its own lifespan), one streamable-HTTP MCP session (by its
     Mcp-Session-Id), or, for stateless streamable-HTTP requests, everything one client (by name and version)
     sends while the server runs. A session starts at its client's first call, which also settles its project
-    (the client's first workspace root, else the configured project), and ends when the client goes, or at exit."""
+    (the client's first workspace root, else the configured project), and ends when the client goes, or at exit.
+    With team tokens each token has sessions of its own, in its default project (its roots are not used)."""
 
     def __init__(self, node: Node, transport: str, default_project: str, project_from_roots: bool) -> None:
         self._node = node
@@ -52,6 +54,8 @@ class Sessions:
     def wants_roots(self, ctx: Context[Any, Any]) -> bool:
         """Whether this call must carry the client's roots: a 2026-era client's first call, if it offers roots
         (the answer asks for them and the client's retry brings them, see ``tools.Roots``)."""
+        if _grant(ctx) is not None:  # a team token's session uses its default project: roots are not asked for
+            return False
         return _input_required(ctx) and self._key(ctx) not in self._open and self._offers_roots(ctx)
 
     async def of(self, ctx: Context[Any, Any], roots: ListRootsResult | None = None) -> Session:
@@ -63,7 +67,13 @@ class Sessions:
         async with self._lock:
             session = self._open.get(key)
             if session is None or session.id is None:  # new, or its row could not be stored yet: try again
-                project = await self._project(ctx, roots) if session is None else session.project
+                grant = _grant(ctx)
+                if session is not None:
+                    project = session.project
+                elif grant is not None:
+                    project = grant.projects[0]
+                else:
+                    project = await self._project(ctx, roots)
                 session_id = await self._node.start_session(
                     self._transport, client.name if client else None, client.version if client else None, project
                 )
@@ -77,6 +87,10 @@ class Sessions:
             return session
 
     def _key(self, ctx: Context[Any, Any]) -> tuple[str, ...]:
+        grant = _grant(ctx)
+        return self._client_key(ctx) + (("token", grant.name) if grant is not None else ())
+
+    def _client_key(self, ctx: Context[Any, Any]) -> tuple[str, ...]:
         if self._transport != "streamable-http":
             return ("lifespan",)
         mcp_session = (ctx.headers or {}).get("mcp-session-id")
@@ -124,6 +138,10 @@ class Sessions:
     async def close(self) -> None:
         for key in list(self._open):
             await self._end(key)
+
+
+def _grant(ctx: Context[Any, Any]) -> Grant | None:
+    return grant_of(ctx.request_context.request)
 
 
 def _input_required(ctx: Context[Any, Any]) -> bool:

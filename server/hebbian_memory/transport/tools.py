@@ -27,17 +27,18 @@ from hebbian_memory.sharing.ops import (
     FORGET,
     RECALL,
     REMEMBER_MANY,
-    STATS,
+    SCOPED_STATS,
     AssociateArgs,
     ForgetArgs,
-    NoArgs,
     Op,
     OpArgs,
     RecallArgs,
     RememberManyArgs,
     Scoped,
+    StatsArgs,
 )
 from hebbian_memory.transport.sessions import Sessions
+from hebbian_memory.transport.tokens import grant_of
 from hebbian_memory.transport.tool_errors import explain
 
 __all__ = [
@@ -61,6 +62,7 @@ class AppContext:
 
     node: Node
     sessions: Sessions
+    team: bool = False  # team tokens (http.tokens_file): every call carries a Grant, which bounds its projects
 
 
 AppCtx = Context[AppContext, Any]
@@ -109,11 +111,18 @@ async def _run(ctx: AppCtx, roots: ListRootsResult | None, op: Op[A, T], args: A
     """Run one memory operation (here or in the owner process) in this client's session and project; our
     typed errors become tool errors."""
     app = ctx.request_context.lifespan_context
+    grant = grant_of(ctx.request_context.request)
+    if app.team and grant is None:  # TokenAuth admits no request without one; this is its second line
+        raise ToolError("A team token is required for this call.")
     try:
         session = await app.sessions.of(ctx, roots)
+        update: dict[str, Any] = {}
         if isinstance(args, Scoped):
-            scope = {"session_id": session.id, "project": session.project if project is None else project}
-            args = args.model_copy(update=scope)
+            update = {"session_id": session.id, "project": session.project if project is None else project}
+        if grant is not None and isinstance(args, Scoped | StatsArgs):
+            update["allowed"] = list(grant.projects)
+        if update:
+            args = args.model_copy(update=update)
         return await app.node.call(op, args)
     except HebbianMemoryError as e:
         raise ToolError(str(e)) from e
@@ -275,7 +284,7 @@ def register_tools(server: MCPServer[AppContext]) -> None:
     async def stats(ctx: AppCtx, roots: Roots) -> StatsResult:
         """How much is stored and learned: memories and links per tier (1 working, 2 episodic, 3 semantic),
         links per kind, memories per project, and when consolidation last ran."""
-        return await _run(ctx, roots, STATS, NoArgs(), None)
+        return await _run(ctx, roots, SCOPED_STATS, StatsArgs(), None)
 
 
 class MemoryServer(MCPServer[AppContext]):
