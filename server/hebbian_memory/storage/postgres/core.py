@@ -1,6 +1,7 @@
 """What every group of queries shares: the connection pool, transactions, snapshots, and psycopg's errors turned
 into ours. Every public method is one transaction on one pooled connection; no psycopg error leaves the store."""
 
+import itertools
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 NOTHING_CHANGED = "Nothing was changed."
+_cursor_numbers = itertools.count(1)
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 
@@ -133,7 +135,8 @@ class PgCore:
 
     def _stream(self, conn: Conn, query: str, params: Sequence[object], batch: int) -> Iterator[list[tuple[Any, ...]]]:
         """Rows of ``query`` in lists of ``batch``, through a server-side cursor (never all held at once)."""
-        with conn.cursor(name="hebbian_stream") as cur:
+        # A name of its own: an export may read two streams of one snapshot at once (interleaved generators).
+        with conn.cursor(name=f"hebbian_stream_{next(_cursor_numbers)}") as cur:
             cur.execute(query, params)  # pyright: ignore[reportArgumentType] -- LiteralString rule
             while rows := cur.fetchmany(batch):
                 yield rows
