@@ -1,5 +1,6 @@
-"""The storage backends the service's own tests run on: DuckDB (a real file in the test's data dir) and the
-in-memory store (nothing on disk). The ``open_store`` fixture (conftest) is parametrised over both."""
+"""The storage backends the service's own tests run on: DuckDB (a real file in the test's data dir), the
+in-memory store (nothing on disk) and PostgreSQL (a fresh database on the run's embedded server, tests/postgres.py).
+The ``open_store`` fixture (conftest) is parametrised over all three."""
 
 from collections.abc import Callable
 from datetime import datetime
@@ -9,10 +10,12 @@ from pathlib import Path
 from hebbian_memory.storage import MemoryStore
 from hebbian_memory.storage.duckdb import Store
 from hebbian_memory.storage.inmemory import InMemoryStore
+from tests.postgres import open_postgres
 
-BACKENDS = ["duckdb", "memory"]
+BACKENDS = ["duckdb", "memory", "postgres"]
 
-# Opens a store for the service: (the DuckDB file's path, now) -> store. The in-memory store ignores both.
+# Opens a store for the service: (the DuckDB file's path, now) -> store. The in-memory store ignores both; for
+# PostgreSQL the path names a database of the run's server (the same path, the same database).
 OpenStore = Callable[[Path, datetime], MemoryStore]
 
 
@@ -21,6 +24,8 @@ def open_store(backend: str, path: Path, now: datetime) -> MemoryStore:
         return Store.open(path, now)
     if backend == "memory":
         return InMemoryStore()
+    if backend == "postgres":
+        return open_postgres(path, now)
     raise ValueError(f"unknown storage backend {backend!r}")
 
 

@@ -1,12 +1,13 @@
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding.embedder import OnnxEmbedder
+from tests import postgres
 from tests.backends import BACKENDS, OpenStore, opener
 from tests.helpers import MODEL_CACHE_ENV, shared_model_cache
 
@@ -64,8 +65,14 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def open_store(backend: str) -> OpenStore:
-    return opener(backend)
+def open_store(backend: str) -> Iterator[OpenStore]:
+    """Opens the backend's store; on PostgreSQL each path a test opens is a fresh database, dropped after it."""
+    if backend != "postgres":
+        yield opener(backend)
+        return
+    postgres.server_uri()  # skips (or fails, when required) here if there is no server
+    with postgres.fresh_databases():
+        yield opener(backend)
 
 
 @pytest.fixture(scope="session")
@@ -81,6 +88,7 @@ _EXIT_STATUS: list[int] = []
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _EXIT_STATUS.append(int(exitstatus))
+    postgres.shutdown()  # before the early exit below, which runs no atexit hook
 
 
 @pytest.hookimpl(trylast=True)

@@ -1,8 +1,10 @@
-"""The in-memory store answers as the DuckDB store does: the same random calls on both (hypothesis), then every
-read method of the protocol compared, as the service sees them ("any order" results sorted)."""
+"""The in-memory and PostgreSQL stores answer as the DuckDB store does: the same random calls on DuckDB and on the
+other (hypothesis), then every read method of the protocol compared, as the service sees them ("any order" results
+sorted)."""
 
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
+from contextlib import contextmanager
 from dataclasses import fields, is_dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,8 @@ from hebbian_memory.storage.duckdb import Store
 from hebbian_memory.storage.duckdb.schema import SCHEMA_VERSION
 from hebbian_memory.storage.inmemory import InMemoryStore
 from hebbian_memory.storage.inmemory.state import ROW_VERSION
+from hebbian_memory.storage.postgres import PostgresStore
+from tests import postgres
 
 START = datetime(2026, 1, 1, 9, 0, 0, 123456, tzinfo=UTC)
 DIM = 4
@@ -47,8 +51,8 @@ def vector(n: int) -> np.ndarray[Any, np.dtype[np.float32]]:
 class Pair:
     """Both stores, driven alike; ``ids`` are every memory id handed out (forgotten ones included)."""
 
-    def __init__(self, duck: Store, memory: InMemoryStore) -> None:
-        self.stores: tuple[MemoryStore, MemoryStore] = (duck, memory)
+    def __init__(self, duck: Store, other: MemoryStore) -> None:
+        self.stores: tuple[MemoryStore, MemoryStore] = (duck, other)
         self.now = START
         self.ids: list[int] = []
         self.sessions: list[int] = []
@@ -83,7 +87,7 @@ def insert(p: Pair, data: st.DataObject) -> None:
         rows.append(
             NewMemory(
                 content=f"{data.draw(st.sampled_from(WORDS))} note {p.made}",
-                content_hash=f"h{p.made}",  # one hash per project is the service's rule, not the store's
+                content_hash=f"h{p.made}",  # one per (project, hash): the service's rule, and PostgreSQL's constraint
                 tags=tuple(data.draw(st.lists(st.sampled_from(TAGS), max_size=2, unique=True))),
                 metadata={"n": p.made, "who": "Zoë"} if p.made % 2 else {},
                 importance=data.draw(st.sampled_from([0.2, 0.5, 0.9])),
@@ -207,13 +211,14 @@ def upkeep(p: Pair, data: st.DataObject) -> None:
 def imports(p: Pair, data: st.DataObject) -> None:
     """Rows as an export gives them, under wanted ids some free, some taken, some repeated, some None."""
     wanted = data.draw(st.lists(st.sampled_from([None, 1, 2, 50, 51, *p.ids]), min_size=1, max_size=3))
+    first = p.made  # each row its own hash: the caller never imports a duplicate (PostgreSQL refuses one)
     p.made += len(wanted)
     rows = [
         StoredMemory(
             i,
             "shop",
-            f"imported {n}",
-            f"i{n}",
+            f"imported {first + n}",
+            f"i{first + n}",
             ("b", "a"),
             {"k": [1, 2]},
             0.5,
@@ -254,6 +259,7 @@ def check(p: Pair) -> None:
     p.both(lambda s: s.get(ids))
     p.both(lambda s: s.missing(ids))
     p.both(lambda s: s.ids_by_hash([f"h{n}" for n in range(p.made + 1)] + ["i0"], "default"))
+    p.both(lambda s: s.ids_by_hash([f"i{n}" for n in range(p.made + 1)], "shop"))
     p.both(lambda s: s.recent(3, "shop"))
     p.both(lambda s: s.embeddings(live, DIM))
     p.both(lambda s: list(s.iter_contents(batch=2)))
@@ -306,12 +312,28 @@ def normal(value: object, any_order: bool = False) -> object:
     return value
 
 
+@contextmanager
+def other_store(backend: str) -> Generator[MemoryStore]:
+    """A fresh store of ``backend`` (a new database on the run's PostgreSQL server, dropped after)."""
+    if backend == "memory":
+        yield InMemoryStore()
+        return
+    name = postgres.create_database()
+    store = PostgresStore.open(postgres.database_url(name), START, DIM)
+    try:
+        yield store
+    finally:
+        store.close()
+        postgres.drop_database(name)
+
+
+@pytest.mark.parametrize("backend", ["memory", "postgres"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_the_in_memory_store_answers_every_read_as_duckdb_does(data: st.DataObject) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+@given(data=st.data())
+def test_every_store_answers_every_read_as_duckdb_does(backend: str, data: st.DataObject) -> None:
+    with tempfile.TemporaryDirectory() as tmp, other_store(backend) as other:
         duck = Store.open(Path(tmp) / "m.duckdb", START)
-        pair = Pair(duck, InMemoryStore())
+        pair = Pair(duck, other)
         try:
             for _ in range(data.draw(st.integers(1, 12))):
                 pair.step(data)
