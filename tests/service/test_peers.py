@@ -18,6 +18,7 @@ from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage import Growth, MemoryStore
 from hebbian_memory.storage.inmemory import InMemoryStore
 from tests.helpers import FakeEmbedder, shared_model_cache
+from tests.postgres import open_postgres
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -26,21 +27,38 @@ def _settings(data_dir: Path) -> Settings:
     return load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
 
 
-@pytest.fixture
-def shared() -> MemoryStore:
-    return InMemoryStore()
+@pytest.fixture(params=["memory", "postgres"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> list[MemoryStore]:
+    """Two servers' stores over one database: one in-memory store shared, or two PostgreSQL connection pools."""
+    if request.param == "memory":
+        one = InMemoryStore()
+        return [one, one]
+    return [open_postgres(tmp_path / "shared", START) for _ in range(2)]
 
 
 @pytest.fixture
-def pair(tmp_path: Path, shared: MemoryStore) -> Iterator[tuple[MemoryService, MemoryService]]:
-    """Two servers (their own data dirs, caches and clocks) over one shared store."""
+def shared(stores: list[MemoryStore]) -> MemoryStore:
+    return stores[0]
+
+
+def _servers(tmp_path: Path, stores: list[MemoryStore], embedder: FakeEmbedder) -> list[MemoryService]:
     services = [
-        MemoryService(_settings(tmp_path / name), shared, FakeEmbedder(), ManualClock(START)) for name in ("a", "b")
+        MemoryService(_settings(tmp_path / name), store, embedder, ManualClock(START))
+        for name, store in zip("ab", stores, strict=True)
     ]
     for service in services:
         service.warm_up()
-    yield services[0], services[1]
-    services[0].close()
+    return services
+
+
+@pytest.fixture
+def pair(tmp_path: Path, stores: list[MemoryStore]) -> Iterator[tuple[MemoryService, MemoryService]]:
+    """Two servers (their own data dirs, caches and clocks) over one shared database."""
+    a, b = _servers(tmp_path, stores, FakeEmbedder())
+    yield a, b
+    a.close()
+    if stores[1] is not stores[0]:
+        b.close()
 
 
 def _ids(service: MemoryService, query: str, project: str | None = "default") -> list[int]:
@@ -113,17 +131,15 @@ class _Together(FakeEmbedder):
         return super().embed(texts)
 
 
-def test_the_same_text_remembered_on_two_servers_at_once_is_stored_once(tmp_path: Path, shared: MemoryStore) -> None:
-    barrier = threading.Barrier(2)
-    services = [
-        MemoryService(_settings(tmp_path / name), shared, _Together(barrier), ManualClock(START)) for name in "ab"
-    ]
-    for service in services:
-        service.warm_up()
+def test_the_same_text_remembered_on_two_servers_at_once_is_stored_once(
+    tmp_path: Path, stores: list[MemoryStore], shared: MemoryStore
+) -> None:
+    services = _servers(tmp_path, stores, _Together(threading.Barrier(2)))
     with ThreadPoolExecutor(2) as pool:
         first, second = (pool.submit(s.remember, "Our VPN endpoint moved to vpn2") for s in services)
     a, b = first.result(), second.result()
     assert a.id == b.id
     assert sorted([a.created, b.created]) == [False, True]
     assert shared.count() == 1
-    services[0].close()
+    for service in services if stores[1] is not stores[0] else services[:1]:
+        service.close()

@@ -2,11 +2,13 @@
 A batch of links is written by one upsert statement, never read and written back from Python, so servers sharing
 the database never lose one another's whole-row writes to a race (the last statement wins, whole)."""
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from hebbian_memory.storage.growth import Growth, GrowthRule
 from hebbian_memory.storage.postgres.core import Conn, PgCore, as_array, aware, vector_texts
+from hebbian_memory.storage.postgres.shared import LINKS, flat, grow, log_change, settle
 from hebbian_memory.storage.rows import Event, Link, MemoryState, UseRow
 
 __all__ = ["UPSERT_LINKS", "LinkQueries", "link_params"]
@@ -78,6 +80,21 @@ class LinkQueries(PgCore):
                 )
             if links:
                 c.execute(UPSERT_LINKS, link_params(links))
+            log_change(c, LINKS, flat([*delete, *((x.source_id, x.target_id) for x in links)]))
+
+    def grow_links(
+        self, growth: Sequence[Growth], rule: GrowthRule, now: datetime, events: Sequence[Event] = ()
+    ) -> list[tuple[Link, bool]]:
+        with self._tx() as c:
+            if events:
+                _insert_events(c, events)
+            return grow(c, growth, rule, now)
+
+    def settle_links(
+        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], datetime]
+    ) -> set[tuple[int, int]]:
+        with self._tx() as c:
+            return settle(c, links, delete, as_of)
 
     def record_events(self, events: Sequence[Event]) -> None:
         if events:
@@ -146,7 +163,9 @@ class LinkQueries(PgCore):
         with self._tx() as c:
             c.execute("UPDATE memory_use SET cue = NULL, cue_weight = 0")
 
-    def save_use(self, rows: Sequence[UseRow], links: Sequence[Link], events: Sequence[Event]) -> None:
+    def save_use(
+        self, rows: Sequence[UseRow], growth: Sequence[Growth], rule: GrowthRule, now: datetime, events: Sequence[Event]
+    ) -> list[Link]:
         with self._tx() as c:
             if rows:
                 c.execute(
@@ -167,10 +186,10 @@ class LinkQueries(PgCore):
                         [r.cue_weight for r in rows],
                     ],
                 )
-            if links:
-                c.execute(UPSERT_LINKS, link_params(links))
+            links = [link for link, _ in grow(c, growth, rule, now)]
             if events:
                 _insert_events(c, events)
+        return links
 
 
 def _insert_events(c: Conn, events: Sequence[Event]) -> None:

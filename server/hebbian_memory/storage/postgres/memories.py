@@ -8,9 +8,10 @@ import numpy.typing as npt
 import psycopg
 from psycopg.types.json import Jsonb
 
-from hebbian_memory.errors import StorageError
+from hebbian_memory.errors import StorageError, StoredMeanwhileError
 from hebbian_memory.storage.postgres.core import PURGE_DUE, Conn, PgCore, as_array, aware, redact, vector_texts
 from hebbian_memory.storage.postgres.links import UPSERT_LINKS
+from hebbian_memory.storage.postgres.shared import LINKS, REMOVED, STORED, flat, log_change
 from hebbian_memory.storage.rows import Chain, Filters, MemoryRow, NewMemory
 
 __all__ = ["MemoryQueries"]
@@ -73,9 +74,11 @@ class MemoryQueries(PgCore):
                     pairs = [(a, b) for a, b in zip([chain.after, *ids[:-1]], ids, strict=True) if a is not None]
                     if pairs:
                         self._chain(c, pairs, chain.weight, now)
+                        log_change(c, LINKS, flat(pairs))
+                log_change(c, STORED, ids)
         except StorageError as e:
             if isinstance(e.__cause__, psycopg.errors.UniqueViolation):
-                raise StorageError(
+                raise StoredMeanwhileError(
                     f"Another server stored the same text in this project at the same moment ({redact(self.url)}). "
                     "Nothing was stored by this call; call again to reinforce the stored memory."
                 ) from e.__cause__
@@ -185,6 +188,7 @@ class MemoryQueries(PgCore):
                    FROM unnest(%s::bigint[], %s::text[]) AS u(id, v) WHERE memories.id = u.id""",
                 [model, list(vectors), vector_texts(list(vectors.values()))],
             )
+            log_change(c, STORED, list(vectors))
 
     def filter_ids(self, filters: Filters, limit: int) -> list[int] | None:
         where, params = _filters(filters)
@@ -222,7 +226,8 @@ class MemoryQueries(PgCore):
                    WHERE source_id = ANY(%(ids)s::bigint[]) OR target_id = ANY(%(ids)s::bigint[])""",
                 {"ids": list(ids)},
             )
-            c.execute("DELETE FROM memories WHERE id = ANY(%s::bigint[])", [list(ids)])
+            gone = c.execute("DELETE FROM memories WHERE id = ANY(%s::bigint[]) RETURNING id", [list(ids)]).fetchall()
+            log_change(c, REMOVED, [int(r[0]) for r in gone])
 
 
 def _filters(f: Filters) -> tuple[str, list[object]]:

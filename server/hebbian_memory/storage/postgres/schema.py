@@ -113,8 +113,21 @@ def _v1_initial(c: Conn) -> None:
     """)
 
 
+def _v2_change_log(c: Conn) -> None:
+    """The change log: what each writing transaction changed, numbered in commit order, so every server sharing
+    the database keeps its caches current (storage/postgres/shared.py)."""
+    c.execute("""
+        CREATE TABLE changes (
+            seq  bigint PRIMARY KEY,     -- given under an advisory lock held to commit: commit order, no gaps
+            kind text NOT NULL,          -- stored | removed | links
+            ids  bigint[] NOT NULL,      -- memory ids, or link ends (source, target, source, target, ...)
+            at   timestamptz NOT NULL DEFAULT now()
+        )
+    """)
+
+
 Migration = Callable[[Conn], None]
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_change_log)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

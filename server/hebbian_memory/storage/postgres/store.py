@@ -17,6 +17,7 @@ from hebbian_memory.storage.postgres.episodes import EpisodeQueries
 from hebbian_memory.storage.postgres.links import LinkQueries
 from hebbian_memory.storage.postgres.memories import MemoryQueries
 from hebbian_memory.storage.postgres.schema import ensure_vector_index, migrate
+from hebbian_memory.storage.postgres.shared import SharedQueries
 from hebbian_memory.storage.postgres.transfer import ImportQueries
 from hebbian_memory.storage.rows import Counts
 
@@ -34,7 +35,7 @@ def _configure(conn: Conn) -> None:
     conn.commit()
 
 
-class PostgresStore(MemoryQueries, EpisodeQueries, LinkQueries, ImportQueries):
+class PostgresStore(MemoryQueries, EpisodeQueries, LinkQueries, ImportQueries, SharedQueries):
     """Thread-safe access to one PostgreSQL database; every public method is one transaction on a pooled
     connection (``purge`` excepted: VACUUM runs outside one)."""
 

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from hebbian_memory.storage.postgres.core import Conn, PgCore, as_array, aware, vector_texts
 from hebbian_memory.storage.postgres.links import use_row
 from hebbian_memory.storage.postgres.schema import ROW_VERSION
+from hebbian_memory.storage.postgres.shared import LINKS, STORED, log_change
 from hebbian_memory.storage.rows import Link, SessionRow, StoredMemory, Totals
 
 __all__ = ["ImportQueries", "SnapshotRows"]
@@ -121,6 +122,7 @@ class ImportQueries(PgCore):
             ids = _assign_ids(c, "memories", [r.id for r in rows])
             _copy_memories(c, rows, ids)
             _advance_sequence(c, "memories")
+            log_change(c, STORED, ids)
             used = [(i, r.use) for r, i in zip(rows, ids, strict=True) if r.use is not None]
             if used:
                 c.execute(
@@ -164,6 +166,7 @@ class ImportQueries(PgCore):
                     [x.last_strengthened_at for x in first],
                 ],
             ).fetchall()
+            log_change(c, LINKS, [int(end) for pair in added for end in pair])
         return {(int(a), int(b)) for a, b in added}
 
 
