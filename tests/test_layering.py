@@ -131,6 +131,37 @@ def test_only_the_duckdb_store_and_the_composition_points_import_duckdb() -> Non
     )
 
 
+POSTGRES_DRIVERS = {"psycopg", "psycopg_pool", "pgvector"}
+
+
+def postgres_users(root: Path = PACKAGE) -> list[str]:
+    """Modules outside storage/postgres/ and the composition points that import the PostgreSQL drivers or our
+    PostgreSQL store."""
+
+    def reaches(path: Path) -> bool:
+        return any(
+            module.split(".")[0] in POSTGRES_DRIVERS
+            or module.startswith("hebbian_memory.storage.postgres")
+            or (module == "hebbian_memory.storage" and "postgres" in names)
+            for module, names in imports(path)
+        )
+
+    return sorted(
+        module
+        for module, path in modules(root).items()
+        if module.split(".")[:2] != ["storage", "postgres"] and module not in COMPOSITION and reaches(path)
+    )
+
+
+def test_only_the_postgres_store_and_the_composition_points_import_its_drivers(tmp_path: Path) -> None:
+    assert postgres_users() == [], "PostgreSQL stays behind the storage Protocols, as DuckDB does"
+    plant = {"service/direct.py": "import psycopg\n", "cli/lazy.py": "def f():\n    from pgvector.psycopg import x\n"}
+    for rel, text in plant.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    assert postgres_users(tmp_path) == ["cli.lazy", "service.direct"]
+
+
 def test_the_duckdb_check_sees_every_spelling(tmp_path: Path) -> None:
     plant = {
         "storage/duckdb/store.py": "import duckdb\n",

@@ -7,8 +7,10 @@ from functools import partial
 from hebbian_memory.clock import Clock, ManualClock, SystemClock
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding.embedder import Embedder, OnnxEmbedder
+from hebbian_memory.errors import ConfigError
 from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.sharing.node import Node
+from hebbian_memory.storage import MemoryStore
 from hebbian_memory.storage.duckdb import Store
 
 __all__ = ["DATABASE", "build_embedder", "build_node", "open_service", "open_store", "settings_clock"]
@@ -27,14 +29,25 @@ def build_embedder(settings: Settings) -> Embedder:
     )
 
 
-def open_store(settings: Settings, clock: Clock) -> Store:
-    """The store in the data dir, opened (verified, migrated) for writing; blocking."""
+def open_store(settings: Settings, clock: Clock, embedder: Embedder) -> MemoryStore:
+    """The configured store, opened (verified, migrated) for writing; blocking. DuckDB: the data dir's file;
+    PostgreSQL: the database at ``storage.url``, its vector index made for the embedder's vectors."""
+    if settings.storage.backend == "postgres":
+        try:  # the optional extra: imported only by those who chose it
+            from hebbian_memory.storage.postgres import PostgresStore
+        except ImportError as e:
+            raise ConfigError(
+                f"storage.backend is postgres, but its driver is not installed ({e.name} is missing). Install the "
+                "extra: uvx --from 'hebbian-memory[postgres]' hebbian-memory, or pip install "
+                "'hebbian-memory[postgres]'."
+            ) from e
+        return PostgresStore.open(settings.storage.url, clock.now(), embedder.dim)
     return Store.open(settings.data_dir / DATABASE, clock.now())
 
 
 def open_service(settings: Settings, clock: Clock, embedder: Embedder) -> MemoryService:
-    """The service over the data dir's store; blocking. Its caches fill at ``warm_up``."""
-    return MemoryService(settings, open_store(settings, clock), embedder, clock)
+    """The service over the configured store; blocking. Its caches fill at ``warm_up``."""
+    return MemoryService(settings, open_store(settings, clock, embedder), embedder, clock)
 
 
 def build_node(
