@@ -64,6 +64,22 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(params=["duckdb", "postgres"])
+def server_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The backend the servers a test starts run on (their settings come from the environment): DuckDB in the
+    data dir, or a fresh database of the run's PostgreSQL, dropped after the test."""
+    if request.param == "duckdb":
+        yield "duckdb"
+        return
+    name = postgres.create_database()
+    monkeypatch.setenv("HEBBIAN_MEMORY_STORAGE_BACKEND", "postgres")
+    monkeypatch.setenv("HEBBIAN_MEMORY_STORAGE_URL", postgres.database_url(name))
+    try:
+        yield "postgres"
+    finally:
+        postgres.drop_database(name)
+
+
 @pytest.fixture
 def open_store(backend: str) -> Iterator[OpenStore]:
     """Opens the backend's store; on PostgreSQL each path a test opens is a fresh database, dropped after it."""

@@ -39,6 +39,7 @@ class FakeEmbedder:
 
 
 MODEL_CACHE_ENV = "HEBBIAN_MEMORY_MODEL_CACHE_DIR"
+STORAGE_ENV = ("HEBBIAN_MEMORY_STORAGE_BACKEND", "HEBBIAN_MEMORY_STORAGE_URL")
 
 
 def shared_model_cache() -> str | None:
@@ -53,11 +54,14 @@ def base_env(data_dir: Path) -> dict[str, str]:
     """A bare environment for a server process: PATH, a HOME beside the data dir, the run's model cache, and a
     stopped clock (``FIXED_TIME``)."""
     cache = shared_model_cache()
+    # The backend a test runs its servers on (tests/conftest.py server_backend): the test's own database.
+    storage = {name: os.environ[name] for name in STORAGE_ENV if name in os.environ}
     return {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(data_dir.parent),
         "HEBBIAN_MEMORY_FIXED_TIME": FIXED_TIME,
         **({MODEL_CACHE_ENV: cache} if cache else {}),
+        **storage,
     }
 
 

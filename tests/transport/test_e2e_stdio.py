@@ -219,7 +219,9 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(data_dir: Path) 
     assert all(errors.values())
 
 
-async def test_the_console_script_serves_four_annotated_tools_with_instructions(data_dir: Path) -> None:
+async def test_the_console_script_serves_four_annotated_tools_with_instructions(
+    data_dir: Path, server_backend: str
+) -> None:
     import shutil
     import sys
 
@@ -256,4 +258,4 @@ async def test_the_console_script_serves_four_annotated_tools_with_instructions(
     assert instructions
     assert "recall" in instructions
     assert stored["created"]
-    assert (data_dir / "memory.duckdb").exists()
+    assert (data_dir / "memory.duckdb").exists() == (server_backend == "duckdb")  # else it is in PostgreSQL
