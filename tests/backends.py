@@ -2,6 +2,7 @@
 in-memory store (nothing on disk) and PostgreSQL (a fresh database on the run's embedded server, tests/postgres.py).
 The ``open_store`` fixture (conftest) is parametrised over all three."""
 
+import os
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -10,7 +11,8 @@ from pathlib import Path
 from hebbian_memory.storage import MemoryStore
 from hebbian_memory.storage.duckdb import Store
 from hebbian_memory.storage.inmemory import InMemoryStore
-from tests.postgres import open_postgres
+from hebbian_memory.storage.postgres import PostgresStore
+from tests.postgres import DIM, open_postgres
 
 BACKENDS = ["duckdb", "memory", "postgres"]
 
@@ -31,6 +33,14 @@ def open_store(backend: str, path: Path, now: datetime) -> MemoryStore:
 
 def opener(backend: str) -> OpenStore:
     return partial(open_store, backend)
+
+
+def servers_store(data_dir: Path, now: datetime) -> MemoryStore:
+    """The store the test's servers use (tests/conftest.py server_backend): their PostgreSQL database when the
+    environment names one, else the data dir's DuckDB file. For reading what they stored."""
+    if os.environ.get("HEBBIAN_MEMORY_STORAGE_BACKEND") == "postgres":
+        return PostgresStore.open(os.environ["HEBBIAN_MEMORY_STORAGE_URL"], now, DIM)
+    return Store.open(data_dir / "memory.duckdb", now)
 
 
 open_duckdb: OpenStore = opener("duckdb")  # for tests about the DuckDB file itself (restarts, bytes on disk)

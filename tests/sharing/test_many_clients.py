@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 
 from hebbian_memory.sharing.election import read_address
-from hebbian_memory.storage.duckdb import Store
+from tests.backends import servers_store
 from tests.helpers import call, stdio_client
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -24,7 +24,7 @@ def fact(client: int, i: int) -> str:
 
 
 def stored_contents(data_dir: Path) -> list[str]:
-    store = Store.open(data_dir / "memory.duckdb", datetime(2026, 1, 1, tzinfo=UTC))  # only reads
+    store = servers_store(data_dir, datetime(2026, 1, 1, tzinfo=UTC))  # only reads
     try:
         return [content for batch in store.iter_contents() for _, content in batch]
     finally:
