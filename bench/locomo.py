@@ -212,11 +212,51 @@ def score(results: list[Answer]) -> dict[str, dict[str, float]]:
     return table
 
 
+class _Databases:
+    """Where a run keeps its stores on PostgreSQL (--backend postgres): the tests' embedded server, one database
+    per conversation and a copy per variant. For DuckDB every method is a no-op (the data dir holds the store)."""
+
+    def __init__(self, backend: str) -> None:
+        self.on = backend == "postgres"
+        self.made: list[str] = []
+
+    def settings(self, name: str | None) -> dict[str, Any]:
+        if not self.on or name is None:
+            return {}
+        from tests import postgres
+
+        return {"storage.backend": "postgres", "storage.url": postgres.database_url(name)}
+
+    def new(self, template: str | None = None) -> str | None:
+        if not self.on:
+            return None
+        from tests import postgres
+
+        name = postgres.create_database() if template is None else postgres.copy_database(template)
+        self.made.append(name)
+        return name
+
+    def drop_all(self) -> None:
+        if self.on:
+            from tests import postgres
+
+            for name in self.made:
+                postgres.drop_database(name)
+            self.made.clear()
+
+
 async def run(
-    variants: Mapping[str, Mapping[str, Any]], data: Path, limit: int | None, shape: Shape, protocol: Protocol
+    variants: Mapping[str, Mapping[str, Any]],
+    data: Path,
+    limit: int | None,
+    shape: Shape,
+    protocol: Protocol,
+    backend: str = "duckdb",
 ) -> dict[str, Any]:
-    """Each conversation is stored once in its own data dir; every variant then opens that store with its
-    own settings (the keyword index is rebuilt from the database at start, so field weights apply too)."""
+    """Each conversation is stored once in its own data dir (and database, on PostgreSQL); every variant then
+    opens a copy of that store with its own settings (the keyword index is rebuilt from the database at start,
+    so field weights apply too)."""
+    databases = _Databases(backend)
     samples = json.loads(data.read_text())[:limit]
     embedder = OnnxEmbedder("default", Path(tempfile.mkdtemp()) / "models")
     embedder.load()
@@ -227,7 +267,8 @@ async def run(
     for sample in samples:
         with tempfile.TemporaryDirectory() as tmp:
             stored = Path(tmp) / "stored"
-            base = {"data_dir": str(stored), "log_level": "WARNING"}
+            database = databases.new()
+            base = {"data_dir": str(stored), "log_level": "WARNING", **databases.settings(database)}
             settings = load_settings(env={}, overrides=base)
             id_to_dias, seconds = await ingest(plan(sample, shape, protocol), settings, embedder)
             ingestion.append({"conversation": sample["sample_id"], unit: len(id_to_dias), "seconds": seconds})
@@ -235,15 +276,17 @@ async def run(
                 # Each variant on its own copy: its questions teach the store (co-access), which must not
                 # carry over into the next variant.
                 copy = shutil.copytree(stored, Path(tmp) / f"variant-{n}")
+                variant = {"data_dir": str(copy), **databases.settings(databases.new(database) if database else None)}
                 settings = load_settings(
                     env={},
-                    overrides={**base, "data_dir": str(copy), **{k: v for k, v in overrides.items() if k != REHEARSE}},
+                    overrides={**base, **variant, **{k: v for k, v in overrides.items() if k != REHEARSE}},
                 )
                 if overrides.get(REHEARSE):
                     await rehearse(sample, settings, embedder)
                 found, took = await ask(sample, id_to_dias, settings, embedder)
                 results[name].extend(found)
                 latencies[name].extend(took)
+            databases.drop_all()
         print(f"  {sample['sample_id']}: {len(id_to_dias)} {unit} stored in {seconds:.1f} s", file=sys.stderr)
     return {
         "ingestion": ingestion,
@@ -330,6 +373,9 @@ def main() -> None:
     group.add_argument("--plasticity", action="store_true", help="plasticity on and off, per category")
     group.add_argument("--baselines", action="store_true", help="default and cosine only (BASELINES)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a setting override")
+    parser.add_argument(
+        "--backend", choices=["duckdb", "postgres"], default="duckdb", help="postgres: the tests' embedded server"
+    )
     args = parser.parse_args()
     shape: Shape = args.shape
     protocol: Protocol = args.protocol
@@ -348,7 +394,8 @@ def main() -> None:
     out: Path = args.out or Path(__file__).parent / "results" / f"locomo{suffix}.json"
     started = time.perf_counter()
     report: dict[str, Any] = {"machine": machine(), "data": str(args.data), "shape": shape, "protocol": protocol}
-    report |= anyio.run(run, variants, args.data, args.limit, shape, protocol)
+    report["backend"] = args.backend
+    report |= anyio.run(run, variants, args.data, args.limit, shape, protocol, args.backend)
     report["seconds"] = round(time.perf_counter() - started, 1)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -83,6 +83,17 @@ def create_database() -> str:
     return name
 
 
+def copy_database(name: str) -> str:
+    """A fresh database holding what ``name`` holds (nobody may be connected to ``name`` meanwhile); its name."""
+    uri = server_uri()
+    with _lock:
+        _state["n"] += 1
+        copy = f"t_{_state['n']}"
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy), sql.Identifier(name)))
+    return copy
+
+
 def drop_database(name: str) -> None:
     with psycopg.connect(server_uri(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
