@@ -55,7 +55,14 @@ def data_dir(isolated_env: Path) -> Path:
 
 @pytest.fixture
 def settings(data_dir: Path) -> Settings:
-    return load_settings(env={}, overrides={"data_dir": str(data_dir), "model.cache_dir": shared_model_cache()})
+    # In-process servers run on the backend the test's servers use (server_backend sets the environment).
+    storage = {
+        f"storage.{key}": os.environ[f"HEBBIAN_MEMORY_STORAGE_{key.upper()}"]
+        for key in ("backend", "url")
+        if f"HEBBIAN_MEMORY_STORAGE_{key.upper()}" in os.environ
+    }
+    overrides = {"data_dir": str(data_dir), "model.cache_dir": shared_model_cache(), **storage}
+    return load_settings(env={}, overrides=overrides)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -33,7 +33,7 @@ from hebbian_memory.sharing.ops import (
     StatsArgs,
 )
 from hebbian_memory.storage import Filters, MemoryStore
-from tests.backends import open_duckdb
+from tests.backends import servers_store
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 CALLS = 500
@@ -45,7 +45,7 @@ WEIRD = ["", "   ", "ACME/WEB", "acme/web ", "x" * 300, "beta/app/..", "default"
 
 @pytest.fixture
 def world(settings: Settings, real_embedder: OnnxEmbedder) -> Iterator[tuple[MemoryService, MemoryStore]]:
-    store = open_duckdb(settings.data_dir / "memory.duckdb", START)
+    store = servers_store(settings.data_dir, START)
     service = MemoryService(settings, store, real_embedder, ManualClock(START))
     service.warm_up()
     yield service, store
