@@ -53,23 +53,22 @@ class Peers:
                 return
             store, source, learning, catalog = core.store, core.source, core.learning, core.catalog
             gone = sorted(news.removed)
+            # Own forgets left the caches already: only memories still here were forgotten elsewhere.
+            theirs_gone = source.with_vectors(gone) if gone else set[int]()
             if gone:
                 source.removed(gone)
                 learning.forget(gone)
                 core.feedback.forget(gone)
-            rows = store.get(sorted(news.stored - news.removed))
-            stored = sorted(rows)
-            if stored:
-                dim = core.embedder.dim
-                # A memory with a vector here already is this server's own, or re-embedded (a model change,
-                # which every server makes at its own start): its vector stays.
-                known = source.with_vectors(stored)
-                fresh = [i for i in stored if i not in known]
-                if fresh:
-                    source.added(fresh, np.asarray(store.embeddings(fresh, dim), dtype=np.float32))
+            stored = sorted(store.get(sorted(news.stored - news.removed)))
+            # A memory with a vector here already is this server's own (its caches took it when it stored it) or
+            # re-embedded (a model change, which every server makes at its own start): it stays as it is.
+            known = source.with_vectors(stored)
+            fresh = [i for i in stored if i not in known]
+            if fresh:
+                source.added(fresh, np.asarray(store.embeddings(fresh, core.embedder.dim), dtype=np.float32))
                 # The new memories and their neighbours in their episodes, whose keyword context they join.
-                source.indexed(store.documents_around(stored))
-            if gone or stored:
+                source.indexed(store.documents_around(fresh))
+            if fresh or theirs_gone:
                 catalog.writes += 1  # a remember that planned before this re-reads its session's tail
                 catalog.recount(store.project_counts())
             if news.links and core.settings.plasticity.enabled:
@@ -77,5 +76,5 @@ class Peers:
                 present = store.links_between(pairs)
                 learning.saved(present.values(), [p for p in pairs if p not in present])
             self._seen = news.head
-            log.debug("caught up to change %d: %d stored, %d removed, %d links", news.head, len(stored), len(gone),
-                      len(news.links))  # fmt: skip
+            log.debug("caught up to change %d: %d stored, %d removed, %d links", news.head, len(fresh),
+                      len(theirs_gone), len(news.links))  # fmt: skip
