@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 from click.testing import CliRunner, Result
 
@@ -111,6 +112,9 @@ def test_a_store_moves_to_postgres_and_back_with_every_row_equal_and_the_same_re
     assert f"{len(before['memories'])} memories were in the target already" in shown.stdout
     assert SECRET not in there.output + shown.output
 
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # built again after the load (before any open)
+        built = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'memories'")}
+    assert {f"memories_embedding_hnsw_{postgres.DIM}", "memories_search"} <= built
     pg = PostgresStore.open(pg_url, START, postgres.DIM)
     assert rows_of(pg) == before
     pg.close()
