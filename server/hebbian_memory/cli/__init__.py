@@ -7,6 +7,7 @@ import click
 from hebbian_memory import __version__
 from hebbian_memory.cli.commands import consolidate, doctor, reindex, search, stats
 from hebbian_memory.cli.common import GROUP_JSON_OPTION, shared_options
+from hebbian_memory.cli.migrate import migrate_command
 from hebbian_memory.cli.serve import serve
 from hebbian_memory.cli.tokens import token_group
 from hebbian_memory.cli.transfer import export_command, import_command, map_command
@@ -40,6 +41,7 @@ for _command in (
     map_command,
     export_command,
     import_command,
+    migrate_command,
     token_group,
 ):
     main.add_command(_command)

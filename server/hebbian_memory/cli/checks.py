@@ -4,6 +4,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from hebbian_memory.config import Settings
 from hebbian_memory.embedding.embedder import DEFAULT_MODEL, TOKENIZER_DIR, verified_bundled_model
@@ -12,7 +13,35 @@ from hebbian_memory.errors import DatabaseDamagedError, HebbianMemoryError
 from hebbian_memory.models import StatsResult
 from hebbian_memory.sharing.election import ADDRESS_FILE, read_address
 
-__all__ = ["Check", "data_dir", "database", "model", "owner"]
+__all__ = ["Check", "IndexFacts", "PostgresFacts", "data_dir", "database", "model", "owner", "postgres"]
+
+
+class IndexFacts(Protocol):
+    """What doctor reads of an index (storage/postgres/health.py's IndexHealth, seen from here)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def exists(self) -> bool: ...
+    @property
+    def valid(self) -> bool: ...
+
+
+class PostgresFacts(Protocol):
+    """What doctor reads of a PostgreSQL database (its PostgresHealth, which this layer may not import)."""
+
+    @property
+    def server_version(self) -> str: ...
+    @property
+    def vector_version(self) -> str | None: ...
+    @property
+    def schema_version(self) -> int: ...
+    @property
+    def expected_schema(self) -> int: ...
+    @property
+    def vector_index(self) -> IndexFacts: ...
+    @property
+    def text_index(self) -> IndexFacts: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +104,7 @@ def owner(settings: Settings) -> Check:
     return Check("owner process", True, f"a server (pid {address.pid}) owns the data dir; others forward to it")
 
 
-def database(stats: StatsResult | None, error: HebbianMemoryError | None, path: Path) -> list[Check]:
+def database(stats: StatsResult | None, error: HebbianMemoryError | None, path: Path | str) -> list[Check]:
     """The database and both indexes, as the owner reported them (or the error that stopped it)."""
     if isinstance(error, DatabaseDamagedError):
         fix = (
@@ -92,3 +121,47 @@ def database(stats: StatsResult | None, error: HebbianMemoryError | None, path: 
     fix = "Stop every server and delete vectors.usearch and vectors.usearch.json: they are rebuilt at the next start."
     checks.append(Check("indexes", agree, detail, "" if agree else fix))
     return checks
+
+
+def postgres(health: PostgresFacts | None, error: HebbianMemoryError | None, where: str) -> list[Check]:
+    """The PostgreSQL database (``where``: its URL without password): the server, pgvector, the schema and the
+    two search indexes, as read before any server touched them."""
+    if health is None:
+        fix = "Check that the server runs and is reachable, and storage.url (user, host, port, database)."
+        return [Check("postgresql", False, str(error), fix)]
+    found = [Check("postgresql", True, f"{where}: PostgreSQL {health.server_version}")]
+    if health.vector_version is None:
+        fix = (
+            "Install pgvector on the database server (e.g. the postgresql-<version>-pgvector package), then "
+            "`CREATE EXTENSION vector;` in the database as a superuser (a server started on it does this when its "
+            "user may)."
+        )
+        found.append(Check("pgvector", False, "the vector extension is not created in this database", fix))
+    else:
+        found.append(Check("pgvector", True, f"vector extension {health.vector_version}"))
+    have, want = health.schema_version, health.expected_schema
+    if have > want:
+        fix = "Upgrade hebbian-memory: a newer version migrated this database."
+        found.append(Check("schema", False, f"version {have}, newer than this hebbian-memory's {want}", fix))
+    elif have < want:
+        detail = "no tables yet" if have == 0 else f"version {have}, this hebbian-memory applies {want}"
+        found.append(Check("schema", True, f"{detail}; the next server start migrates it"))
+    else:
+        found.append(Check("schema", True, f"version {have}"))
+    if have:
+        found.append(_index("vector index (HNSW)", health.vector_index, _HNSW_FIX))
+        found.append(_index("keyword index (GIN)", health.text_index, _GIN_FIX))
+    return found
+
+
+_HNSW_FIX = "Start a hebbian-memory server on the database: it makes the index (for a large store, this takes a while)."
+_GIN_FIX = "In the database: CREATE INDEX memories_search ON memories USING gin (search);"
+
+
+def _index(name: str, index: IndexFacts, missing_fix: str) -> Check:
+    if not index.exists:
+        return Check(name, False, f"{index.name} is missing; searches read every row", missing_fix)
+    if not index.valid:
+        fix = f"In the database: REINDEX INDEX CONCURRENTLY {index.name};"
+        return Check(name, False, f"{index.name} is invalid (a build failed); searches do not use it", fix)
+    return Check(name, True, f"{index.name} valid")

@@ -120,8 +120,11 @@ def search(
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool) -> None:
     """Check the model files and hash, the data dir and its permissions, the owner process, the database and
-    both indexes; say how to fix what is wrong. Exits 1 if anything is."""
-    from hebbian_memory.app.wiring import DATABASE
+    both indexes (with PostgreSQL: the server, pgvector, the schema and its search indexes); say how to fix what
+    is wrong. Exits 1 if anything is."""
+    from pathlib import Path
+
+    from hebbian_memory.app.wiring import DATABASE, postgres_health, redact_url
     from hebbian_memory.cli import checks
     from hebbian_memory.errors import HebbianMemoryError
     from hebbian_memory.models import StatsResult
@@ -129,6 +132,14 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 
     settings = settings_of(ctx)
     found = [checks.model(settings), checks.data_dir(settings), checks.owner(settings)]
+    where: str | Path = settings.data_dir / DATABASE
+    if settings.storage.backend == "postgres":
+        # Read before the operation below opens the store: opening makes a missing index, hiding it.
+        where = redact_url(settings.storage.url)
+        try:
+            found += checks.postgres(postgres_health(settings), None, where)
+        except HebbianMemoryError as e:
+            found += checks.postgres(None, e, where)
     stats_result: StatsResult | None = None
     error: HebbianMemoryError | None = None
     try:
@@ -137,7 +148,7 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
         error = (our_error(e.__cause__) if e.__cause__ else None) or HebbianMemoryError(e.message)
     except Exception as e:  # doctor reports what it finds, never a traceback
         error = HebbianMemoryError(f"{type(e).__name__}: {e}")
-    found += checks.database(stats_result, error, settings.data_dir / DATABASE)
+    found += checks.database(stats_result, error, where)
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(c) for c in found], indent=2))
     else:
