@@ -12,8 +12,15 @@ from tests.peer_stream import PEER_ENV, Shape, check, run_peers
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
+# Three pairs, about twenty associates on each: their links reach tier 3 (10 growths) while associates go on, so
+# a consolidation pass (every 1.2 s) promoting one meets growths from other machines.
 SHAPE = Shape(
-    machines=3, clients=2, ops=40, kills=3, env={**PEER_ENV, "HEBBIAN_MEMORY_PLASTICITY_PASS_MINUTES": "0.02"}
+    machines=3,
+    clients=2,
+    ops=40,
+    kills=3,
+    pair_ends=1,
+    env={**PEER_ENV, "HEBBIAN_MEMORY_PLASTICITY_PASS_MINUTES": "0.02"},
 )
 
 
