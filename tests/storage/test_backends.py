@@ -156,10 +156,16 @@ def grow(p: Pair, data: st.DataObject) -> tuple[list[Growth], GrowthRule]:
 
 def settle_links(p: Pair, data: st.DataObject) -> None:
     """A pass's writes, some planned from the stored state, some from a stale one, some for links not stored."""
-    stored = {(x.source_id, x.target_id): x.updated_at for x in p.stores[0].all_links()}
+    stored = {(x.source_id, x.target_id): (x.updated_at, x.co_access_count) for x in p.stores[0].all_links()}
     old = data.draw(st.lists(st.sampled_from(sorted(stored)), max_size=3)) if stored else []
     named = list(dict.fromkeys([*old, *p.pairs(data)]))
-    as_of = {e: stored[e] if e in stored and data.draw(st.booleans()) else p.now for e in named}
+
+    def seen(e: tuple[int, int]) -> tuple[datetime, int]:
+        """As stored, or stale: a later time, or the same time with another growth since (a stopped clock)."""
+        when, n = stored.get(e, (p.now, 0))
+        return data.draw(st.sampled_from([(when, n), (p.now + timedelta(seconds=1), n), (when, n + 1)]))
+
+    as_of = {e: seen(e) for e in named}
     cut = data.draw(st.integers(0, len(named)))
     links = [link(a, b, data, p.now) for a, b in named[:cut]]
     p.both(lambda s: s.settle_links(links, named[cut:], as_of))

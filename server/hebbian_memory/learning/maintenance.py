@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from hebbian_memory.config import PlasticitySettings
 from hebbian_memory.learning import plasticity
 from hebbian_memory.learning.graph import Learning, Pair
-from hebbian_memory.storage import Link, LinkRows, MemoryState
+from hebbian_memory.storage import Link, LinkRows, LinkVersion, MemoryState
 
 __all__ = ["REPLAY_LINKS", "PassReport", "Plan", "apply", "apply_memories", "plan", "stale_filter"]
 
@@ -41,7 +41,7 @@ class Plan:
     replay_pairs: list[Pair]  # their strongest links
     memory_updates: list[tuple[int, float, int]]  # (id, strength, tier) where they changed
     memory_tiers_changed: int
-    as_of: dict[Pair, datetime]  # the updated_at the plan saw, of the links it changes or drops
+    as_of: dict[Pair, LinkVersion]  # the links it changes or drops, as the plan saw them
 
 
 def plan(links: list[Link], memories: list[MemoryState], now: datetime, rules: PlasticitySettings) -> Plan:
@@ -54,7 +54,11 @@ def plan(links: list[Link], memories: list[MemoryState], now: datetime, rules: P
     updates, tiers_changed = _memory_tiers(memories, now, rules)
     changed = [x for x in changed if (x.source_id, x.target_id) not in over]
     touched = {(x.source_id, x.target_id) for x in changed} | set(pruned) | over
-    as_of = {(x.source_id, x.target_id): x.updated_at for x in links if (x.source_id, x.target_id) in touched}
+    as_of = {
+        (x.source_id, x.target_id): (x.updated_at, x.co_access_count)
+        for x in links
+        if (x.source_id, x.target_id) in touched
+    }
     return Plan(
         now,
         kept,

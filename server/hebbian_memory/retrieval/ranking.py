@@ -296,6 +296,9 @@ class Ranker:
         if extra and filters.active:
             allowed = self._source.matching(extra, filters)
             extra = [i for i in extra if i in allowed]
+        if extra:  # not a memory another server stored that a link reaches before this one caught up on its vector
+            vectored = self._source.with_vectors(extra)
+            extra = [i for i in extra if i in vectored]
         if extra:
             found = found.extend(self._score(extra, query))
         dense, lexical, fused = self._fuse(found, query)

@@ -67,7 +67,10 @@ class Peers:
             if fresh:
                 source.added(fresh, np.asarray(store.embeddings(fresh, core.embedder.dim), dtype=np.float32))
                 # The new memories and their neighbours in their episodes, whose keyword context they join.
-                source.indexed(store.documents_around(fresh))
+                # A neighbour committed after the change log was read has no vector here yet: it comes next time.
+                docs = store.documents_around(fresh)
+                vectored = source.with_vectors([d.id for d in docs])
+                source.indexed([d for d in docs if d.id in vectored])
             if fresh or theirs_gone:
                 catalog.writes += 1  # a remember that planned before this re-reads its session's tail
                 catalog.recount(store.project_counts())

@@ -28,6 +28,7 @@ from hebbian_memory.storage.rows import (
     Event,
     Filters,
     Link,
+    LinkVersion,
     MemoryRow,
     MemoryState,
     NewMemory,
@@ -188,10 +189,11 @@ class LinkRows(Protocol):
         ...
 
     def settle_links(
-        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], datetime]
+        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], LinkVersion]
     ) -> set[tuple[int, int]]:
         """A consolidation pass's writes, in one transaction: write each of ``links`` and delete each of ``delete``
-        only if the stored link's ``updated_at`` still equals ``as_of`` for its pair (what the pass planned from):
+        only if the stored link's (updated_at, co_access_count) still equals ``as_of`` for its pair (what the pass
+        planned from):
         a link grown or written meanwhile, by any server, keeps its newer state. The pairs written or deleted."""
         ...
 

@@ -18,6 +18,7 @@ __all__ = [
     "Event",
     "Filters",
     "Link",
+    "LinkVersion",
     "MemoryRow",
     "MemoryState",
     "NewMemory",
@@ -30,6 +31,10 @@ __all__ = [
 # The meta key noting that the store still holds deleted rows' bytes (set by ``delete(purge_due=True)``, cleared
 # by a finished ``purge``).
 PURGE_DUE = "purge_due"
+
+# A link as a consolidation pass read it: (updated_at, co_access_count). Every write of a link moves one of them
+# (a growth counts +1 even when the clock has not moved), so an unchanged pair means an unchanged link.
+LinkVersion = tuple[datetime, int]
 
 # An access event: (memory id, session id or None, kind, when). Kinds: remembered, reinforced, recalled, linked.
 Event = tuple[int, int | None, str, datetime]

@@ -8,7 +8,7 @@ import duckdb
 
 from hebbian_memory.storage.duckdb.core import StoreCore, aware, naive
 from hebbian_memory.storage.growth import Growth, GrowthRule, grown
-from hebbian_memory.storage.rows import Event, Link, MemoryState
+from hebbian_memory.storage.rows import Event, Link, LinkVersion, MemoryState
 
 __all__ = ["LinkQueries"]
 
@@ -58,13 +58,15 @@ class LinkQueries(StoreCore):
         return out
 
     def settle_links(
-        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], datetime]
+        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], LinkVersion]
     ) -> set[tuple[int, int]]:
         """Compare and write in one transaction (the one writer's transactions are serial)."""
         with self._tx() as c:
             wanted = [*((x.source_id, x.target_id) for x in links), *delete]
             stored = _by_pair(c.execute(_BETWEEN, _ends(wanted)).fetchall()) if wanted else {}
-            settled = {p for p in wanted if p in stored and stored[p].updated_at == as_of.get(p)}
+            settled = {
+                p for p in wanted if p in stored and (stored[p].updated_at, stored[p].co_access_count) == as_of.get(p)
+            }
             gone = [p for p in delete if p in settled]
             if gone:
                 c.execute(

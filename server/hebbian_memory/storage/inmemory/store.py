@@ -23,6 +23,7 @@ from hebbian_memory.storage.rows import (
     Event,
     Filters,
     Link,
+    LinkVersion,
     MemoryRow,
     MemoryState,
     NewMemory,
@@ -228,11 +229,11 @@ class InMemoryStore(InMemoryTransfer):
             s.write_links(links)
 
     def settle_links(
-        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], datetime]
+        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], LinkVersion]
     ) -> set[tuple[int, int]]:
         with self._write() as s:
             wanted = [*((x.source_id, x.target_id) for x in links), *delete]
-            settled = {p for p in wanted if p in s.links and s.links[p].updated_at == as_of.get(p)}
+            settled = {p for p in wanted if p in s.links and _version(s.links[p]) == as_of.get(p)}
             for p in delete:
                 if p in settled:
                     s.drop_link(p)
@@ -359,3 +360,7 @@ def _state(m: Memory) -> MemoryState:
 
 # Checked by pyright (strict): the in-memory store offers everything the service calls on a store.
 _IS_A_MEMORY_STORE: type[MemoryStore] = InMemoryStore
+
+
+def _version(link: Link) -> LinkVersion:
+    return (link.updated_at, link.co_access_count)

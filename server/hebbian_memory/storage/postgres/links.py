@@ -9,7 +9,7 @@ from typing import Any
 from hebbian_memory.storage.growth import Growth, GrowthRule
 from hebbian_memory.storage.postgres.core import Conn, PgCore, as_array, aware, vector_texts
 from hebbian_memory.storage.postgres.shared import LINKS, flat, grow, log_change, settle
-from hebbian_memory.storage.rows import Event, Link, MemoryState, UseRow
+from hebbian_memory.storage.rows import Event, Link, LinkVersion, MemoryState, UseRow
 
 __all__ = ["UPSERT_LINKS", "LinkQueries", "link_params"]
 
@@ -91,7 +91,7 @@ class LinkQueries(PgCore):
             return grow(c, growth, rule, now)
 
     def settle_links(
-        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], datetime]
+        self, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], LinkVersion]
     ) -> set[tuple[int, int]]:
         with self._tx() as c:
             return settle(c, links, delete, as_of)

@@ -12,7 +12,7 @@ from typing import Any
 
 from hebbian_memory.storage.growth import Growth, GrowthRule
 from hebbian_memory.storage.postgres.core import Conn, PgCore
-from hebbian_memory.storage.rows import Changes, Link
+from hebbian_memory.storage.rows import Changes, Link, LinkVersion
 
 __all__ = ["LINKS", "REMOVED", "STORED", "SharedQueries", "flat", "grow", "log_change", "settle"]
 
@@ -90,19 +90,22 @@ def grow(c: Conn, growth: Sequence[Growth], rule: GrowthRule, now: datetime) -> 
 
 
 def settle(
-    c: Conn, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], datetime]
+    c: Conn, links: Sequence[Link], delete: Sequence[tuple[int, int]], as_of: Mapping[tuple[int, int], LinkVersion]
 ) -> set[tuple[int, int]]:
     """A pass's writes where the stored link is as the pass saw it (compare-and-set on updated_at)."""
     settled: set[tuple[int, int]] = set()
+    nothing = (None, None)  # a pair the pass did not read matches no stored link
     if links:
+        planned = [as_of.get((x.source_id, x.target_id), nothing) for x in links]
         rows = c.execute(
             """UPDATE associations a SET weight = u.w, tier = u.tier, kind = u.kind, co_access_count = u.n,
                    created_at = u.created, updated_at = u.updated, last_strengthened_at = u.strengthened
                FROM unnest(%(a)s::bigint[], %(b)s::bigint[], %(w)s::float8[], %(tier)s::smallint[], %(kind)s::text[],
                            %(n)s::integer[], %(created)s::timestamptz[], %(updated)s::timestamptz[],
-                           %(strengthened)s::timestamptz[], %(as_of)s::timestamptz[])
-                    AS u(a, b, w, tier, kind, n, created, updated, strengthened, as_of)
+                           %(strengthened)s::timestamptz[], %(as_of)s::timestamptz[], %(as_of_n)s::integer[])
+                    AS u(a, b, w, tier, kind, n, created, updated, strengthened, as_of, as_of_n)
                WHERE a.source_id = u.a AND a.target_id = u.b AND a.updated_at = u.as_of
+                 AND a.co_access_count = u.as_of_n
                RETURNING a.source_id, a.target_id""",
             {
                 "a": [x.source_id for x in links],
@@ -114,16 +117,24 @@ def settle(
                 "created": [x.created_at for x in links],
                 "updated": [x.updated_at for x in links],
                 "strengthened": [x.last_strengthened_at for x in links],
-                "as_of": [as_of.get((x.source_id, x.target_id)) for x in links],
+                "as_of": [seen[0] for seen in planned],
+                "as_of_n": [seen[1] for seen in planned],
             },
         ).fetchall()
         settled |= {(int(a), int(b)) for a, b in rows}
     if delete:
         rows = c.execute(
-            """DELETE FROM associations a USING unnest(%s::bigint[], %s::bigint[], %s::timestamptz[]) AS d(a, b, as_of)
+            """DELETE FROM associations a
+               USING unnest(%s::bigint[], %s::bigint[], %s::timestamptz[], %s::integer[]) AS d(a, b, as_of, as_of_n)
                WHERE a.source_id = d.a AND a.target_id = d.b AND a.updated_at = d.as_of
+                 AND a.co_access_count = d.as_of_n
                RETURNING a.source_id, a.target_id""",
-            [[a for a, _ in delete], [b for _, b in delete], [as_of.get(p) for p in delete]],
+            [
+                [a for a, _ in delete],
+                [b for _, b in delete],
+                [as_of.get(p, nothing)[0] for p in delete],
+                [as_of.get(p, nothing)[1] for p in delete],
+            ],
         ).fetchall()
         settled |= {(int(a), int(b)) for a, b in rows}
     log_change(c, LINKS, flat(sorted(settled)))
