@@ -19,7 +19,7 @@ from hebbian_memory.models import MemoryInput
 from hebbian_memory.sharing.election import ADDRESS_FILE, read_address
 from hebbian_memory.sharing.node import Node
 from hebbian_memory.sharing.ops import FORGET, RECALL, REMEMBER_MANY, ForgetArgs, RecallArgs, RememberManyArgs
-from hebbian_memory.storage.duckdb import Store
+from tests.backends import servers_store
 from tests.helpers import FakeEmbedder, shared_model_cache
 from tests.planted import assert_private_regular_file, assert_untouched, plant_links
 
@@ -91,7 +91,7 @@ async def test_a_forwarder_takes_over_when_the_owner_stops_and_keeps_every_memor
             later = await remember(second, "The shed roof was fixed in June.", session)
             assert second.role == "owner"
             assert set(ids) | {later} <= set(await recalled_ids(second, "garden shed roof"))
-    store = Store.open(settings.data_dir / "memory.duckdb", ManualClock(START).now())
+    store = servers_store(settings.data_dir, ManualClock(START).now())  # where the servers stored them
     try:
         assert store.count() == 6
     finally:
