@@ -7,6 +7,7 @@ import duckdb
 
 from hebbian_memory.storage.duckdb import transfer
 from hebbian_memory.storage.duckdb.core import StoreCore, naive
+from hebbian_memory.storage.ids import assign_ids
 from hebbian_memory.storage.rows import Link, SessionRow, StoredMemory
 
 __all__ = ["ImportQueries"]
@@ -80,22 +81,4 @@ class ImportQueries(StoreCore):
     def _assign_ids(c: duckdb.DuckDBPyConnection, table: str, sequence: str, wanted: Sequence[int | None]) -> list[int]:
         asked = [i for i in wanted if i is not None]
         free: set[int] = transfer.free_ids(c, table, asked) if asked else set()
-        taken: set[int] = set()
-        keep: list[bool] = []
-        for i in wanted:
-            keep.append(i is not None and i in free and i not in taken)
-            if i is not None:
-                taken.add(i)
-        fresh = iter(transfer.next_ids(c, sequence, keep.count(False)))
-        # A fresh id may equal a wanted id kept in this same batch: skip those.
-        out: list[int] = []
-        for i, kept in zip(wanted, keep, strict=True):
-            if kept and i is not None:
-                out.append(i)
-                continue
-            new = next(fresh, None)
-            while new is None or new in taken:
-                new = transfer.next_ids(c, sequence, 1)[0]
-            taken.add(new)
-            out.append(new)
-        return out
+        return assign_ids(wanted, free, lambda n: transfer.next_ids(c, sequence, n))

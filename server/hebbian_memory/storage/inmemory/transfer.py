@@ -4,6 +4,7 @@ from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
+from hebbian_memory.storage.ids import assign_ids
 from hebbian_memory.storage.inmemory.core import InMemoryCore
 from hebbian_memory.storage.inmemory.state import ROW_VERSION, Memory, State, stored_use, utc
 from hebbian_memory.storage.rows import Link, SessionRow, StoredMemory, Totals
@@ -85,21 +86,5 @@ def _assign_ids(s: State, table: str, wanted: Sequence[int | None]) -> list[int]
     """Each wanted id where free and not wanted earlier in the batch, else the sequence's next one that no wanted
     id of the batch holds (as the DuckDB store does)."""
     stored = s.memories if table == "memories" else s.sessions
-    taken: set[int] = set()
-    keep: list[bool] = []
-    for i in wanted:
-        keep.append(i is not None and i not in stored and i not in taken)
-        if i is not None:
-            taken.add(i)
-    fresh = iter(s.take_ids(table, keep.count(False)))
-    out: list[int] = []
-    for i, kept in zip(wanted, keep, strict=True):
-        if kept and i is not None:
-            out.append(i)
-            continue
-        new = next(fresh, None)
-        while new is None or new in taken:
-            new = s.take_ids(table, 1)[0]
-        taken.add(new)
-        out.append(new)
-    return out
+    free = {i for i in wanted if i is not None and i not in stored}
+    return assign_ids(wanted, free, lambda n: s.take_ids(table, n))

@@ -6,6 +6,7 @@ from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
 
+from hebbian_memory.storage.ids import assign_ids
 from hebbian_memory.storage.postgres.core import Conn, PgCore, as_array, aware, vector_texts
 from hebbian_memory.storage.postgres.links import use_row
 from hebbian_memory.storage.postgres.schema import ROW_VERSION
@@ -192,31 +193,11 @@ def _copy_memories(c: Conn, rows: Sequence[StoredMemory], ids: Sequence[int]) ->
 
 
 def _assign_ids(c: Conn, table: "_Table", wanted: Sequence[int | None]) -> list[int]:
-    """Each wanted id where free (and not wanted by an earlier row of the batch), else a new one from the table's
-    sequence (skipping ids kept in this batch)."""
+    """``storage.ids.assign_ids`` with what is free in the table and its sequence."""
     asked = [i for i in wanted if i is not None]
     taken_rows = c.execute(f"SELECT id FROM {table} WHERE id = ANY(%s::bigint[])", [asked]).fetchall()
     free = set(asked) - {int(r[0]) for r in taken_rows}
-    taken: set[int] = set()
-    keep: list[bool] = []
-    for i in wanted:
-        keep.append(i is not None and i in free and i not in taken)
-        if i is not None:
-            taken.add(i)
-    # The fresh ids are drawn first, as many as needed, then handed out in order (a fresh id that a kept one of
-    # this batch equals is skipped): the ids DuckDB's store gives for the same rows.
-    fresh = iter([_next_id(c, table) for _ in range(keep.count(False))])
-    out: list[int] = []
-    for i, kept in zip(wanted, keep, strict=True):
-        if kept and i is not None:
-            out.append(i)
-            continue
-        new = next(fresh, None)
-        while new is None or new in taken:
-            new = _next_id(c, table)
-        taken.add(new)
-        out.append(new)
-    return out
+    return assign_ids(wanted, free, lambda n: [_next_id(c, table) for _ in range(n)])
 
 
 def _next_id(c: Conn, table: "_Table") -> int:
