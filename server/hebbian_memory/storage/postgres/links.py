@@ -8,16 +8,13 @@ from typing import Any
 
 from hebbian_memory.storage.growth import Growth, GrowthRule
 from hebbian_memory.storage.postgres.core import Conn, PgCore, as_array, aware, vector_texts
-from hebbian_memory.storage.postgres.shared import LINKS, flat, grow, log_change, settle
+from hebbian_memory.storage.postgres.shared import LINK_COLUMNS, LINKS, flat, grow, link_row, log_change, settle
 from hebbian_memory.storage.rows import Event, Link, LinkVersion, MemoryState, UseRow
 
 __all__ = ["UPSERT_LINKS", "LinkQueries", "link_params"]
 
-_LINK_COLUMNS = (
-    "source_id, target_id, weight, tier, kind, co_access_count, created_at, updated_at, last_strengthened_at"
-)
 UPSERT_LINKS = f"""
-    INSERT INTO associations ({_LINK_COLUMNS})
+    INSERT INTO associations ({LINK_COLUMNS})
     SELECT * FROM unnest(%(a)s::bigint[], %(b)s::bigint[], %(w)s::float8[], %(tier)s::smallint[], %(kind)s::text[],
                          %(n)s::integer[], %(created)s::timestamptz[], %(updated)s::timestamptz[],
                          %(strengthened)s::timestamptz[])
@@ -54,17 +51,17 @@ class LinkQueries(PgCore):
                 yield from ((int(a), int(b), float(w), str(k)) for a, b, w, k in rows)
 
     def all_links(self) -> list[Link]:
-        return [_link(r) for r in self._fetch(f"SELECT {_LINK_COLUMNS} FROM associations")]
+        return [link_row(r) for r in self._fetch(f"SELECT {LINK_COLUMNS} FROM associations")]
 
     def links_between(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], Link]:
         if not pairs:
             return {}
         rows = self._fetch(
-            f"""SELECT {_LINK_COLUMNS} FROM associations
+            f"""SELECT {LINK_COLUMNS} FROM associations
                 WHERE (source_id, target_id) IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[]))""",
             [[a for a, _ in pairs], [b for _, b in pairs]],
         )
-        return {(link.source_id, link.target_id): link for link in map(_link, rows)}
+        return {(link.source_id, link.target_id): link for link in map(link_row, rows)}
 
     def save_links(
         self, links: Sequence[Link], delete: Sequence[tuple[int, int]] = (), events: Sequence[Event] = ()
@@ -147,11 +144,11 @@ class LinkQueries(PgCore):
 
     def links_of(self, memory_id: int) -> list[Link]:
         rows = self._fetch(
-            f"""SELECT {_LINK_COLUMNS} FROM associations WHERE source_id = %(id)s OR target_id = %(id)s
+            f"""SELECT {LINK_COLUMNS} FROM associations WHERE source_id = %(id)s OR target_id = %(id)s
                 ORDER BY 1, 2""",
             {"id": memory_id},
         )
-        return [_link(r) for r in rows]
+        return [link_row(r) for r in rows]
 
     # Use reports.
 
@@ -216,9 +213,3 @@ def _insert_events(c: Conn, events: Sequence[Event]) -> None:
 def use_row(r: tuple[Any, ...]) -> UseRow:
     cue = None if r[4] is None else as_array(r[4])
     return UseRow(int(r[0]), float(r[1]), float(r[2]), aware(r[3]), cue, float(r[5]))
-
-
-def _link(r: tuple[Any, ...]) -> Link:
-    return Link(
-        int(r[0]), int(r[1]), float(r[2]), int(r[3]), str(r[4]), int(r[5]), aware(r[6]), aware(r[7]), aware(r[8])
-    )

@@ -11,10 +11,21 @@ from datetime import datetime
 from typing import Any
 
 from hebbian_memory.storage.growth import Growth, GrowthRule
-from hebbian_memory.storage.postgres.core import Conn, PgCore
+from hebbian_memory.storage.postgres.core import Conn, PgCore, aware
 from hebbian_memory.storage.rows import Changes, Link, LinkVersion
 
-__all__ = ["LINKS", "REMOVED", "STORED", "SharedQueries", "flat", "grow", "log_change", "settle"]
+__all__ = [
+    "LINKS",
+    "LINK_COLUMNS",
+    "REMOVED",
+    "STORED",
+    "SharedQueries",
+    "flat",
+    "grow",
+    "link_row",
+    "log_change",
+    "settle",
+]
 
 # The kinds of change logged.
 STORED = "stored"
@@ -23,9 +34,7 @@ LINKS = "links"
 _CHANGE_LOCK = 0x4865_6262_6368_6731  # "Hebbchg1": one writer appends to the change log at a time
 _NAMED_LOCK = 0x4865_6262  # first key of exclusive(): the second is the name's hash
 
-_LINK_COLUMNS = (
-    "source_id, target_id, weight, tier, kind, co_access_count, created_at, updated_at, last_strengthened_at"
-)
+LINK_COLUMNS = "source_id, target_id, weight, tier, kind, co_access_count, created_at, updated_at, last_strengthened_at"
 # The decayed weight of the stored link ``a`` as of %(now)s: x rate(tier) per cycle of idle time (storage.growth).
 _DECAYED = """(a.weight * CASE WHEN %(now)s > a.updated_at THEN power(
         CASE a.tier WHEN 1 THEN %(r1)s::float8 WHEN 2 THEN %(r2)s::float8 ELSE %(r3)s::float8 END,
@@ -33,7 +42,7 @@ _DECAYED = """(a.weight * CASE WHEN %(now)s > a.updated_at THEN power(
 _GROW = f"""
     WITH g AS (SELECT * FROM unnest(%(a)s::bigint[], %(b)s::bigint[], %(add)s::float8[], %(toward)s::float8[])
                AS g(source_id, target_id, add, toward))
-    INSERT INTO associations AS a ({_LINK_COLUMNS})
+    INSERT INTO associations AS a ({LINK_COLUMNS})
     SELECT g.source_id, g.target_id, least(1.0, g.add + g.toward), %(tier)s, %(kind)s, 1, %(now)s, %(now)s, %(now)s
     FROM g
     ON CONFLICT (source_id, target_id) DO UPDATE SET
@@ -44,7 +53,7 @@ _GROW = f"""
         co_access_count = a.co_access_count + 1,
         updated_at = EXCLUDED.updated_at,
         last_strengthened_at = EXCLUDED.last_strengthened_at
-    RETURNING {_LINK_COLUMNS}, (xmax = 0) AS inserted"""
+    RETURNING {LINK_COLUMNS}, (xmax = 0) AS inserted"""
 
 
 def log_change(c: Conn, kind: str, ids: Sequence[int]) -> None:
@@ -84,7 +93,7 @@ def grow(c: Conn, growth: Sequence[Growth], rule: GrowthRule, now: datetime) -> 
             "cycle": d.cycle_hours,
         },
     ).fetchall()
-    by_pair = {(int(r[0]), int(r[1])): (_link(r), bool(r[9])) for r in rows}
+    by_pair = {(int(r[0]), int(r[1])): (link_row(r), bool(r[9])) for r in rows}
     log_change(c, LINKS, flat(list(by_pair)))
     return [by_pair[(g.source_id, g.target_id)] for g in growth]
 
@@ -174,9 +183,8 @@ class SharedQueries(PgCore):
                 conn.autocommit = False
 
 
-def _link(r: tuple[Any, ...]) -> Link:
-    from hebbian_memory.storage.postgres.core import aware
-
+def link_row(r: tuple[Any, ...]) -> Link:
+    """A link from its ``LINK_COLUMNS``."""
     return Link(
         int(r[0]), int(r[1]), float(r[2]), int(r[3]), str(r[4]), int(r[5]), aware(r[6]), aware(r[7]), aware(r[8])
     )

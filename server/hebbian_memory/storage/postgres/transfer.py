@@ -10,7 +10,7 @@ from hebbian_memory.storage.ids import assign_ids
 from hebbian_memory.storage.postgres.core import Conn, PgCore, as_array, aware, vector_texts
 from hebbian_memory.storage.postgres.links import use_row
 from hebbian_memory.storage.postgres.schema import ROW_VERSION
-from hebbian_memory.storage.postgres.shared import LINKS, STORED, log_change
+from hebbian_memory.storage.postgres.shared import LINK_COLUMNS, LINKS, STORED, link_row, log_change
 from hebbian_memory.storage.rows import Link, SessionRow, StoredMemory, Totals
 
 __all__ = ["ImportQueries", "SnapshotRows"]
@@ -20,9 +20,6 @@ _MEMORY_COLUMNS = (
     "id, project, content, content_hash, tags, metadata, importance, created_at, updated_at, event_time, "
     "last_accessed_at, access_count, strength, tier, session_id, replay_count, last_replayed_at, embedding_model, "
     "embedding"
-)
-_LINK_COLUMNS = (
-    "source_id, target_id, weight, tier, kind, co_access_count, created_at, updated_at, last_strengthened_at"
 )
 
 
@@ -71,11 +68,8 @@ class SnapshotRows:
                 )  # fmt: skip
 
     def links(self, batch: int = 10_000) -> Iterator[Link]:
-        for rows in self._stream(self._c, f"SELECT {_LINK_COLUMNS} FROM associations ORDER BY 1, 2", (), batch):
-            for r in rows:
-                yield Link(
-                    int(r[0]), int(r[1]), float(r[2]), int(r[3]), r[4], int(r[5]), aware(r[6]), aware(r[7]), aware(r[8])
-                )
+        for rows in self._stream(self._c, f"SELECT {LINK_COLUMNS} FROM associations ORDER BY 1, 2", (), batch):
+            yield from map(link_row, rows)
 
 
 class ImportQueries(PgCore):
@@ -148,7 +142,7 @@ class ImportQueries(PgCore):
         first = list({(x.source_id, x.target_id): x for x in rows}.values())  # a pair named twice: its first
         with self._tx() as c:
             added = c.execute(
-                f"""INSERT INTO associations ({_LINK_COLUMNS})
+                f"""INSERT INTO associations ({LINK_COLUMNS})
                     SELECT * FROM unnest(%s::bigint[], %s::bigint[], %s::float8[], %s::smallint[], %s::text[],
                                          %s::integer[], %s::timestamptz[], %s::timestamptz[], %s::timestamptz[])
                         AS u(a, b, w, t, k, n, c, up, s)
