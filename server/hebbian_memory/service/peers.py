@@ -59,11 +59,11 @@ class Peers:
                 source.removed(gone)
                 learning.forget(gone)
                 core.feedback.forget(gone)
-            stored = sorted(store.get(sorted(news.stored - news.removed)))
             # A memory with a vector here already is this server's own (its caches took it when it stored it) or
-            # re-embedded (a model change, which every server makes at its own start): it stays as it is.
-            known = source.with_vectors(stored)
-            fresh = [i for i in stored if i not in known]
+            # re-embedded (a model change, which every server makes at its own start): it stays as it is, unread.
+            named = sorted(news.stored - news.removed)
+            known = source.with_vectors(named)
+            fresh = sorted(store.get([i for i in named if i not in known]))  # those still stored
             if fresh:
                 source.added(fresh, np.asarray(store.embeddings(fresh, core.embedder.dim), dtype=np.float32))
                 # The new memories and their neighbours in their episodes, whose keyword context they join.
