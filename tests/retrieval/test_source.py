@@ -83,6 +83,9 @@ class DictSource:
     def with_vectors(self, ids: Sequence[int]) -> set[int]:
         return set(ids) & self._vectors.keys()
 
+    def held(self) -> set[int]:
+        return set(self._vectors)
+
     def features(self, ids: Sequence[int]) -> list[Features]:
         return [Features(documents.answer_kinds(self._texts[i]) & self._kinds_on, frozenset(), None) for i in ids]
 

@@ -14,6 +14,7 @@ from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding.embedder import Vectors
 from hebbian_memory.learning import maintenance, plasticity
 from hebbian_memory.learning.graph import Learning
+from hebbian_memory.service import peers
 from hebbian_memory.service.memory import MemoryService
 from hebbian_memory.storage import Growth, MemoryStore
 from hebbian_memory.storage.inmemory import InMemoryStore
@@ -146,3 +147,49 @@ def test_the_same_text_remembered_on_two_servers_at_once_is_stored_once(
     assert shared.count() == 1
     for service in services if stores[1] is not stores[0] else services[:1]:
         service.close()
+
+
+def test_use_reports_made_on_one_server_reorder_the_others_recall(pair: tuple[MemoryService, MemoryService]) -> None:
+    """What assistants said they used (and what misled them) is learned by every server, not only the one told."""
+    a, b = pair
+    ids = [a.remember(text).id for text in ("The cache is warmed by a cron job", "The cache is warmed by a cron task")]
+    first = _ids(b, "cache warmed by cron")[:2]
+    assert sorted(first) == sorted(ids)
+    for _ in range(3):  # the one b ranks first misled, the other was used
+        a.recall("cache warmed by cron", used=[first[1]], misled=[first[0]], min_relevance=0)
+    assert _ids(b, "cache warmed by cron")[:2] == first[::-1]
+
+
+def test_a_server_behind_a_trimmed_change_log_reloads_its_caches(
+    pair: tuple[MemoryService, MemoryService], shared: MemoryStore
+) -> None:
+    a, b = pair
+    old = a.remember("The old build server was called jenkins-1").id
+    assert _ids(b, "old build server") == [old]  # b holds it
+    a.forget(ids=[old])
+    x = a.remember("Deploys go out on Tuesdays").id
+    y = a.remember("The release train leaves at noon").id
+    a.associate(x, [y], strength=0.9, session_id=None)
+    assert shared.trim_changes(1) > 0  # b's point is gone from the log
+    assert not shared.changes(0).complete
+    hits = b.recall("When do deploys go out?", k=5, min_relevance=0).hits
+    assert [h.id for h in hits if h.reason == "direct"][:1] == [x]
+    linked = [h for h in hits if h.id == y]
+    assert linked
+    assert linked[0].via is not None
+    assert linked[0].via.memory_id == x
+    assert old not in _ids(b, "old build server")
+    assert b.stats().memories == 2
+
+
+def test_flushes_trim_the_change_log_and_a_server_behind_it_still_catches_up(
+    pair: tuple[MemoryService, MemoryService], shared: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(peers, "TRIM_EVERY", 2)
+    monkeypatch.setattr(peers, "CHANGES_KEPT", 1)
+    a, b = pair
+    start = shared.change_head()
+    stored = [a.remember(f"Meeting room {n} has a projector").id for n in range(3)]
+    a.flush()
+    assert not shared.changes(start).complete  # a trimmed what b has not read
+    assert set(_ids(b, "meeting room projector")) == set(stored)

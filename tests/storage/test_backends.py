@@ -291,6 +291,7 @@ def check(p: Pair) -> None:
         p.both(lambda s, i=i: s.links_of(i))
     p.both(lambda s: s.memory_states(), any_order=True)
     p.both(lambda s: s.uses(), any_order=True)
+    p.both(lambda s: s.uses([*ids[:2], 10**9]), any_order=True)
     p.both(lambda s: (s.count(), s.project_counts(), s.counts(), s.get_meta("purge_due"), s.get_meta("k")))
     p.both(exported)
 

@@ -202,3 +202,23 @@ def test_the_text_search_column_weighs_content_above_tags(url: str) -> None:
 
 def test_an_export_records_the_schema_version_of_the_rows() -> None:
     assert ROW_VERSION == SCHEMA_VERSION, "exports record DuckDB's number for the same rows; update both together"
+
+
+def test_a_trimmed_change_log_keeps_its_head_and_tells_a_reader_behind_it(url: str) -> None:
+    writer, reader = (PostgresStore.open(url, START, DIM, pool_size=2) for _ in range(2))
+    try:
+        ids = [writer.insert([memory(n)], START)[0] for n in range(5)]
+        head = reader.change_head()
+        assert reader.changes(0).stored == frozenset(ids)
+        assert writer.trim_changes(2) == 3
+        assert reader.change_head() == head  # the newest change stays: numbering goes on from it
+        behind, caught_up = reader.changes(0), reader.changes(head - 2)
+        assert not behind.complete
+        assert caught_up.complete
+        assert caught_up.stored == frozenset(ids[-2:])
+        writer.delete([ids[0]])
+        after = reader.changes(head)
+        assert (after.head, after.removed, after.complete) == (head + 1, frozenset(ids[:1]), True)
+    finally:
+        writer.close()
+        reader.close()

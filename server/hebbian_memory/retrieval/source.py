@@ -57,6 +57,10 @@ class RecallSource(Protocol):
         """Those of ``ids`` that have a vector."""
         ...
 
+    def held(self) -> set[int]:
+        """Every memory that has a vector here."""
+        ...
+
     def features(self, ids: Sequence[int]) -> list[Features]:
         """Each memory's features, in order (an unknown id has none: no kinds, entities or previous)."""
         ...
@@ -131,6 +135,9 @@ class CacheSource:
     def with_vectors(self, ids: Sequence[int]) -> set[int]:
         index = self.index
         return {i for i in ids if i in index}
+
+    def held(self) -> set[int]:
+        return set(self.index.ids().tolist())
 
     def features(self, ids: Sequence[int]) -> list[Features]:
         catalog = self._catalog

@@ -150,6 +150,11 @@ class VectorIndex:
     def _keys(self) -> Ids:
         return np.sort(np.asarray(self._index.keys[:], dtype=np.int64))
 
+    def ids(self) -> Ids:
+        """Every memory id in the index, ascending."""
+        with self._lock:
+            return self._keys()
+
     def add(self, ids: Sequence[int], vectors: Vectors) -> None:
         with self._lock:
             self._index.add(np.asarray(ids, dtype=np.int64), vectors)

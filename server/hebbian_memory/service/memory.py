@@ -223,6 +223,7 @@ class MemoryService:
 
     def _flush(self, force: bool) -> None:
         self._peers.catch_up()  # keeps the caches near the database between recalls (which catch up anyway)
+        self._peers.trim()
         self._core.apply_learning()
         self._forgetter.finish()
         index = self._index

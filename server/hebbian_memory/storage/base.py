@@ -243,8 +243,8 @@ class LinkRows(Protocol):
 class UseRows(Protocol):
     """What assistants reported about the memories they were shown."""
 
-    def uses(self) -> list[UseRow]:
-        """Every stored use record, any order (memories never reported on have none)."""
+    def uses(self, ids: Sequence[int] | None = None) -> list[UseRow]:
+        """Every stored use record (or those of ``ids``), any order (memories never reported on have none)."""
         ...
 
     def clear_cues(self) -> None:
@@ -364,7 +364,12 @@ class ChangeLog(Protocol):
 
     def changes(self, after: int) -> Changes:
         """Everything committed after point ``after``, up to the returned head; every change of a transaction
-        or none of it."""
+        or none of it. ``complete`` is False when :meth:`trim_changes` dropped some of it."""
+        ...
+
+    def trim_changes(self, keep: int) -> int:
+        """Drop all but the newest ``keep`` changes (the newest always stays, so the head never goes back); how
+        many went. A reader behind what went is told so (``Changes.complete``) and reloads its caches."""
         ...
 
 

@@ -63,6 +63,9 @@ class Changes:
     stored: frozenset[int]  # memories stored, imported or re-embedded (some may be gone again)
     removed: frozenset[int]  # memories deleted, with their links
     links: frozenset[tuple[int, int]]  # links written or deleted (read them to know which)
+    uses: frozenset[int] = frozenset()  # memories whose use record was written (read them to know how)
+    # False: the log was trimmed past ``after`` and no longer says everything since; reload what is cached.
+    complete: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,9 @@ class Store(MemoryQueries, EpisodeQueries, UseQueries, ImportQueries):
     def changes(self, after: int) -> Changes:
         return Changes(0, frozenset(), frozenset(), frozenset())
 
+    def trim_changes(self, keep: int) -> int:
+        return 0
+
     @classmethod
     def open(cls, path: Path, now: datetime) -> "Store":
         """Open (creating if needed) and migrate the database at ``path``; an existing file is verified first."""

@@ -18,9 +18,10 @@ __all__ = ["UseQueries"]
 class UseQueries(LinkQueries):
     """The rows of ``memory_use``."""
 
-    def uses(self) -> list[UseRow]:
-        """Every memory's use record (memories never reported on have none)."""
-        rows = self._fetch("SELECT memory_id, uses, misleads, used_at, cue, cue_weight FROM memory_use")
+    def uses(self, ids: Sequence[int] | None = None) -> list[UseRow]:
+        """Every memory's use record, or those of ``ids`` (memories never reported on have none)."""
+        sql = "SELECT memory_id, uses, misleads, used_at, cue, cue_weight FROM memory_use"
+        rows = self._fetch(sql) if ids is None else self._fetch(sql + " WHERE memory_id = ANY(?)", [list(ids)])
         return [UseRow(int(r[0]), float(r[1]), float(r[2]), aware(r[3]), _vector(r[4]), float(r[5])) for r in rows]
 
     def clear_cues(self) -> None:

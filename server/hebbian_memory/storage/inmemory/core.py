@@ -23,6 +23,7 @@ class InMemoryCore:
         self._state = State()
         self._closed = False
         self._log: list[Logged] = []  # every kept write's changes, in order: the change log
+        self._trimmed = 0  # how many of its oldest changes were dropped (trim_changes)
         # The servers sharing an in-memory store live in this process: its threads are all to keep apart.
         self.exclusive = NamedLocks().exclusive
 
@@ -44,19 +45,29 @@ class InMemoryCore:
 
     def change_head(self) -> int:
         with self._lock:
-            return len(self._log)
+            return self._trimmed + len(self._log)
 
     def changes(self, after: int) -> Changes:
         """A shared in-memory store stands in for a database several servers write (tests of catching up)."""
         with self._lock:
-            head, news = len(self._log), self._log[after:]
-        ids = {kind: {key for k, key in news if k == kind} for kind in ("stored", "removed", "link")}
+            head, news = self._trimmed + len(self._log), self._log[max(after - self._trimmed, 0) :]
+            complete = after >= self._trimmed
+        ids = {kind: {key for k, key in news if k == kind} for kind in ("stored", "removed", "link", "use")}
         return Changes(
             head,
             frozenset(cast("set[int]", ids["stored"])),
             frozenset(cast("set[int]", ids["removed"])),
             frozenset(cast("set[tuple[int, int]]", ids["link"])),
+            frozenset(cast("set[int]", ids["use"])),
+            complete,
         )
+
+    def trim_changes(self, keep: int) -> int:
+        with self._lock:
+            gone = max(len(self._log) - max(keep, 1), 0)
+            del self._log[:gone]
+            self._trimmed += gone
+            return gone
 
     def _open(self) -> None:
         if self._closed:

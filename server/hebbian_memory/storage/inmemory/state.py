@@ -37,7 +37,7 @@ __all__ = [
 # duckdb). An export records it; tests/storage/test_backends.py checks the two agree.
 ROW_VERSION = 5
 
-# A change as logged: ("stored" | "removed", memory id) or ("link", (source, target)).
+# A change as logged: ("stored" | "removed" | "use", memory id) or ("link", (source, target)).
 Logged = tuple[str, int | tuple[int, int]]
 
 # An access event as kept: (memory id, session id or None, kind, when).

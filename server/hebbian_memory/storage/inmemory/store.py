@@ -294,8 +294,9 @@ class InMemoryStore(InMemoryTransfer):
 
     # Use reports
 
-    def uses(self) -> list[UseRow]:
-        return list(self._read().uses.values())
+    def uses(self, ids: Sequence[int] | None = None) -> list[UseRow]:
+        uses = self._read().uses
+        return list(uses.values()) if ids is None else [uses[i] for i in set(ids) if i in uses]
 
     def clear_cues(self) -> None:
         with self._write() as s:
@@ -309,6 +310,7 @@ class InMemoryStore(InMemoryTransfer):
             for r in rows:
                 if r.memory_id in s.memories:
                     s.uses[r.memory_id] = stored_use(r, r.memory_id)
+                    s.logged.append(("use", r.memory_id))
             links = [grown(s.links.get((g.source_id, g.target_id)), g, rule, ts) for g in growth]
             s.write_links(links)
             s.add_events(events)

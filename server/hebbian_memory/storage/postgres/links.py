@@ -8,7 +8,16 @@ from typing import Any
 
 from hebbian_memory.storage.growth import Growth, GrowthRule
 from hebbian_memory.storage.postgres.core import Conn, PgCore, as_array, aware, vector_texts
-from hebbian_memory.storage.postgres.shared import LINK_COLUMNS, LINKS, flat, grow, link_row, log_change, settle
+from hebbian_memory.storage.postgres.shared import (
+    LINK_COLUMNS,
+    LINKS,
+    USES,
+    flat,
+    grow,
+    link_row,
+    log_change,
+    settle,
+)
 from hebbian_memory.storage.rows import Event, Link, LinkVersion, MemoryState, UseRow
 
 __all__ = ["UPSERT_LINKS", "LinkQueries", "link_params"]
@@ -152,8 +161,9 @@ class LinkQueries(PgCore):
 
     # Use reports.
 
-    def uses(self) -> list[UseRow]:
-        rows = self._fetch("SELECT memory_id, uses, misleads, used_at, cue, cue_weight FROM memory_use")
+    def uses(self, ids: Sequence[int] | None = None) -> list[UseRow]:
+        sql = "SELECT memory_id, uses, misleads, used_at, cue, cue_weight FROM memory_use"
+        rows = self._fetch(sql) if ids is None else self._fetch(sql + " WHERE memory_id = ANY(%s)", [list(ids)])
         return [use_row(r) for r in rows]
 
     def clear_cues(self) -> None:
@@ -183,9 +193,10 @@ class LinkQueries(PgCore):
                         [r.cue_weight for r in rows],
                     ],
                 )
-            links = [link for link, _ in grow(c, growth, rule, now)]
             if events:
                 _insert_events(c, events)
+            links = [link for link, _ in grow(c, growth, rule, now)]
+            log_change(c, USES, [r.memory_id for r in rows])
         return links
 
 

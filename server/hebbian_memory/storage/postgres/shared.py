@@ -19,6 +19,7 @@ __all__ = [
     "LINK_COLUMNS",
     "REMOVED",
     "STORED",
+    "USES",
     "SharedQueries",
     "flat",
     "grow",
@@ -31,6 +32,7 @@ __all__ = [
 STORED = "stored"
 REMOVED = "removed"
 LINKS = "links"
+USES = "uses"
 _CHANGE_LOCK = 0x4865_6262_6368_6731  # "Hebbchg1": one writer appends to the change log at a time
 _NAMED_LOCK = 0x4865_6262  # first key of exclusive(): the second is the name's hash
 
@@ -158,16 +160,36 @@ class SharedQueries(PgCore):
         return int(row[0][0])
 
     def changes(self, after: int) -> Changes:
-        rows = self._fetch("SELECT seq, kind, ids FROM changes WHERE seq > %s ORDER BY seq", [after])
-        found: dict[str, set[int]] = {STORED: set(), REMOVED: set()}
+        # One statement, so one snapshot: the oldest change kept and the rows agree even while a trim runs.
+        rows = self._fetch(
+            """WITH kept AS (SELECT min(seq) AS oldest FROM changes)
+               SELECT kept.oldest, c.seq, c.kind, c.ids FROM kept LEFT JOIN changes c ON c.seq > %s ORDER BY c.seq""",
+            [after],
+        )
+        oldest = rows[0][0]
+        found: dict[str, set[int]] = {STORED: set(), REMOVED: set(), USES: set()}
         pairs: set[tuple[int, int]] = set()
-        for _, kind, ids in rows:
+        for _, seq, kind, ids in rows:
+            if seq is None:  # nothing after ``after``
+                continue
             if kind == LINKS:
                 pairs.update(zip(ids[0::2], ids[1::2], strict=True))
             else:
                 found[kind].update(ids)
-        head = int(rows[-1][0]) if rows else after
-        return Changes(head, frozenset(found[STORED]), frozenset(found[REMOVED]), frozenset(pairs))
+        head = int(rows[-1][1]) if rows[-1][1] is not None else after
+        return Changes(
+            head,
+            frozenset(found[STORED]),
+            frozenset(found[REMOVED]),
+            frozenset(pairs),
+            frozenset(found[USES]),
+            complete=oldest is None or after >= int(oldest) - 1,  # numbers have no gaps (see log_change)
+        )
+
+    def trim_changes(self, keep: int) -> int:
+        with self._tx() as c:
+            cur = c.execute("DELETE FROM changes WHERE seq <= (SELECT max(seq) FROM changes) - %s", [max(keep, 1)])
+            return cur.rowcount
 
     @contextmanager
     def exclusive(self, name: str) -> Generator[None]:
