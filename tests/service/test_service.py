@@ -123,6 +123,30 @@ def test_filters_beyond_the_exact_limit_still_only_return_matches(
     assert {h.id for h in hits} == tagged
 
 
+def test_a_filter_beyond_the_exact_limit_still_fills_k_when_other_memories_match_the_query_better(
+    settings: Settings, clock: ManualClock, open_store: OpenStore
+) -> None:
+    """The candidates the vector index gives first may all fail the filter: the search widens until k match (as
+    pgvector's iterative scan does), so a small project in a large store is never cut short."""
+    from dataclasses import replace
+
+    tight = replace(settings, recall=replace(settings.recall, exact_filter_limit=5))
+    svc = MemoryService(tight, open_store(settings.data_dir / "memory.duckdb", clock.now()), FakeEmbedder(), clock)
+    svc.warm_up()
+    for start in (0, 1000):  # a large project whose memories all match the query better than the small one's
+        svc.remember_many(
+            [
+                MemoryInput(content=f"release checklist for the payments service, step {i}")
+                for i in range(start, start + 1000)
+            ]
+        )
+    mine = svc.remember_many([MemoryInput(content=f"lunch order {i}") for i in range(20)], project="/code/lunch")
+    hits = svc.recall("release checklist payments service", k=10, project="/code/lunch", min_relevance=0).hits
+    svc.close()
+    assert len(hits) == 10
+    assert {h.id for h in hits} <= {m.id for m in mine}
+
+
 def test_forgetting_unknown_ids_changes_nothing(service: MemoryService) -> None:
     kept = service.remember("keep me")
     with pytest.raises(MemoryNotFoundError) as caught:

@@ -173,18 +173,31 @@ class Ranker:
             best: list[int] = np.argsort(-cosines)[:n].tolist()
             dense_ids = [allowed[i] for i in best]
             lexical_ids = [i for i, _ in source.keyword(query.text, n, only=allowed)]
+        elif not filtered:
+            dense_ids = source.dense(query.vector, n)
+            lexical_ids = [i for i, _ in source.keyword(query.text, n)]
         else:
-            over = n * 10 if filtered else n
-            dense_ids = source.dense(query.vector, over)
-            lexical_ids = [i for i, _ in source.keyword(query.text, over)]
-            if filtered:
-                keep = source.matching(dense_ids + lexical_ids, filters)
-                dense_ids = [i for i in dense_ids if i in keep][:n]
-                lexical_ids = [i for i in lexical_ids if i in keep][:n]
+            dense_ids, lexical_ids = self._widening(query, n, filters)
         ids = list(dict.fromkeys(dense_ids + lexical_ids))
         if not ids:
             return Candidates.empty()
         return self._score(ids, query)
+
+    def _widening(self, query: Query, n: int, filters: Filters) -> tuple[list[int], list[int]]:
+        """The best ``n`` dense and keyword candidates that pass a filter too broad to score exactly: the nearest
+        ten times ``n`` first, four times as many each round while fewer than ``n`` of them pass and the index has
+        more (pgvector's iterative scan, in process), so a filter never cuts the answer short of what matches."""
+        source = self._source
+        over = n * 10
+        while True:
+            dense = source.dense(query.vector, over)
+            lexical = [i for i, _ in source.keyword(query.text, over)]
+            keep = source.matching(list(dict.fromkeys(dense + lexical)), filters)
+            dense_ids = [i for i in dense if i in keep][:n]
+            lexical_ids = [i for i in lexical if i in keep][:n]
+            if len(dense_ids) >= n or len(dense) < over:  # enough, or every memory was looked at
+                return dense_ids, lexical_ids
+            over *= 4
 
     def _score(self, ids: list[int], query: Query) -> Candidates:
         """Score memories exactly by both measures."""
