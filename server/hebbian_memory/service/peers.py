@@ -2,7 +2,8 @@
 own caches (vector index, keyword index, link graph, project counts), and the store's change log says what the
 others changed. A recall catches up before it ranks, so it sees every write acknowledged anywhere before it
 began. Applying a change twice does no harm, so this server's own changes, logged too, cost a re-read only. The
-log is trimmed (Upkeep); a server that fell behind what was trimmed reloads its caches from the tables."""
+log is trimmed (``trim``, at flushes); a server that fell behind what was trimmed reloads its caches from the
+tables."""
 
 import logging
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 # TRIM_EVERY more since it last trimmed: one indexed DELETE.
 CHANGES_KEPT = 100_000
 TRIM_EVERY = 10_000
+RELOAD_BATCH = 5000  # memories read per step of a reload (their vectors, and their episodes' documents)
 
 
 class Peers:
@@ -98,13 +100,15 @@ class Peers:
         held = core.source.held()
         gone = sorted(held - stored)
         fresh = sorted(stored - held)
-        self._apply(fresh, gone, gone)
+        self._apply([], gone, gone)
+        for start in range(0, len(fresh), RELOAD_BATCH):
+            self._apply(fresh[start : start + RELOAD_BATCH], [], [])
         if core.settings.plasticity.enabled:
             core.learning.load(store.graph())
             core.feedback.load(store.uses())
         self._seen = head
-        log.warning("the change log no longer reached back to change %d: caches reloaded (%d memories added, %d "
-                    "removed, every link)", head, len(fresh), len(gone))  # fmt: skip
+        log.warning("this server fell behind what the change log keeps: caches reloaded to change %d (%d memories "
+                    "added, %d removed)", head, len(fresh), len(gone))  # fmt: skip
 
     def _apply(self, fresh: list[int], theirs_gone: list[int], gone: list[int]) -> None:
         """Memories stored elsewhere (``fresh``, still stored) into the caches, forgotten ones out of them
