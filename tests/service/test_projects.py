@@ -48,6 +48,25 @@ def test_recall_stays_in_its_project_unless_asked_for_all(service: MemoryService
     assert service.recall("how do we deploy", project="/code/other").hits == []
 
 
+def test_activation_does_not_pass_through_another_projects_memory(service: MemoryService) -> None:
+    """A link path a - b - a' with b in another project (links across projects come from all_projects recalls
+    used together): this project's ranking must not depend on b, so a' is not reached through it."""
+    a = service.remember("the shop deploys with make release", project="shop").id
+    service.remember("unrelated note about shop lunch orders", project="shop")
+    later = service.remember("rollback uses the previous image tag", project="shop").id
+    bridge = service.remember("the blog rolls back by reverting a commit", project="blog").id
+    service.associate(a, [bridge], strength=1.0)
+    service.associate(bridge, [later], strength=1.0)
+    hits = service.recall("how does the shop deploy", k=5, project="shop", min_relevance=0).hits
+    assert bridge not in {h.id for h in hits}
+    assert all(h.via is None for h in hits)  # nothing arrived over a link: its only path left the project
+    service.associate(a, [later], strength=1.0)  # a path inside the project does carry activation
+    linked = [h for h in service.recall("how does the shop deploy", k=5, project="shop", min_relevance=0).hits
+              if h.id == later]  # fmt: skip
+    assert linked[0].via is not None
+    assert linked[0].via.memory_id == a
+
+
 def test_the_same_text_in_two_projects_is_two_memories(service: MemoryService) -> None:
     first = service.remember("use tabs, not spaces", project="a")
     second = service.remember("use tabs, not spaces", project="b")

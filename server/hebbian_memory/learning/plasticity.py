@@ -117,9 +117,17 @@ class Reached:
 Neighbours = Callable[[int], Iterable[tuple[int, float, str]]]
 
 
-def spread(seeds: Mapping[int, float], neighbours: Neighbours, hops: int, hop_factor: float) -> dict[int, Reached]:
+def spread(
+    seeds: Mapping[int, float],
+    neighbours: Neighbours,
+    hops: int,
+    hop_factor: float,
+    inside: Callable[[list[int]], set[int]] | None = None,
+) -> dict[int, Reached]:
     """Activation from the seeds along links (x weight x hop_factor per hop, up to ``hops``); each memory keeps
-    its strongest arrival. A seed can be reached from another seed too."""
+    its strongest arrival. A seed can be reached from another seed too. With ``inside`` (those of the ids it is
+    given that activation may enter, asked once per hop), activation neither reaches nor passes through the
+    others: another project's memory adds nothing to this project's scores."""
     best: dict[int, Reached] = {}
     frontier = {node: (activation, node) for node, activation in seeds.items()}  # node -> (activation, came from)
     for hop in range(1, hops + 1):
@@ -132,6 +140,9 @@ def spread(seeds: Mapping[int, float], neighbours: Neighbours, hops: int, hop_fa
                 known = arriving.get(neighbour)
                 if known is None or value > known.activation:
                     arriving[neighbour] = Reached(value, node, weight, kind, hop)
+        if inside is not None and arriving:
+            allowed = inside(list(arriving))
+            arriving = {node: reached for node, reached in arriving.items() if node in allowed}
         frontier = {}
         for node, reached in arriving.items():
             if node not in best or reached.activation > best[node].activation:

@@ -298,11 +298,12 @@ class Ranker:
         question); over co-access links, what was used together with it."""
         rules = self._rules
         n_seeds = max(rules.seeds, 2 * top_k)
+        inside = None if filters.project is None else self._inside(Filters(project=filters.project))
 
         def spread(scores: Floats) -> dict[int, plasticity.Reached]:
             best: list[int] = np.argsort(-scores, kind="stable")[:n_seeds].tolist()
             seeds = {found.ids[i]: float(scores[i]) for i in best}
-            return plasticity.spread(seeds, self._source.neighbours, rules.spread_hops, rules.hop_factor)
+            return plasticity.spread(seeds, self._source.neighbours, rules.spread_hops, rules.hop_factor, inside)
 
         known = set(found.ids)
         extra = [memory_id for memory_id in spread(fused) if memory_id not in known]
@@ -318,6 +319,20 @@ class Ranker:
         reached = spread(fused)
         bonus = np.asarray([reached[i].activation if i in reached else 0.0 for i in found.ids], dtype=np.float32)
         return found, dense, lexical, fused + rules.spread_weight * bonus, reached
+
+    def _inside(self, project: Filters) -> Callable[[list[int]], set[int]]:
+        """Those of the ids it is given that are in ``project``, each asked of the store once per recall. Activation
+        stays in the project: a path through another project's memory would let that memory sway this ranking."""
+        known: dict[int, bool] = {}
+
+        def inside(ids: list[int]) -> set[int]:
+            ask = [i for i in ids if i not in known]
+            if ask:
+                found = self._source.matching(ask, project)
+                known.update((i, i in found) for i in ask)
+            return {i for i in ids if known[i]}
+
+        return inside
 
     def _diverse_order(self, found: Candidates, fused: Floats, top_k: int) -> list[int]:
         """The best ``top_k`` candidates, skipping near-duplicates of a better one (cosine at or above
