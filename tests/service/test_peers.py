@@ -4,6 +4,7 @@ catches up from the store's change log, so a recall on one sees what the other s
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,11 +13,14 @@ import pytest
 from hebbian_memory.clock import ManualClock
 from hebbian_memory.config import Settings, load_settings
 from hebbian_memory.embedding.embedder import Vectors
+from hebbian_memory.errors import StoredMeanwhileError
+from hebbian_memory.inputs import content_hash
 from hebbian_memory.learning import maintenance, plasticity
 from hebbian_memory.learning.graph import Learning
 from hebbian_memory.service import peers
 from hebbian_memory.service.memory import MemoryService
-from hebbian_memory.storage import Growth, MemoryStore
+from hebbian_memory.service.records import MemoryRecord
+from hebbian_memory.storage import Growth, MemoryStore, NewMemory
 from hebbian_memory.storage.inmemory import InMemoryStore
 from tests.helpers import FakeEmbedder, shared_model_cache
 from tests.postgres import open_postgres
@@ -60,6 +64,10 @@ def pair(tmp_path: Path, stores: list[MemoryStore]) -> Iterator[tuple[MemoryServ
     a.close()
     if stores[1] is not stores[0]:
         b.close()
+
+
+def _memory(text: str) -> NewMemory:
+    return NewMemory(text, content_hash(text), (), {}, 0.5, START, FakeEmbedder().embed([text])[0], "m", None)
 
 
 def _ids(service: MemoryService, query: str, project: str | None = "default") -> list[int]:
@@ -193,3 +201,24 @@ def test_flushes_trim_the_change_log_and_a_server_behind_it_still_catches_up(
     a.flush()
     assert not shared.changes(start).complete  # a trimmed what b has not read
     assert set(_ids(b, "meeting room projector")) == set(stored)
+
+
+def test_a_store_refuses_to_import_a_text_another_server_stored_meanwhile(shared: MemoryStore) -> None:
+    stored = shared.insert([_memory("The wiki moved to notion")], START)
+    with shared.export_rows() as rows:
+        row = next(iter(rows.memories()))
+    with pytest.raises(StoredMeanwhileError):
+        shared.import_memories([replace(row, id=None)])
+    assert shared.all_ids().tolist() == stored
+
+
+def test_an_import_racing_remembers_of_the_same_texts_on_another_server_stores_each_once(
+    pair: tuple[MemoryService, MemoryService], shared: MemoryStore
+) -> None:
+    a, b = pair
+    texts = [f"Runbook step {n}: restart the queue worker" for n in range(40)]
+    with ThreadPoolExecutor(2) as pool:
+        imported = pool.submit(a.import_memories, [MemoryRecord(content=t) for t in texts])
+        remembered = pool.submit(lambda: [b.remember(t).id for t in texts])
+    assert imported.result().ids == remembered.result()  # whichever stored a text, both name the same memory
+    assert shared.count() == len(texts)

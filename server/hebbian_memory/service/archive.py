@@ -10,7 +10,7 @@ import numpy as np
 
 from hebbian_memory import inputs
 from hebbian_memory.embedding.embedder import Vectors
-from hebbian_memory.errors import InvalidInputError, MemoryNotFoundError
+from hebbian_memory.errors import InvalidInputError, MemoryNotFoundError, StoredMeanwhileError
 from hebbian_memory.models import ExportResult, ImportResult, MemoryInput, MemoryView
 from hebbian_memory.service import portability
 from hebbian_memory.service.core import Core
@@ -73,7 +73,7 @@ class Archive:
         text is already stored in its project is not stored again (its id is returned). Stored embeddings of
         the model in use are kept, others are computed."""
         core = self._core
-        store, embedder, catalog = core.store, core.embedder, core.catalog
+        embedder = core.embedder
         limits = core.settings.limits
         outcome = f"None of this batch's {len(records)} memories were stored." if len(records) > 1 else "Not stored."
         prepared: list[tuple[str, Prepared]] = []
@@ -88,6 +88,36 @@ class Archive:
         missing = [i for i, v in enumerate(vectors) if v is None]
         for i, v in zip(missing, embedder.embed([prepared[i][1].content for i in missing]), strict=True):
             vectors[i] = v
+        # Another server sharing the database may store some of these texts between the look and the write: the
+        # import is refused whole, and the next look finds them. Each refusal leaves one more found, so it ends.
+        attempts = len(records) + 1
+        while True:
+            try:
+                known, ids = self._store_new(records, prepared, vectors)
+                break
+            except StoredMeanwhileError:
+                attempts -= 1
+                if attempts == 0:
+                    raise
+        all_ids = [known.get((q, p.content_hash)) or ids[(q, p.content_hash)] for q, p in prepared]
+        return ImportResult(
+            ids=all_ids,
+            created=len(ids),
+            duplicates=len(records) - len(ids),
+            redacted=sum(1 for _, p in prepared if p.redacted),
+        )
+
+    def _store_new(
+        self,
+        records: Sequence[MemoryRecord],
+        prepared: Sequence[tuple[str, Prepared]],
+        vectors: Sequence[Vectors | None],
+    ) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], int]]:
+        """Store the records whose text is not stored in their project yet: ({(project, hash): id} of those
+        already stored, of those stored now)."""
+        core = self._core
+        store, catalog = core.store, core.catalog
+        model = core.embedder.model_id
         with core.lock:
             now = core.clock.now()
             known: dict[tuple[str, str], int] = {}
@@ -110,13 +140,7 @@ class Archive:
                 for project, _ in ids:
                     catalog.count(project, 1)
                 core.source.indexed(store.documents_around(list(ids.values())))
-        all_ids = [known.get((q, p.content_hash)) or ids[(q, p.content_hash)] for q, p in prepared]
-        return ImportResult(
-            ids=all_ids,
-            created=len(ids),
-            duplicates=len(records) - len(ids),
-            redacted=sum(1 for _, p in prepared if p.redacted),
-        )
+        return known, ids
 
     def import_links(self, records: Sequence[LinkRecord]) -> ImportResult:
         """Links whose ends are stored (ids already translated); an existing link is left as it is."""

@@ -302,7 +302,8 @@ class Transfer(Protocol):
     def import_memories(self, rows: Sequence[StoredMemory]) -> list[int]:
         """Store these memories whole (and their use records), each under its wanted id where free (else a new
         one, also when two rows want the same id); their ids here, in order. The caller has checked that none
-        duplicates a stored memory. Ids handed out later never collide with the ones kept."""
+        duplicates a stored memory; a store several servers write raises ``StoredMeanwhileError`` (and writes
+        nothing) when another stored one meanwhile. Ids handed out later never collide with the ones kept."""
         ...
 
     def import_links(self, rows: Sequence[Link]) -> set[tuple[int, int]]:

@@ -4,6 +4,7 @@ from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
+from hebbian_memory.errors import StoredMeanwhileError
 from hebbian_memory.storage.ids import assign_ids
 from hebbian_memory.storage.inmemory.core import InMemoryCore
 from hebbian_memory.storage.inmemory.state import ROW_VERSION, Memory, State, stored_use, utc
@@ -63,6 +64,8 @@ class InMemoryTransfer(InMemoryCore):
 
     def import_memories(self, rows: Sequence[StoredMemory]) -> list[int]:
         with self._write() as s:
+            if any((r.project, r.content_hash) in s.by_hash for r in rows):  # as a shared database refuses it
+                raise StoredMeanwhileError("A memory with this text is already stored in the project.")
             ids = _assign_ids(s, "memories", [r.id for r in rows])
             for r, i in zip(rows, ids, strict=True):
                 s.add_memory(Memory.of(r, i))

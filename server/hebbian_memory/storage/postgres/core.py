@@ -16,7 +16,7 @@ import psycopg_pool
 from pgvector import Vector
 from psycopg import sql
 
-from hebbian_memory.errors import DatabaseDamagedError, StorageError, StorageFaultError
+from hebbian_memory.errors import DatabaseDamagedError, StorageError, StorageFaultError, StoredMeanwhileError
 from hebbian_memory.storage.rows import PURGE_DUE
 
 __all__ = [
@@ -109,6 +109,21 @@ class PgCore:
                 yield conn
         except (psycopg.Error, psycopg_pool.PoolTimeout) as e:
             raise storage_error(self.url, e, doing) from e
+
+    @contextmanager
+    def _storing(self) -> Generator[Conn]:
+        """A transaction that stores new memories: a (project, hash) another server stored since the service
+        looked raises ``StoredMeanwhileError`` (nothing was stored), so the caller can look again."""
+        try:
+            with self._tx() as c:
+                yield c
+        except StorageError as e:
+            if isinstance(e.__cause__, psycopg.errors.UniqueViolation):
+                raise StoredMeanwhileError(
+                    f"Another server stored the same text in this project at the same moment ({redact(self.url)}). "
+                    "Nothing was stored by this call; call again to reinforce the stored memory."
+                ) from e.__cause__
+            raise
 
     def _fetch(
         self, query: str | sql.Composed, params: Sequence[object] | dict[str, object] = ()

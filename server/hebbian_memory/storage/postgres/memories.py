@@ -5,11 +5,9 @@ from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
-import psycopg
 from psycopg.types.json import Jsonb
 
-from hebbian_memory.errors import StorageError, StoredMeanwhileError
-from hebbian_memory.storage.postgres.core import PURGE_DUE, Conn, PgCore, as_array, aware, redact, vector_texts
+from hebbian_memory.storage.postgres.core import PURGE_DUE, Conn, PgCore, as_array, aware, vector_texts
 from hebbian_memory.storage.postgres.links import UPSERT_LINKS
 from hebbian_memory.storage.postgres.shared import LINKS, REMOVED, STORED, flat, log_change
 from hebbian_memory.storage.rows import Chain, Filters, MemoryRow, NewMemory
@@ -25,64 +23,56 @@ class MemoryQueries(PgCore):
     def insert(self, memories: Sequence[NewMemory], now: datetime, chain: Chain | None = None) -> list[int]:
         """One statement for the rows, under ids taken from the sequence first and sorted, so they increase in the
         order given whatever other servers do meanwhile. A (project, hash) already stored (another server stored
-        the same text at the same moment: the service checks before it inserts) raises ``StorageError`` and
-        stores nothing; a call again finds and reinforces the stored one."""
+        the same text at the same moment: the service checks before it inserts) raises ``StoredMeanwhileError``
+        and stores nothing; a call again finds and reinforces the stored one."""
         if not memories:
             return []
-        try:
-            with self._tx() as c:
-                ids = sorted(
-                    int(r[0])
-                    for r in c.execute(
-                        "SELECT nextval(pg_get_serial_sequence('memories', 'id')) FROM generate_series(1, %s)",
-                        [len(memories)],
-                    ).fetchall()
-                )
-                c.execute(
-                    """INSERT INTO memories (id, content, content_hash, tags, metadata, importance, created_at,
-                           updated_at, event_time, last_accessed_at, access_count, strength, tier, session_id,
-                           embedding, embedding_model, project)
-                       SELECT u.id, u.content, u.hash, ARRAY(SELECT jsonb_array_elements_text(u.tags)), u.metadata,
-                           u.importance, %(now)s, %(now)s, u.event_time, %(now)s, 0, 1.0, 1, u.session,
-                           u.embedding::vector, u.model, u.project
-                       FROM unnest(%(ids)s::bigint[], %(content)s::text[], %(hash)s::text[], %(tags)s::jsonb[],
-                           %(metadata)s::jsonb[], %(importance)s::float8[], %(event_time)s::timestamptz[],
-                           %(session)s::bigint[], %(embedding)s::text[], %(model)s::text[], %(project)s::text[])
-                           AS u(id, content, hash, tags, metadata, importance, event_time, session, embedding,
-                                model, project)""",
-                    {
-                        "ids": ids,
-                        "content": [m.content for m in memories],
-                        "hash": [m.content_hash for m in memories],
-                        "tags": [Jsonb(list(m.tags)) for m in memories],
-                        "metadata": [Jsonb(m.metadata) for m in memories],
-                        "importance": [float(m.importance) for m in memories],
-                        "now": now,
-                        "event_time": [m.event_time for m in memories],
-                        "session": [m.session_id for m in memories],
-                        "embedding": vector_texts([m.embedding for m in memories]),
-                        "model": [m.embedding_model for m in memories],
-                        "project": [m.project for m in memories],
-                    },
-                )
-                c.execute(
-                    """INSERT INTO access_events (memory_id, session_id, kind, occurred_at)
-                       SELECT m, s, 'remembered', %s FROM unnest(%s::bigint[], %s::bigint[]) AS u(m, s)""",
-                    [now, ids, [m.session_id for m in memories]],
-                )
-                if chain is not None:
-                    pairs = [(a, b) for a, b in zip([chain.after, *ids[:-1]], ids, strict=True) if a is not None]
-                    if pairs:
-                        self._chain(c, pairs, chain.weight, now)
-                        log_change(c, LINKS, flat(pairs))
-                log_change(c, STORED, ids)
-        except StorageError as e:
-            if isinstance(e.__cause__, psycopg.errors.UniqueViolation):
-                raise StoredMeanwhileError(
-                    f"Another server stored the same text in this project at the same moment ({redact(self.url)}). "
-                    "Nothing was stored by this call; call again to reinforce the stored memory."
-                ) from e.__cause__
-            raise
+        with self._storing() as c:
+            ids = sorted(
+                int(r[0])
+                for r in c.execute(
+                    "SELECT nextval(pg_get_serial_sequence('memories', 'id')) FROM generate_series(1, %s)",
+                    [len(memories)],
+                ).fetchall()
+            )
+            c.execute(
+                """INSERT INTO memories (id, content, content_hash, tags, metadata, importance, created_at,
+                       updated_at, event_time, last_accessed_at, access_count, strength, tier, session_id,
+                       embedding, embedding_model, project)
+                   SELECT u.id, u.content, u.hash, ARRAY(SELECT jsonb_array_elements_text(u.tags)), u.metadata,
+                       u.importance, %(now)s, %(now)s, u.event_time, %(now)s, 0, 1.0, 1, u.session,
+                       u.embedding::vector, u.model, u.project
+                   FROM unnest(%(ids)s::bigint[], %(content)s::text[], %(hash)s::text[], %(tags)s::jsonb[],
+                       %(metadata)s::jsonb[], %(importance)s::float8[], %(event_time)s::timestamptz[],
+                       %(session)s::bigint[], %(embedding)s::text[], %(model)s::text[], %(project)s::text[])
+                       AS u(id, content, hash, tags, metadata, importance, event_time, session, embedding,
+                            model, project)""",
+                {
+                    "ids": ids,
+                    "content": [m.content for m in memories],
+                    "hash": [m.content_hash for m in memories],
+                    "tags": [Jsonb(list(m.tags)) for m in memories],
+                    "metadata": [Jsonb(m.metadata) for m in memories],
+                    "importance": [float(m.importance) for m in memories],
+                    "now": now,
+                    "event_time": [m.event_time for m in memories],
+                    "session": [m.session_id for m in memories],
+                    "embedding": vector_texts([m.embedding for m in memories]),
+                    "model": [m.embedding_model for m in memories],
+                    "project": [m.project for m in memories],
+                },
+            )
+            c.execute(
+                """INSERT INTO access_events (memory_id, session_id, kind, occurred_at)
+                   SELECT m, s, 'remembered', %s FROM unnest(%s::bigint[], %s::bigint[]) AS u(m, s)""",
+                [now, ids, [m.session_id for m in memories]],
+            )
+            if chain is not None:
+                pairs = [(a, b) for a, b in zip([chain.after, *ids[:-1]], ids, strict=True) if a is not None]
+                if pairs:
+                    self._chain(c, pairs, chain.weight, now)
+                    log_change(c, LINKS, flat(pairs))
+            log_change(c, STORED, ids)
         return ids
 
     @staticmethod

@@ -113,7 +113,7 @@ class ImportQueries(PgCore):
         return [new_of.get(r.id, r.id) for r in rows], len(rows) - len(fresh)
 
     def import_memories(self, rows: Sequence[StoredMemory]) -> list[int]:
-        with self._tx() as c:
+        with self._storing() as c:
             ids = _assign_ids(c, "memories", [r.id for r in rows])
             _copy_memories(c, rows, ids)
             _advance_sequence(c, "memories")
