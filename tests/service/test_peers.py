@@ -203,13 +203,17 @@ def test_flushes_trim_the_change_log_and_a_server_behind_it_still_catches_up(
     assert set(_ids(b, "meeting room projector")) == set(stored)
 
 
-def test_a_store_refuses_to_import_a_text_another_server_stored_meanwhile(shared: MemoryStore) -> None:
+def test_a_store_refuses_to_import_a_text_another_server_stored_meanwhile(
+    stores: list[MemoryStore], shared: MemoryStore
+) -> None:
     stored = shared.insert([_memory("The wiki moved to notion")], START)
     with shared.export_rows() as rows:
         row = next(iter(rows.memories()))
     with pytest.raises(StoredMeanwhileError):
         shared.import_memories([replace(row, id=None)])
     assert shared.all_ids().tolist() == stored
+    for store in {id(s): s for s in stores}.values():
+        store.close()
 
 
 def test_an_import_racing_remembers_of_the_same_texts_on_another_server_stores_each_once(
