@@ -101,9 +101,6 @@ class Recaller:
             shown = ranking.within(kept, [len(rows[hit.id].content) for hit in kept], limits.max_result_chars)
             truncated, kept = len(shown) < len(kept), shown
             chosen = [hit.id for hit in kept]
-            # A link path may pass through another project's memory (a - b - a'): its id must not show as via.
-            sources = [hit.reached.source for hit in kept if hit.reached is not None]
-            hidden = scope.foreign(core.store, sources) if scope is not None and sources else set[int]()
             if learn:
                 with self._noting:  # recalls note beside one another; writes, which also change it, are kept out
                     core.learning.recalled(session_id, chosen, core.clock.now())
@@ -120,7 +117,7 @@ class Recaller:
                 created_at=rows[hit.id].created_at,
                 event_time=rows[hit.id].event_time,
                 reason="linked" if hit.linked else "direct",
-                via=None if hit.reached is not None and hit.reached.source in hidden else _via(hit.reached),
+                via=_via(hit.reached),  # within the project: activation never leaves it (Ranker._inside)
             )
             for hit in kept
             if hit.id in rows
